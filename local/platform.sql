@@ -1,0 +1,373 @@
+-- local/platform.sql: what the Supabase Postgres image provides and Coach Ledger relies on.
+--
+-- Applied by the local stack (local/cli.ts) as the bootstrap superuser `supabase_admin`
+-- to the `postgres` database, before the Supabase CLI pushes roles, migrations and seed.
+-- Dev and CI only: never apply this to a hosted project, which already has all of it.
+-- Idempotent: safe to run again on a database that has it (every start does).
+-- Facts it follows: ../shared/PLATFORM.md (roles, auth, realtime, storage, extensions).
+
+set client_min_messages = warning;
+
+-- ---------------------------------------------------------------------------------------
+-- Roles
+-- ---------------------------------------------------------------------------------------
+do $roles$
+begin
+  if not exists (select from pg_roles where rolname = 'postgres') then
+    create role postgres;
+  end if;
+  if not exists (select from pg_roles where rolname = 'anon') then
+    create role anon;
+  end if;
+  if not exists (select from pg_roles where rolname = 'authenticated') then
+    create role authenticated;
+  end if;
+  if not exists (select from pg_roles where rolname = 'service_role') then
+    create role service_role;
+  end if;
+  if not exists (select from pg_roles where rolname = 'authenticator') then
+    create role authenticator;
+  end if;
+  if not exists (select from pg_roles where rolname = 'supabase_auth_admin') then
+    create role supabase_auth_admin;
+  end if;
+  if not exists (select from pg_roles where rolname = 'supabase_storage_admin') then
+    create role supabase_storage_admin;
+  end if;
+  if not exists (select from pg_roles where rolname = 'supabase_realtime_admin') then
+    create role supabase_realtime_admin;
+  end if;
+end
+$roles$;
+
+-- `postgres` is demoted on Supabase: migrations must never rely on superuser powers.
+alter role postgres with nosuperuser createdb createrole login replication bypassrls
+  password 'postgres';
+alter role anon with nologin inherit;
+alter role authenticated with nologin inherit;
+alter role service_role with nologin inherit bypassrls;
+alter role authenticator with login noinherit password 'postgres';
+alter role supabase_auth_admin with nologin noinherit createrole;
+alter role supabase_storage_admin with nologin noinherit;
+alter role supabase_realtime_admin with nologin noinherit;
+
+grant anon, authenticated, service_role to postgres;
+grant anon, authenticated, service_role to authenticator;
+
+-- PostgREST's statement timeouts and API role settings, as the image configures them.
+alter role anon set statement_timeout = '3s';
+alter role authenticated set statement_timeout = '8s';
+alter role authenticator set statement_timeout = '8s';
+
+-- The CLI connects as postgres and creates schemas (private, analytics, audit,
+-- supabase_migrations) and, with --include-roles, custom roles.
+grant create, connect, temporary on database postgres to postgres;
+grant connect on database postgres to anon, authenticated, service_role, authenticator;
+
+-- ---------------------------------------------------------------------------------------
+-- Schemas public and extensions
+-- ---------------------------------------------------------------------------------------
+grant usage, create on schema public to postgres;
+grant usage on schema public to anon, authenticated, service_role;
+
+create schema if not exists extensions;
+grant usage on schema extensions to postgres, anon, authenticated, service_role;
+
+create extension if not exists pgcrypto with schema extensions;
+create extension if not exists "uuid-ossp" with schema extensions;
+-- pgTAP lives in `extensions`, as `supabase test db` installs it; plpgsql_check lints
+-- our plpgsql functions in the test suite.
+create extension if not exists pgtap with schema extensions;
+create extension if not exists plpgsql_check with schema extensions;
+-- pg_cron is preloaded (shared_preload_libraries) and created in pg_catalog, as on Supabase.
+create extension if not exists pg_cron with schema pg_catalog;
+
+grant usage on schema cron to postgres;
+grant all on all tables in schema cron to postgres;
+grant all on all sequences in schema cron to postgres;
+grant execute on all functions in schema cron to postgres;
+
+-- The image's legacy defaults expose what `postgres` creates in public to the API roles.
+-- Our first migration revokes these, so both the legacy default and the 2026 default
+-- (auto_expose_new_tables = false) end in the same explicit grants.
+alter default privileges for role postgres in schema public
+  grant all on tables to anon, authenticated, service_role;
+alter default privileges for role postgres in schema public
+  grant all on sequences to anon, authenticated, service_role;
+alter default privileges for role postgres in schema public
+  grant execute on functions to anon, authenticated, service_role;
+
+-- ---------------------------------------------------------------------------------------
+-- supabase_migrations (the CLI also creates it when missing)
+-- ---------------------------------------------------------------------------------------
+create schema if not exists supabase_migrations authorization postgres;
+
+-- ---------------------------------------------------------------------------------------
+-- auth
+-- ---------------------------------------------------------------------------------------
+create schema if not exists auth authorization supabase_auth_admin;
+grant usage on schema auth to postgres, anon, authenticated, service_role;
+
+create table if not exists auth.users (
+  instance_id uuid,
+  id uuid primary key,
+  aud varchar(255),
+  role varchar(255),
+  email varchar(255),
+  encrypted_password varchar(255),
+  email_confirmed_at timestamptz,
+  invited_at timestamptz,
+  confirmation_token varchar(255),
+  recovery_token varchar(255),
+  last_sign_in_at timestamptz,
+  raw_app_meta_data jsonb,
+  raw_user_meta_data jsonb,
+  is_super_admin boolean,
+  created_at timestamptz default now(),
+  updated_at timestamptz default now(),
+  phone text unique default null,
+  phone_confirmed_at timestamptz,
+  confirmed_at timestamptz generated always as (least(email_confirmed_at, phone_confirmed_at)) stored,
+  banned_until timestamptz,
+  is_sso_user boolean not null default false,
+  deleted_at timestamptz,
+  is_anonymous boolean not null default false
+);
+alter table auth.users owner to supabase_auth_admin;
+alter table auth.users enable row level security;
+create unique index if not exists users_email_partial_key on auth.users (email)
+  where is_sso_user = false;
+comment on table auth.users is 'Auth: stores user login data within a secure schema.';
+
+-- API roles have no privileges on auth.users; postgres (migrations, seed) has all,
+-- which is what lets a migration put a trigger on it.
+revoke all on auth.users from anon, authenticated, service_role;
+grant all on auth.users to postgres;
+
+create or replace function auth.uid() returns uuid
+language sql stable
+as $$
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.sub', true), ''),
+    nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'
+  )::uuid
+$$;
+
+create or replace function auth.role() returns text
+language sql stable
+as $$
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.role', true), ''),
+    nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role'
+  )::text
+$$;
+
+create or replace function auth.email() returns text
+language sql stable
+as $$
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.email', true), ''),
+    nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email'
+  )::text
+$$;
+
+create or replace function auth.jwt() returns jsonb
+language sql stable
+as $$
+  select coalesce(
+    nullif(current_setting('request.jwt.claim', true), ''),
+    nullif(current_setting('request.jwt.claims', true), '')
+  )::jsonb
+$$;
+
+alter function auth.uid() owner to supabase_auth_admin;
+alter function auth.role() owner to supabase_auth_admin;
+alter function auth.email() owner to supabase_auth_admin;
+alter function auth.jwt() owner to supabase_auth_admin;
+grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
+  to postgres, anon, authenticated, service_role;
+
+-- ---------------------------------------------------------------------------------------
+-- realtime (Broadcast from Database)
+-- ---------------------------------------------------------------------------------------
+create schema if not exists realtime authorization supabase_realtime_admin;
+grant usage on schema realtime to postgres, anon, authenticated, service_role;
+
+create table if not exists realtime.messages (
+  id uuid not null default gen_random_uuid(),
+  topic text not null,
+  extension text not null,
+  payload jsonb,
+  event text,
+  private boolean default false,
+  inserted_at timestamp not null default now(),
+  updated_at timestamp not null default now(),
+  primary key (id, inserted_at)
+) partition by range (inserted_at);
+-- The Realtime server creates daily partitions and drops them after 72 hours; locally one
+-- default partition holds everything and realtime.prune_messages() trims it.
+create table if not exists realtime.messages_default partition of realtime.messages default;
+alter table realtime.messages owner to supabase_realtime_admin;
+alter table realtime.messages_default owner to supabase_realtime_admin;
+alter table realtime.messages enable row level security;
+alter table realtime.messages_default enable row level security;
+create index if not exists messages_inserted_at_topic_index
+  on realtime.messages (inserted_at desc, topic)
+  where extension = 'broadcast' and private is true;
+grant select, insert, update on realtime.messages to postgres, anon, authenticated, service_role;
+
+create or replace function realtime.topic() returns text
+language sql stable
+as $$
+  select nullif(current_setting('realtime.topic', true), '')::text
+$$;
+
+create or replace function realtime.send(
+  payload jsonb,
+  event text,
+  topic text,
+  private boolean default true
+) returns void
+language plpgsql
+as $$
+begin
+  begin
+    perform set_config('realtime.topic', topic, true);
+    insert into realtime.messages (payload, event, topic, private, extension)
+    values (
+      case when payload ? 'id' then payload
+           else payload || jsonb_build_object('id', gen_random_uuid()) end,
+      event, topic, private, 'broadcast'
+    );
+  exception when others then
+    -- A failed broadcast must never abort the caller's transaction.
+    raise warning 'ErrorSendingBroadcastMessage: %', sqlerrm;
+  end;
+end;
+$$;
+
+create or replace function realtime.broadcast_changes(
+  topic_name text,
+  event_name text,
+  operation text,
+  table_name text,
+  table_schema text,
+  new record,
+  old record,
+  level text default 'ROW'
+) returns void
+language plpgsql
+as $$
+declare
+  row_data jsonb;
+begin
+  if level = 'STATEMENT' then
+    raise exception 'function can only be triggered for each row, not for each statement';
+  end if;
+  row_data := jsonb_build_object(
+    'old_record', case when old is null then null else to_jsonb(old) end,
+    'record', case when new is null then null else to_jsonb(new) end,
+    'operation', operation,
+    'table', table_name,
+    'schema', table_schema
+  );
+  perform realtime.send(row_data, event_name, topic_name, true);
+end;
+$$;
+
+-- Local housekeeping only: drops broadcast rows older than the Realtime server keeps.
+create or replace function realtime.prune_messages(keep interval default interval '72 hours')
+returns bigint
+language sql
+as $$
+  with gone as (
+    delete from realtime.messages where inserted_at < now() - keep returning 1
+  )
+  select count(*) from gone
+$$;
+
+alter function realtime.topic() owner to supabase_realtime_admin;
+alter function realtime.send(jsonb, text, text, boolean) owner to supabase_realtime_admin;
+alter function realtime.broadcast_changes(text, text, text, text, text, record, record, text)
+  owner to supabase_realtime_admin;
+alter function realtime.prune_messages(interval) owner to supabase_realtime_admin;
+revoke execute on function realtime.prune_messages(interval) from public;
+grant execute on function realtime.topic(),
+  realtime.send(jsonb, text, text, boolean),
+  realtime.broadcast_changes(text, text, text, text, text, record, record, text)
+  to postgres, anon, authenticated, service_role;
+
+-- ---------------------------------------------------------------------------------------
+-- storage
+-- ---------------------------------------------------------------------------------------
+create schema if not exists storage authorization supabase_storage_admin;
+grant usage on schema storage to postgres, anon, authenticated, service_role;
+
+create table if not exists storage.buckets (
+  id text primary key,
+  name text not null unique,
+  owner uuid,
+  public boolean default false,
+  file_size_limit bigint,
+  allowed_mime_types text[],
+  created_at timestamptz default now(),
+  updated_at timestamptz default now()
+);
+create table if not exists storage.objects (
+  id uuid primary key default gen_random_uuid(),
+  bucket_id text references storage.buckets (id),
+  name text,
+  owner uuid,
+  metadata jsonb,
+  path_tokens text[] generated always as (string_to_array(name, '/')) stored,
+  created_at timestamptz default now(),
+  updated_at timestamptz default now(),
+  last_accessed_at timestamptz default now()
+);
+create unique index if not exists bucketid_objname on storage.objects (bucket_id, name);
+alter table storage.buckets owner to supabase_storage_admin;
+alter table storage.objects owner to supabase_storage_admin;
+alter table storage.buckets enable row level security;
+alter table storage.objects enable row level security;
+grant all on storage.buckets, storage.objects to postgres, anon, authenticated, service_role;
+
+create or replace function storage.foldername(name text) returns text[]
+language plpgsql immutable
+as $$
+declare
+  _parts text[];
+begin
+  select string_to_array(name, '/') into _parts;
+  return _parts[1 : array_length(_parts, 1) - 1];
+end;
+$$;
+
+create or replace function storage.filename(name text) returns text
+language plpgsql immutable
+as $$
+declare
+  _parts text[];
+begin
+  select string_to_array(name, '/') into _parts;
+  return _parts[array_length(_parts, 1)];
+end;
+$$;
+
+create or replace function storage.extension(name text) returns text
+language plpgsql immutable
+as $$
+declare
+  _parts text[];
+  _filename text;
+begin
+  select string_to_array(name, '/') into _parts;
+  select _parts[array_length(_parts, 1)] into _filename;
+  return reverse(split_part(reverse(_filename), '.', 1));
+end;
+$$;
+
+alter function storage.foldername(text) owner to supabase_storage_admin;
+alter function storage.filename(text) owner to supabase_storage_admin;
+alter function storage.extension(text) owner to supabase_storage_admin;
+grant execute on function storage.foldername(text), storage.filename(text),
+  storage.extension(text) to postgres, anon, authenticated, service_role;

@@ -1,0 +1,378 @@
+/**
+ * The Docker-free local stand-in for the Supabase platform: a PostgreSQL 15 cluster with
+ * pg_cron and pgTAP, local/platform.sql, migrations and seed applied by the official
+ * Supabase CLI, and the Deno gateway (local/gateway.ts) for functions and RPCs.
+ * Used by local/cli.ts (npm start, npm run local) and by the test runner.
+ */
+import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
+import { chmodSync, chownSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse as parseToml } from "smol-toml";
+import { SignJWT } from "jose";
+
+export const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const pgBin = "/usr/lib/postgresql/15/bin";
+const bin = (name: string) => join(root, "node_modules", ".bin", name);
+
+/** The CLI's local JWT secret and keys, exactly as `supabase start` prints them. */
+export const JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long";
+export const ANON_KEY =
+  "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6ImFub24iLCJleHAiOjE5ODM4MTI5OTZ9.CRXP1A7WOeoJeXxjNni43kdQwgnWNReilDMblYTn_I0";
+export const SERVICE_ROLE_KEY =
+  "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0.EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU";
+export const PUBLISHABLE_KEY = "sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH";
+export const SECRET_KEY = "sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz";
+
+/** Where and how one stack runs. */
+export interface StackConfig {
+  stateDir: string;
+  apiPort: number;
+  dbPort: number;
+  /** fsync off: for throwaway test stacks only. */
+  fast: boolean;
+  functions: Record<string, { verify_jwt: boolean }>;
+}
+
+interface ProjectToml {
+  api?: { port?: number };
+  db?: { port?: number };
+  functions?: Record<string, { verify_jwt?: boolean }>;
+}
+
+/** Reads supabase/config.toml: ports and the `[functions.<name>]` blocks. */
+export function readProjectConfig(): ProjectToml {
+  return parseToml(readFileSync(join(root, "supabase", "config.toml"), "utf8")) as ProjectToml;
+}
+
+/** The stack's configuration: config.toml, overridden by LOCAL_API_PORT, LOCAL_DB_PORT, LOCAL_STATE_DIR. */
+export function stackConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
+  const toml = readProjectConfig();
+  const functions: StackConfig["functions"] = {};
+  for (const [name, block] of Object.entries(toml.functions ?? {})) {
+    functions[name] = { verify_jwt: block.verify_jwt ?? true };
+  }
+  return {
+    stateDir: resolve(env.LOCAL_STATE_DIR ?? join(root, ".local")),
+    apiPort: Number(env.LOCAL_API_PORT ?? toml.api?.port ?? 54321),
+    dbPort: Number(env.LOCAL_DB_PORT ?? toml.db?.port ?? 54322),
+    fast: env.LOCAL_DB_FAST === "1",
+    functions,
+  };
+}
+
+/** URLs and keys of a stack, with the names `supabase status -o env` uses. */
+export function statusEnv(cfg: StackConfig): Record<string, string> {
+  const api = `http://127.0.0.1:${cfg.apiPort}`;
+  return {
+    API_URL: api,
+    REST_URL: `${api}/rest/v1`,
+    FUNCTIONS_URL: `${api}/functions/v1`,
+    DB_URL: dbUrl(cfg),
+    JWT_SECRET,
+    ANON_KEY,
+    SERVICE_ROLE_KEY,
+    PUBLISHABLE_KEY,
+    SECRET_KEY,
+  };
+}
+
+/** The `postgres` role's URL, as the CLI prints DB_URL. */
+export function dbUrl(cfg: StackConfig, user = "postgres", database = "postgres"): string {
+  return `postgresql://${user}:postgres@127.0.0.1:${cfg.dbPort}/${database}`;
+}
+
+const paths = (cfg: StackConfig) => ({
+  data: join(cfg.stateDir, "db"),
+  run: join(cfg.stateDir, "run"),
+  logs: join(cfg.stateDir, "logs"),
+  pgLog: join(cfg.stateDir, "logs", "postgres.log"),
+  gatewayLog: join(cfg.stateDir, "logs", "gateway.log"),
+  gatewayPid: join(cfg.stateDir, "gateway.pid"),
+});
+
+/** The OS user the server runs as: ourselves, or an unprivileged one when we are root. */
+function serverUser(): { name: string; uid: number; gid: number } | null {
+  if (process.getuid?.() !== 0) return null;
+  for (const name of ["postgres", "coachledger"]) {
+    const r = spawnSync("id", ["-u", name], { encoding: "utf8" });
+    if (r.status === 0) {
+      const gid = spawnSync("id", ["-g", name], { encoding: "utf8" }).stdout.trim();
+      return { name, uid: Number(r.stdout.trim()), gid: Number(gid) };
+    }
+  }
+  run("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "coachledger"]);
+  return serverUser();
+}
+
+function run(cmd: string, args: string[], opts: SpawnSyncOptions = {}): string {
+  const r = spawnSync(cmd, args, { encoding: "utf8", ...opts });
+  if (r.error) throw r.error;
+  if (r.status !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")} failed (exit ${r.status}):\n${r.stdout ?? ""}${r.stderr ?? ""}`);
+  }
+  return String(r.stdout ?? "");
+}
+
+/** Runs a PostgreSQL program as the server's OS user. */
+function runPg(program: string, args: string[]): string {
+  const user = serverUser();
+  const cmd = join(pgBin, program);
+  return user ? run("runuser", ["-u", user.name, "--", cmd, ...args]) : run(cmd, args);
+}
+
+/** Runs SQL (a file or a string) as the bootstrap superuser over the Unix socket. */
+export function psqlAdmin(cfg: StackConfig, sql: { file?: string; command?: string }, database = "postgres"): string {
+  const args = ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", paths(cfg).run, "-p", String(cfg.dbPort), "-U", "supabase_admin", "-d", database];
+  if (sql.file) args.push("-f", sql.file);
+  if (sql.command) args.push("-c", sql.command);
+  return run("psql", args, { env: { ...process.env, PGOPTIONS: "--client-min-messages=warning" } });
+}
+
+/** Makes sure PostgreSQL 15, pgTAP, pg_cron, plpgsql_check and pg_prove are installed. */
+export function ensureSystemPackages(): void {
+  run("bash", [join(root, "local", "ensure-system.sh")], { stdio: "inherit" });
+}
+
+function dbRunning(cfg: StackConfig): boolean {
+  const p = paths(cfg);
+  if (!existsSync(join(p.data, "PG_VERSION"))) return false;
+  const user = serverUser();
+  const cmd = join(pgBin, "pg_ctl");
+  const args = ["-D", p.data, "status"];
+  const r = user ? spawnSync("runuser", ["-u", user.name, "--", cmd, ...args]) : spawnSync(cmd, args);
+  return r.status === 0;
+}
+
+function initCluster(cfg: StackConfig): void {
+  const p = paths(cfg);
+  const user = serverUser();
+  for (const dir of [cfg.stateDir, p.data, p.run, p.logs]) mkdirSync(dir, { recursive: true });
+  chmodSync(p.data, 0o700);
+  if (user) {
+    // The server's user must reach its directories, even in a 0700 temp directory.
+    chmodSync(cfg.stateDir, 0o755);
+    for (const dir of [p.data, p.run, p.logs]) chownSync(dir, user.uid, user.gid);
+  }
+  const pwfile = join(p.run, "pwfile");
+  writeFileSync(pwfile, "postgres\n");
+  if (user) chownSync(pwfile, user.uid, user.gid);
+  runPg("initdb", [
+    "-D", p.data, "-U", "supabase_admin", "--pwfile", pwfile, "-E", "UTF8", "--locale=C.UTF-8",
+    "--auth-local=trust", "--auth-host=scram-sha-256",
+  ]);
+  rmSync(pwfile);
+  const conf = [
+    "# Coach Ledger local stack (local/stack.ts)",
+    "listen_addresses = '127.0.0.1'",
+    "shared_preload_libraries = 'pg_cron'",
+    "cron.database_name = 'postgres'",
+    "cron.use_background_workers = on",
+    "max_worker_processes = 24",
+    "max_connections = 200",
+    "log_min_messages = warning",
+    "log_line_prefix = '%m [%p] %q%u@%d '",
+    "timezone = 'UTC'",
+    "",
+  ].join("\n");
+  writeFileSync(join(p.data, "postgresql.conf"), readFileSync(join(p.data, "postgresql.conf"), "utf8") + "\n" + conf);
+}
+
+function startDb(cfg: StackConfig): void {
+  const p = paths(cfg);
+  const options = [`-p ${cfg.dbPort}`, `-k ${p.run}`];
+  if (cfg.fast) options.push("-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off");
+  runPg("pg_ctl", ["-D", p.data, "-l", p.pgLog, "-o", options.join(" "), "-w", "-t", "60", "start"]);
+}
+
+/** Applies local/platform.sql, then roles, migrations and seed with the official CLI. */
+export function migrate(cfg: StackConfig): void {
+  psqlAdmin(cfg, { file: join(root, "local", "platform.sql") });
+  run(bin("supabase"), [
+    "db", "push", `--remote=${dbUrl(cfg)}`, "--include-roles", "--include-seed", "--yes",
+  ], { cwd: root, env: { ...process.env, SUPABASE_TELEMETRY_DISABLED: "1", DO_NOT_TRACK: "1" } });
+}
+
+/** Drops and recreates the `postgres` database, then applies platform.sql, migrations and seed. */
+export function rebuildDatabase(cfg: StackConfig): void {
+  psqlAdmin(cfg, { command: "drop database if exists postgres with (force)" }, "template1");
+  psqlAdmin(cfg, { command: "create database postgres" }, "template1");
+  migrate(cfg);
+}
+
+/** Starts (creating on first use) the database; applies platform.sql, migrations and seed. */
+export function startDatabase(cfg: StackConfig): { created: boolean } {
+  const created = !existsSync(join(paths(cfg).data, "PG_VERSION"));
+  if (created) initCluster(cfg);
+  if (!dbRunning(cfg)) startDb(cfg);
+  migrate(cfg);
+  return { created };
+}
+
+/** The environment the gateway and the functions run with. */
+export function gatewayEnv(cfg: StackConfig): Record<string, string> {
+  return {
+    GATEWAY_PORT: String(cfg.apiPort),
+    GATEWAY_FUNCTIONS: JSON.stringify(cfg.functions),
+    GATEWAY_FUNCTIONS_DIR: join(root, "supabase", "functions"),
+    GATEWAY_DB_URL: dbUrl(cfg, "authenticator"),
+    SUPABASE_URL: `http://127.0.0.1:${cfg.apiPort}`,
+    SUPABASE_ANON_KEY: ANON_KEY,
+    SUPABASE_SERVICE_ROLE_KEY: SERVICE_ROLE_KEY,
+    SUPABASE_DB_URL: dbUrl(cfg),
+    SUPABASE_JWT_SECRET: JWT_SECRET,
+    SUPABASE_PUBLISHABLE_KEY: PUBLISHABLE_KEY,
+    SUPABASE_SECRET_KEY: SECRET_KEY,
+  };
+}
+
+/** The command that runs the gateway with Deno. */
+export function gatewayCommand(): string[] {
+  const envFile = join(root, "supabase", "functions", ".env");
+  return [
+    bin("deno"), "run", "--allow-all", "--node-modules-dir=manual",
+    "--config", join(root, "supabase", "functions", "deno.json"),
+    ...(existsSync(envFile) ? [`--env-file=${envFile}`] : []),
+    join(root, "local", "gateway.ts"),
+  ];
+}
+
+/** Starts the gateway in the background, logging to the state directory; returns its pid. */
+export function startGateway(cfg: StackConfig, extraEnv: Record<string, string> = {}): number {
+  const p = paths(cfg);
+  mkdirSync(p.logs, { recursive: true });
+  const out = openSync(p.gatewayLog, "a");
+  const [cmd, ...args] = gatewayCommand();
+  const child = spawn(cmd, args, {
+    cwd: root,
+    detached: true,
+    stdio: ["ignore", out, out],
+    env: { ...process.env, ...gatewayEnv(cfg), ...extraEnv },
+  });
+  child.unref();
+  writeFileSync(p.gatewayPid, String(child.pid));
+  return child.pid!;
+}
+
+/** Waits until the gateway answers /health, or throws after `timeoutMs`. */
+export async function waitForGateway(cfg: StackConfig, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${cfg.apiPort}/health`);
+      if (res.ok) return;
+      last = `status ${res.status}`;
+    } catch (err) {
+      last = String(err);
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  const log = existsSync(paths(cfg).gatewayLog) ? readFileSync(paths(cfg).gatewayLog, "utf8").slice(-2000) : "";
+  throw new Error(`The gateway did not answer on port ${cfg.apiPort} (${last}).\n${log}`);
+}
+
+function gatewayPid(cfg: StackConfig): number | null {
+  const file = paths(cfg).gatewayPid;
+  if (!existsSync(file)) return null;
+  const pid = Number(readFileSync(file, "utf8"));
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return null;
+  }
+}
+
+/** Stops the gateway (its whole process group) and the database. */
+export async function stopStack(cfg: StackConfig): Promise<void> {
+  const pid = gatewayPid(cfg);
+  if (pid) {
+    try {
+      process.kill(-pid, "SIGTERM");
+    } catch {
+      process.kill(pid, "SIGTERM");
+    }
+    for (let i = 0; i < 50 && gatewayPid(cfg); i++) await new Promise((r) => setTimeout(r, 100));
+  }
+  rmSync(paths(cfg).gatewayPid, { force: true });
+  if (dbRunning(cfg)) runPg("pg_ctl", ["-D", paths(cfg).data, "-m", "fast", "-w", "stop"]);
+}
+
+/** Whether each part of the stack is up. */
+export async function stackHealth(cfg: StackConfig): Promise<{ db: boolean; gateway: boolean }> {
+  let gateway = false;
+  try {
+    gateway = (await fetch(`http://127.0.0.1:${cfg.apiPort}/health`)).ok;
+  } catch {
+    gateway = false;
+  }
+  return { db: dbRunning(cfg), gateway };
+}
+
+/** A free TCP port on loopback. */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Log file paths, for `npm start` to follow. */
+export function logFiles(cfg: StackConfig): { postgres: string; gateway: string } {
+  return { postgres: paths(cfg).pgLog, gateway: paths(cfg).gatewayLog };
+}
+
+/** Signs a token with the local JWT secret. */
+export async function signToken(claims: Record<string, unknown>): Promise<string> {
+  return await new SignJWT(claims)
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .sign(new TextEncoder().encode(JWT_SECRET));
+}
+
+/**
+ * A user access token for a seeded user with the claims GoTrue puts in one, or (no
+ * email) a role token such as `coach_ingest` carrying only `iss`, `role`, `iat`, `exp`.
+ */
+export async function mintToken(
+  cfg: StackConfig,
+  opts: { email?: string; role?: string; expiresIn?: number },
+): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const exp = now + (opts.expiresIn ?? 3600);
+  const iss = `http://127.0.0.1:${cfg.apiPort}/auth/v1`;
+  if (!opts.email) {
+    if (!opts.role) throw new Error("token needs an email or --role");
+    return await signToken({ iss, role: opts.role, iat: now, exp });
+  }
+  const quoted = opts.email.replaceAll("'", "''");
+  const row = psqlAdmin(cfg, {
+    command: `select json_build_object('id', id, 'email', email, 'phone', coalesce(phone, ''), ` +
+      `'app', coalesce(raw_app_meta_data, '{}'), 'user', coalesce(raw_user_meta_data, '{}'), ` +
+      `'anon', is_anonymous) from auth.users where lower(email) = lower('${quoted}')`,
+  }).trim();
+  if (!row) throw new Error(`No user with email ${opts.email} in auth.users`);
+  const u = JSON.parse(row) as { id: string; email: string; phone: string; app: object; user: object; anon: boolean };
+  return await signToken({
+    iss,
+    sub: u.id,
+    aud: "authenticated",
+    exp,
+    iat: now,
+    email: u.email,
+    phone: u.phone,
+    app_metadata: u.app,
+    user_metadata: u.user,
+    role: opts.role ?? "authenticated",
+    aal: "aal1",
+    amr: [{ method: "password", timestamp: now }],
+    session_id: crypto.randomUUID(),
+    is_anonymous: u.anon,
+  });
+}

@@ -1,0 +1,141 @@
+/**
+ * Every function response goes through here: JSON bodies, RFC 9457 problem+json errors,
+ * CORS, x-request-id (echoed or generated) and Server-Timing.
+ */
+
+/** CORS headers as Supabase's examples set them, plus the headers our functions read. */
+export const corsHeaders: Record<string, string> = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Headers":
+    "authorization, x-client-info, apikey, content-type, idempotency-key, x-request-id",
+  "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+  "Access-Control-Expose-Headers": "x-request-id, server-timing",
+};
+
+/** One invalid field in a request, as listed in a 422 problem. */
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** An error that becomes a problem+json response with its status. */
+export class HttpError extends Error {
+  readonly status: number;
+  readonly title: string;
+  readonly errors?: FieldError[];
+  readonly headers?: Record<string, string>;
+  constructor(status: number, title: string, detail: string, opts: { errors?: FieldError[]; headers?: Record<string, string> } = {}) {
+    super(detail);
+    this.status = status;
+    this.title = title;
+    this.errors = opts.errors;
+    this.headers = opts.headers;
+  }
+}
+
+/** Named timings for the Server-Timing header. */
+export class Timing {
+  #entries: string[] = [];
+  /** Runs fn and records its duration under name. */
+  async measure<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      this.#entries.push(`${name};dur=${(performance.now() - t0).toFixed(1)}`);
+    }
+  }
+  /** The Server-Timing header value. */
+  header(): string {
+    return this.#entries.join(", ");
+  }
+}
+
+/** Per-request context: request id and timings, applied to the response by `respond`. */
+export interface RequestContext {
+  requestId: string;
+  timing: Timing;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The request's x-request-id when it is well-formed, else a new UUID. */
+export function requestIdOf(req: Request): string {
+  const given = req.headers.get("x-request-id");
+  return given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
+}
+
+function decorate(res: Response, ctx: RequestContext): Response {
+  for (const [k, v] of Object.entries(corsHeaders)) res.headers.set(k, v);
+  res.headers.set("x-request-id", ctx.requestId);
+  const timing = ctx.timing.header();
+  if (timing) res.headers.set("Server-Timing", timing);
+  return res;
+}
+
+/** A JSON response. */
+export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "Content-Type": "application/json; charset=utf-8", ...headers },
+  });
+}
+
+/** An RFC 9457 application/problem+json response. */
+export function problem(
+  status: number,
+  title: string,
+  detail: string,
+  extra: { errors?: FieldError[]; requestId?: string; headers?: Record<string, string> } = {},
+): Response {
+  const body: Record<string, unknown> = { type: "about:blank", title, status, detail };
+  if (extra.errors) body.errors = extra.errors;
+  if (extra.requestId) body.request_id = extra.requestId;
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "Content-Type": "application/problem+json; charset=utf-8", ...extra.headers },
+  });
+}
+
+/** Answers a CORS preflight. */
+export function preflight(): Response {
+  return new Response("ok", { headers: corsHeaders });
+}
+
+/**
+ * Runs a handler body with a request context. OPTIONS is answered here; an HttpError
+ * becomes its problem response; anything else is logged and becomes a 500 problem.
+ * CORS, x-request-id and Server-Timing are added to every response.
+ */
+export async function respond(
+  req: Request,
+  body: (ctx: RequestContext) => Promise<Response>,
+): Promise<Response> {
+  const ctx: RequestContext = { requestId: requestIdOf(req), timing: new Timing() };
+  if (req.method === "OPTIONS") return decorate(preflight(), ctx);
+  try {
+    return decorate(await body(ctx), ctx);
+  } catch (err) {
+    if (err instanceof HttpError) {
+      return decorate(problem(err.status, err.title, err.message, {
+        errors: err.errors, requestId: ctx.requestId, headers: err.headers,
+      }), ctx);
+    }
+    console.error(JSON.stringify({
+      level: "error", request_id: ctx.requestId, method: req.method, url: req.url,
+      error: err instanceof Error ? err.stack ?? err.message : String(err),
+    }));
+    return decorate(problem(500, "Internal Server Error", "The function failed unexpectedly; the error is logged.", {
+      requestId: ctx.requestId,
+    }), ctx);
+  }
+}
+
+/** Throws 405 unless the request's method is one of `allowed`. */
+export function allowMethods(req: Request, ...allowed: string[]): void {
+  if (!allowed.includes(req.method)) {
+    throw new HttpError(405, "Method Not Allowed", `${req.method} is not allowed here; use ${allowed.join(" or ")}.`, {
+      headers: { Allow: [...allowed, "OPTIONS"].join(", ") },
+    });
+  }
+}
