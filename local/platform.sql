@@ -54,6 +54,10 @@ alter role supabase_realtime_admin with nologin noinherit;
 grant anon, authenticated, service_role to postgres;
 grant anon, authenticated, service_role to authenticator;
 
+-- As on Supabase, extensions are on the search path of the roles that run SQL directly.
+alter role postgres set search_path = "$user", public, extensions;
+alter role supabase_admin set search_path = "$user", public, extensions;
+
 -- PostgREST's statement timeouts and API role settings, as the image configures them.
 alter role anon set statement_timeout = '3s';
 alter role authenticated set statement_timeout = '8s';

@@ -2,8 +2,9 @@
 -- RLS go through private.is_assigned_coach(client_id). Assignments are managed by the
 -- service role (admin tools); coach and client can each read their own.
 -- Objects: table public.coach_assignments; functions private.is_assigned_coach,
--- private.trigger_check_coach_role; policy on public.profiles for assigned coaches.
--- Destructive: none.
+-- private.trigger_check_coach_role; the SELECT policy on public.profiles.
+-- Destructive: replaces the policy "Profiles are viewable by their owner" with one that
+-- also admits the assigned coach (same rows for owners).
 
 create table public.coach_assignments (
   id uuid primary key default gen_random_uuid(),
@@ -14,7 +15,12 @@ create table public.coach_assignments (
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   constraint coach_assignments_not_self check (coach_id <> client_id),
-  constraint coach_assignments_window_valid check (ends_at is null or ends_at > starts_at)
+  constraint coach_assignments_window_valid check (ends_at is null or ends_at > starts_at),
+  -- An assignment is identified by coach, client and start. The key exists in both column
+  -- orders so that lookups by coach (is_assigned_coach, the coach's policy) and by client
+  -- (the client's policy, the client_id foreign key) each have a leading column.
+  constraint coach_assignments_coach_client_start_key unique (coach_id, client_id, starts_at),
+  constraint coach_assignments_client_coach_start_key unique (client_id, coach_id, starts_at)
 );
 alter table public.coach_assignments enable row level security;
 
@@ -24,7 +30,6 @@ comment on table public.coach_assignments is
 -- One open assignment per coach and client.
 create unique index coach_assignments_open_pair_key
   on public.coach_assignments (coach_id, client_id) where ends_at is null;
-create index coach_assignments_client_id_coach_id_idx on public.coach_assignments (client_id, coach_id);
 
 create trigger coach_assignments_set_updated_at
   before update on public.coach_assignments
@@ -56,13 +61,9 @@ create trigger coach_assignments_check_coach_role
 grant select on public.coach_assignments to authenticated;
 grant select, insert, update, delete on public.coach_assignments to service_role;
 
-create policy "Coach assignments are viewable by the coach"
+create policy "Coach assignments are viewable by their coach and their client"
   on public.coach_assignments for select to authenticated
-  using ((select auth.uid()) = coach_id);
-
-create policy "Coach assignments are viewable by the client"
-  on public.coach_assignments for select to authenticated
-  using ((select auth.uid()) = client_id);
+  using ((select auth.uid()) = coach_id or (select auth.uid()) = client_id);
 
 create or replace function private.is_assigned_coach(client_id uuid, at timestamptz default now())
 returns boolean
@@ -87,6 +88,9 @@ comment on function private.is_assigned_coach(uuid, timestamptz) is
 revoke execute on function private.is_assigned_coach(uuid, timestamptz) from public, anon;
 grant execute on function private.is_assigned_coach(uuid, timestamptz) to authenticated, service_role;
 
-create policy "Profiles are viewable by the client's assigned coach"
+-- One SELECT policy per role (splinter 0006): the owner's policy from create_profiles is
+-- replaced by one that also lets the client's assigned coach read the profile.
+drop policy "Profiles are viewable by their owner" on public.profiles;
+create policy "Profiles are viewable by their owner and their assigned coach"
   on public.profiles for select to authenticated
-  using ((select private.is_assigned_coach(id)));
+  using ((select auth.uid()) = id or private.is_assigned_coach(id));

@@ -1,0 +1,106 @@
+-- Test helpers, installed once per test database before the other files run (they sort
+-- after this one). Like supabase-test-helpers, written for Coach Ledger: act as a named
+-- user exactly as PostgREST does (role + request.jwt.claims, transaction-local).
+-- Committed, not rolled back, so later files can use them.
+begin;
+select plan(1);
+
+create schema if not exists tests;
+grant usage on schema tests to anon, authenticated, service_role;
+
+-- The id of a user by email; throws when there is none.
+create or replace function tests.get_user_id(email text)
+returns uuid
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  found uuid;
+begin
+  select u.id into found from auth.users u where u.email = get_user_id.email;
+  if found is null then
+    raise exception 'tests.get_user_id: no user with email %', get_user_id.email;
+  end if;
+  return found;
+end;
+$$;
+
+-- Creates a user in auth.users (the profile follows by trigger); returns its id.
+create or replace function tests.create_supabase_user(email text, app_role text default null, full_name text default null)
+returns uuid
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  new_id uuid := gen_random_uuid();
+begin
+  insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, email_confirmed_at)
+  values (
+    new_id, 'authenticated', 'authenticated', create_supabase_user.email,
+    jsonb_strip_nulls(jsonb_build_object('provider', 'email', 'role', create_supabase_user.app_role)),
+    jsonb_strip_nulls(jsonb_build_object('full_name', create_supabase_user.full_name)),
+    now()
+  );
+  return new_id;
+end;
+$$;
+
+-- Act as the user with this email: role authenticated and their claims, as PostgREST sets them.
+create or replace function tests.authenticate_as(email text)
+returns void
+language plpgsql
+as $$
+declare
+  user_id uuid;
+begin
+  perform set_config('role', 'none', true);
+  user_id := tests.get_user_id(authenticate_as.email);
+  perform set_config('request.jwt.claims', json_build_object(
+    'sub', user_id, 'role', 'authenticated', 'email', authenticate_as.email, 'aud', 'authenticated'
+  )::text, true);
+  perform set_config('role', 'authenticated', true);
+end;
+$$;
+
+-- Act as the service role.
+create or replace function tests.authenticate_as_service_role()
+returns void
+language plpgsql
+as $$
+begin
+  perform set_config('role', 'none', true);
+  perform set_config('request.jwt.claims', '{"role": "service_role"}', true);
+  perform set_config('role', 'service_role', true);
+end;
+$$;
+
+-- Act as anon (the anon key, no user).
+create or replace function tests.authenticate_as_anon()
+returns void
+language plpgsql
+as $$
+begin
+  perform set_config('role', 'none', true);
+  perform set_config('request.jwt.claims', '{"role": "anon"}', true);
+  perform set_config('role', 'anon', true);
+end;
+$$;
+
+-- Back to the connecting role (postgres), with no claims.
+create or replace function tests.clear_authentication()
+returns void
+language plpgsql
+as $$
+begin
+  perform set_config('role', 'none', true);
+  perform set_config('request.jwt.claims', '', true);
+end;
+$$;
+
+grant execute on all functions in schema tests to anon, authenticated, service_role;
+
+select ok(true, 'Test helpers are installed in schema tests');
+select * from finish();
+commit;

@@ -1,0 +1,71 @@
+-- Deny by default: RLS everywhere in exposed schemas, no privileges for anon, explicit
+-- function grants only, security definer functions pinned, plpgsql functions clean.
+begin;
+select plan(12);
+
+select is_empty(
+  $$ select c.oid::regclass::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where n.nspname = 'public' and c.relkind in ('r', 'p') and not c.relrowsecurity $$,
+  'Every table in public has row level security enabled'
+);
+
+select is_empty(
+  $$ select table_name, privilege_type from information_schema.role_table_grants
+     where grantee = 'anon' and table_schema in ('public', 'private') $$,
+  'anon has no privilege on any table in public or private'
+);
+
+select is_empty(
+  $$ select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+     where n.nspname in ('public', 'private')
+       and (has_function_privilege('anon', p.oid, 'execute')
+            or exists (select 1 from aclexplode(p.proacl) a where a.grantee = 0 and a.privilege_type = 'EXECUTE')
+            or p.proacl is null) $$,
+  'No function in public or private is executable by anon or PUBLIC'
+);
+
+select table_privs_are('public', 'profiles', 'authenticated', array['SELECT'],
+  'authenticated may only select whole rows of profiles');
+select column_privs_are('public', 'profiles', 'timezone', 'authenticated', array['SELECT', 'UPDATE'],
+  'authenticated may update a profile''s timezone');
+select column_privs_are('public', 'profiles', 'role', 'authenticated', array['SELECT'],
+  'authenticated may not update a profile''s role');
+select table_privs_are('public', 'coach_assignments', 'authenticated', array['SELECT'],
+  'authenticated may only read coach_assignments');
+select table_privs_are('public', 'coach_assignments', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
+  'service_role manages coach_assignments');
+
+select is_empty(
+  $$ select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+     where n.nspname in ('public', 'private') and p.prosecdef
+       and not coalesce(p.proconfig, '{}') @> array['search_path=""'] $$,
+  'Every security definer function sets search_path to empty'
+);
+
+select is_empty(
+  $$ select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+     where n.nspname in ('public', 'private') and obj_description(p.oid, 'pg_proc') is null $$,
+  'Every function in public and private has a comment'
+);
+
+select is_empty(
+  $$ select c.oid::regclass::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where n.nspname = 'public' and c.relkind in ('r', 'p', 'v') and obj_description(c.oid, 'pg_class') is null $$,
+  'Every table and view in public has a comment'
+);
+
+-- plpgsql_check: every plpgsql function (trigger functions against their tables) compiles
+-- cleanly with no errors or warnings about the code.
+select is_empty(
+  $$ select p.oid::regprocedure::text, r.message
+     from pg_proc p
+     join pg_namespace n on n.oid = p.pronamespace
+     join pg_language l on l.oid = p.prolang and l.lanname = 'plpgsql'
+     left join lateral (select t.tgrelid from pg_trigger t where t.tgfoid = p.oid limit 1) trg on true
+     cross join lateral extensions.plpgsql_check_function_tb(p.oid, coalesce(trg.tgrelid, 0)) r
+     where n.nspname in ('public', 'private') and r.level in ('error', 'warning') $$,
+  'plpgsql_check finds no errors or warnings in our plpgsql functions'
+);
+
+select * from finish();
+rollback;
