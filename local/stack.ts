@@ -231,8 +231,7 @@ export function gatewayEnv(cfg: StackConfig): Record<string, string> {
 export function gatewayCommand(): string[] {
   const envFile = join(root, "supabase", "functions", ".env");
   return [
-    bin("deno"), "run", "--allow-all", "--node-modules-dir=manual",
-    "--config", join(root, "supabase", "functions", "deno.json"),
+    bin("deno"), "run", "--allow-all", "--config", join(root, "deno.json"),
     ...(existsSync(envFile) ? [`--env-file=${envFile}`] : []),
     join(root, "local", "gateway.ts"),
   ];

@@ -207,9 +207,9 @@ export async function callRpc(sql: postgres.Sql, req: RpcRequest): Promise<RestR
                       set_config('request.method', ${req.method}, true),
                       set_config('request.path', ${req.path}, true),
                       set_config('search_path', 'public, extensions', true)`;
-      return await tx.unsafe(query, wholeBody || from ? [param] : []);
+      return await tx.unsafe<{ body: unknown; n: number }[]>(query, wholeBody || from ? [param] : []);
     });
-    const { body, n } = rows[0] as { body: unknown; n: number };
+    const { body, n } = rows[0];
     if (isVoid) return { status: 204 };
     const wantsObject = (req.headers.get("accept") ?? "").includes("application/vnd.pgrst.object+json");
     if (fn.returns_set) {
