@@ -1,7 +1,7 @@
 /**
  * The Docker-free local stand-in for the Supabase platform: a PostgreSQL 15 cluster with
  * pg_cron and pgTAP, local/platform.sql, migrations and seed applied by the official
- * Supabase CLI, and the Deno gateway (local/gateway.ts) for functions and RPCs.
+ * Supabase CLI, and the Deno gateway (local/gateway/) for functions and RPCs.
  * Used by local/cli.ts (npm start, npm run local) and by the test runner.
  */
 import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
@@ -233,7 +233,7 @@ export function gatewayCommand(): string[] {
   return [
     bin("deno"), "run", "--allow-all", "--config", join(root, "deno.json"),
     ...(existsSync(envFile) ? [`--env-file=${envFile}`] : []),
-    join(root, "local", "gateway.ts"),
+    join(root, "local", "gateway", "main.ts"),
   ];
 }
 

@@ -51,6 +51,7 @@ $$;
 create or replace function tests.authenticate_as(email text)
 returns void
 language plpgsql
+set search_path = ''
 as $$
 declare
   user_id uuid;
@@ -68,6 +69,7 @@ $$;
 create or replace function tests.authenticate_as_service_role()
 returns void
 language plpgsql
+set search_path = ''
 as $$
 begin
   perform set_config('role', 'none', true);
@@ -80,6 +82,7 @@ $$;
 create or replace function tests.authenticate_as_anon()
 returns void
 language plpgsql
+set search_path = ''
 as $$
 begin
   perform set_config('role', 'none', true);
@@ -92,6 +95,7 @@ $$;
 create or replace function tests.clear_authentication()
 returns void
 language plpgsql
+set search_path = ''
 as $$
 begin
   perform set_config('role', 'none', true);

@@ -5,7 +5,7 @@
  * [functions.*] as JSON), SUPABASE_JWT_SECRET and the keys; functions read the same env.
  */
 import postgres from "postgres";
-import { createGateway } from "./gateway/app.ts";
+import { createGateway } from "./app.ts";
 
 function need(name: string): string {
   const v = Deno.env.get(name);

@@ -1,0 +1,171 @@
+/**
+ * `npm test`: every suite, in order, against one throwaway stack on free ports in a temp
+ * directory (always torn down):
+ *   1. type checks: deno check (functions, gateway), tsc --noEmit (Node code, tests)
+ *   2. pgTAP: pg_prove over supabase/tests/ (database built from platform.sql + migrations + seed)
+ *   3. deno test: functions and gateway
+ *   4. vitest: end-to-end tests with supabase-js against the gateway
+ *   5. Supabase's linter: supabase db advisors --level info must report nothing
+ * Ends with one line `N passed, N failed` over all suites; exits non-zero on any failure.
+ *
+ *   npm test -- --only pgtap,deno   run some suites (typecheck, pgtap, deno, vitest, advisors)
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  dbUrl, ensureSystemPackages, freePort, gatewayEnv, root, stackConfig, startDatabase, startGateway, statusEnv,
+  stopStack, waitForGateway, type StackConfig,
+} from "./stack.ts";
+
+interface Tally {
+  suite: string;
+  passed: number;
+  failed: number;
+}
+
+const bin = (name: string) => join(root, "node_modules", ".bin", name);
+
+/** Runs a command, streaming its output, and returns exit code and captured output. */
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; out: string }> {
+  return new Promise((resolveRun) => {
+    const child = spawn(cmd, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => { out += d; process.stdout.write(d); });
+    child.stderr.on("data", (d: Buffer) => { out += d; process.stderr.write(d); });
+    child.on("close", (code) => resolveRun({ code: code ?? 1, out }));
+    child.on("error", (err) => resolveRun({ code: 1, out: String(err) }));
+  });
+}
+
+function heading(text: string): void {
+  console.log(`\n=== ${text} ===`);
+}
+
+// deno-style ANSI colour codes would break the parsing below.
+const plain = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
+
+async function typecheck(): Promise<Tally> {
+  heading("type checks");
+  const t: Tally = { suite: "typecheck", passed: 0, failed: 0 };
+  const deno = await run(bin("deno"), ["check", "--config", join(root, "deno.json"), "supabase/functions", "local/gateway"]);
+  deno.code === 0 ? t.passed++ : t.failed++;
+  const tsc = await run(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "--noEmit", "-p", join(root, "tsconfig.json")]);
+  tsc.code === 0 ? t.passed++ : t.failed++;
+  return t;
+}
+
+async function pgtap(cfg: StackConfig): Promise<Tally> {
+  heading("pgTAP (pg_prove supabase/tests)");
+  const dir = join(root, "supabase", "tests");
+  const files = readdirSync(dir).filter((f) => f.endsWith(".sql")).sort().map((f) => join(dir, f));
+  const { code, out } = await run("pg_prove", [
+    "--verbose", "--host", "127.0.0.1", "--port", String(cfg.dbPort), "--username", "postgres", "--dbname", "postgres", ...files,
+  ], { ...process.env, PGPASSWORD: "postgres" });
+  const passed = (out.match(/^\s*ok \d+/gm) ?? []).length;
+  let failed = (out.match(/^\s*not ok \d+/gm) ?? []).length;
+  if (code !== 0 && failed === 0) failed = 1;
+  return { suite: "pgtap", passed, failed };
+}
+
+async function denoTests(cfg: StackConfig): Promise<Tally> {
+  heading("deno test (functions, gateway)");
+  const env = { ...process.env, ...gatewayEnv(cfg), GATEWAY_TEST_DB_URL: dbUrl(cfg, "authenticator"), NO_COLOR: "1" };
+  const { code, out } = await run(bin("deno"), ["test", "--allow-all", "--config", join(root, "deno.json"), "supabase/functions", "local/gateway"], env);
+  // Count steps where a test has them, else tests: "ok | 13 passed (6 steps) | 0 failed".
+  let passed = 0;
+  let failed = 0;
+  for (const line of plain(out).split("\n")) {
+    const m = /^\s*(\S.*?) \.\.\. (ok|FAILED)\b/.exec(line);
+    if (!m) continue;
+    const isParentWithSteps = new RegExp(`^${m[1].replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\.\\.\\.$`, "m").test(plain(out));
+    if (isParentWithSteps) continue;
+    m[2] === "ok" ? passed++ : failed++;
+  }
+  if (code !== 0 && failed === 0) failed = 1;
+  return { suite: "deno", passed, failed };
+}
+
+async function vitest(cfg: StackConfig): Promise<Tally> {
+  heading("vitest (end-to-end, supabase-js)");
+  const report = join(cfg.stateDir, "vitest.json");
+  const env = {
+    ...process.env,
+    COACH_LEDGER_TEST_STACK: "1",
+    LOCAL_STATE_DIR: cfg.stateDir,
+    LOCAL_API_PORT: String(cfg.apiPort),
+    LOCAL_DB_PORT: String(cfg.dbPort),
+  };
+  const { code } = await run(process.execPath, [
+    join(root, "node_modules", "vitest", "vitest.mjs"), "run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`,
+  ], env);
+  try {
+    const r = JSON.parse(readFileSync(report, "utf8")) as { numPassedTests: number; numFailedTests: number };
+    return { suite: "vitest", passed: r.numPassedTests, failed: r.numFailedTests + (code !== 0 && r.numFailedTests === 0 ? 1 : 0) };
+  } catch {
+    return { suite: "vitest", passed: 0, failed: 1 };
+  }
+}
+
+async function advisors(cfg: StackConfig): Promise<Tally> {
+  heading("supabase db advisors --level info");
+  const { code, out } = await run(bin("supabase"), [
+    "db", "advisors", `--remote=${dbUrl(cfg)}`, "--level", "info", "--fail-on", "info",
+  ], { ...process.env, SUPABASE_TELEMETRY_DISABLED: "1", DO_NOT_TRACK: "1" });
+  const clean = code === 0 && /No issues found/.test(out);
+  return { suite: "advisors", passed: clean ? 1 : 0, failed: clean ? 0 : 1 };
+}
+
+async function main(): Promise<number> {
+  const onlyArg = process.argv.indexOf("--only");
+  const only = onlyArg >= 0 ? new Set(process.argv[onlyArg + 1].split(",")) : null;
+  const wants = (s: string) => !only || only.has(s);
+  const started = performance.now();
+  ensureSystemPackages();
+  const tallies: Tally[] = [];
+  if (wants("typecheck")) tallies.push(await typecheck());
+
+  const needsStack = ["pgtap", "deno", "vitest", "advisors"].some(wants);
+  if (needsStack) {
+    const stateDir = mkdtempSync(join(tmpdir(), "coach-ledger-test-"));
+    const cfg = stackConfig({
+      ...process.env,
+      LOCAL_STATE_DIR: stateDir,
+      LOCAL_API_PORT: String(await freePort()),
+      LOCAL_DB_PORT: String(await freePort()),
+      LOCAL_DB_FAST: "1",
+    });
+    heading(`throwaway stack in ${stateDir}`);
+    try {
+      const t0 = performance.now();
+      startDatabase(cfg);
+      startGateway(cfg);
+      await waitForGateway(cfg);
+      console.log(`stack up in ${((performance.now() - t0) / 1000).toFixed(1)}s: ${statusEnv(cfg).API_URL}, ${statusEnv(cfg).DB_URL}`);
+      if (wants("pgtap")) tallies.push(await pgtap(cfg));
+      if (wants("deno")) tallies.push(await denoTests(cfg));
+      if (wants("vitest")) tallies.push(await vitest(cfg));
+      if (wants("advisors")) tallies.push(await advisors(cfg));
+    } catch (err) {
+      console.error(err instanceof Error ? err.message : err);
+      tallies.push({ suite: "stack", passed: 0, failed: 1 });
+    } finally {
+      await stopStack(cfg);
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  }
+
+  heading("summary");
+  for (const t of tallies) console.log(`${t.suite.padEnd(10)} ${t.passed} passed, ${t.failed} failed`);
+  const passed = tallies.reduce((n, t) => n + t.passed, 0);
+  const failed = tallies.reduce((n, t) => n + t.failed, 0);
+  console.log(`time: ${((performance.now() - started) / 1000).toFixed(1)}s`);
+  console.log(`${passed} passed, ${failed} failed`);
+  return failed === 0 && passed > 0 ? 0 : 1;
+}
+
+main().then((code) => { process.exitCode = code; }, (err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
