@@ -51,7 +51,7 @@ function printStatus(cfg: StackConfig, format: string | undefined): void {
 /** Prints what is appended to the log files, until stopped. */
 function follow(files: string[]): () => void {
   const offsets = new Map(files.map((f) => [f, existsSync(f) ? statSync(f).size : 0]));
-  const timer = setInterval(() => {
+  const flush = () => {
     for (const f of files) {
       if (!existsSync(f)) continue;
       const size = statSync(f).size;
@@ -64,8 +64,12 @@ function follow(files: string[]): () => void {
       offsets.set(f, size);
       process.stdout.write(buf);
     }
-  }, 250);
-  return () => clearInterval(timer);
+  };
+  const timer = setInterval(flush, 250);
+  return () => {
+    clearInterval(timer);
+    flush();
+  };
 }
 
 async function start(cfg: StackConfig, foreground: boolean): Promise<void> {
