@@ -72,19 +72,23 @@ set search_path = ''
 as $$
 declare
   requested_role text := new.raw_app_meta_data ->> 'role';
+  requested_timezone text := new.raw_user_meta_data ->> 'timezone';
 begin
-  insert into public.profiles (id, role, display_name)
+  insert into public.profiles (id, role, display_name, timezone, created_at, updated_at)
   values (
     new.id,
     case when requested_role in ('client', 'coach', 'admin') then requested_role else 'client' end,
-    nullif(coalesce(new.raw_user_meta_data ->> 'full_name', new.raw_user_meta_data ->> 'name'), '')
+    nullif(coalesce(new.raw_user_meta_data ->> 'full_name', new.raw_user_meta_data ->> 'name'), ''),
+    case when private.is_valid_timezone(requested_timezone) then requested_timezone else 'UTC' end,
+    coalesce(new.created_at, now()),
+    coalesce(new.created_at, now())
   )
   on conflict (id) do nothing;
   return new;
 end;
 $$;
 comment on function private.handle_new_user() is
-  'Trigger on auth.users: creates the profile, with role from app_metadata.role (client by default).';
+  'Trigger on auth.users: creates the profile: role from app_metadata.role (client by default), display name from user_metadata.full_name or name, time zone from user_metadata.timezone when valid (UTC otherwise).';
 revoke execute on function private.handle_new_user() from public, anon, authenticated;
 
 create trigger on_auth_user_created

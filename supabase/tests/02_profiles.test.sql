@@ -1,10 +1,13 @@
 -- Profiles: created at sign-up, readable by their owner and assigned coach only,
 -- editable by their owner (not the role), managed by the service role.
 begin;
-select plan(25);
+select plan(27);
 
 select tests.create_supabase_user('dave@example.com', 'coach', 'Dave Diaz');
 select tests.create_supabase_user('eve@example.com', 'superuser');
+insert into auth.users (id, email, raw_user_meta_data, created_at)
+values ('f0000000-0000-4000-8000-000000000006', 'frank@example.com', '{"timezone": "Asia/Tokyo"}', '2026-02-01 12:00:00+00'),
+       ('f0000000-0000-4000-8000-000000000007', 'gina@example.com', '{"timezone": "Not/AZone"}', '2026-02-01 12:00:00+00');
 
 -- Sign-up trigger
 select is((select role from public.profiles where id = tests.get_user_id('dave@example.com')), 'coach',
@@ -13,6 +16,11 @@ select is((select display_name from public.profiles where id = tests.get_user_id
   'The display name comes from user_metadata.full_name');
 select is((select role from public.profiles where id = tests.get_user_id('eve@example.com')), 'client',
   'An unknown app_metadata role falls back to client');
+select results_eq($$ select timezone, created_at from public.profiles where id = 'f0000000-0000-4000-8000-000000000006' $$,
+  $$ values ('Asia/Tokyo', '2026-02-01 12:00:00+00'::timestamptz) $$,
+  'The time zone comes from user_metadata.timezone and created_at from the user');
+select is((select timezone from public.profiles where id = 'f0000000-0000-4000-8000-000000000007'), 'UTC',
+  'An invalid user_metadata.timezone falls back to UTC');
 
 -- Owner
 select tests.authenticate_as('alice@example.com');
