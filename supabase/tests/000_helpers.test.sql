@@ -47,61 +47,55 @@ begin
 end;
 $$;
 
--- Act as the user with this email: role authenticated and their claims, as PostgREST sets them.
-create or replace function tests.authenticate_as(email text)
+-- Internal: switch to role (null: back to the connecting role) with these claims, both
+-- transaction-local, as PostgREST sets them. The role is reset first so that reading
+-- auth.users works whoever the test was acting as.
+create or replace function tests._act_as(role text, claims jsonb)
 returns void
 language plpgsql
 set search_path = ''
 as $$
-declare
-  user_id uuid;
 begin
   perform set_config('role', 'none', true);
-  user_id := tests.get_user_id(authenticate_as.email);
-  perform set_config('request.jwt.claims', json_build_object(
-    'sub', user_id, 'role', 'authenticated', 'email', authenticate_as.email, 'aud', 'authenticated'
-  )::text, true);
-  perform set_config('role', 'authenticated', true);
+  perform set_config('request.jwt.claims', coalesce(claims::text, ''), true);
+  if role is not null then
+    perform set_config('role', role, true);
+  end if;
 end;
+$$;
+
+-- Act as the user with this email: role authenticated and their claims.
+create or replace function tests.authenticate_as(email text)
+returns void
+language sql
+set search_path = ''
+as $$
+  select tests._act_as(null, null);
+  select tests._act_as('authenticated', jsonb_build_object(
+    'sub', tests.get_user_id(authenticate_as.email), 'role', 'authenticated',
+    'email', authenticate_as.email, 'aud', 'authenticated'));
 $$;
 
 -- Act as the service role.
 create or replace function tests.authenticate_as_service_role()
 returns void
-language plpgsql
+language sql
 set search_path = ''
-as $$
-begin
-  perform set_config('role', 'none', true);
-  perform set_config('request.jwt.claims', '{"role": "service_role"}', true);
-  perform set_config('role', 'service_role', true);
-end;
-$$;
+as $$ select tests._act_as('service_role', '{"role": "service_role"}') $$;
 
 -- Act as anon (the anon key, no user).
 create or replace function tests.authenticate_as_anon()
 returns void
-language plpgsql
+language sql
 set search_path = ''
-as $$
-begin
-  perform set_config('role', 'none', true);
-  perform set_config('request.jwt.claims', '{"role": "anon"}', true);
-  perform set_config('role', 'anon', true);
-end;
-$$;
+as $$ select tests._act_as('anon', '{"role": "anon"}') $$;
 
 -- Back to the connecting role (postgres), with no claims.
 create or replace function tests.clear_authentication()
 returns void
-language plpgsql
+language sql
 set search_path = ''
-as $$
-begin
-  perform set_config('role', 'none', true);
-  perform set_config('request.jwt.claims', '', true);
-end;
-$$;
+as $$ select tests._act_as(null, null) $$;
 
 grant execute on all functions in schema tests to anon, authenticated, service_role;
 
