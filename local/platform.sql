@@ -52,6 +52,8 @@ alter role supabase_storage_admin with nologin noinherit;
 alter role supabase_realtime_admin with nologin noinherit;
 
 grant anon, authenticated, service_role to postgres;
+-- As on Supabase, postgres can manage policies on realtime.messages and storage.objects.
+grant supabase_realtime_admin, supabase_storage_admin to postgres;
 grant anon, authenticated, service_role to authenticator;
 
 -- As on Supabase, extensions are on the search path of the roles that run SQL directly.
@@ -75,7 +77,8 @@ grant usage, create on schema public to postgres;
 grant usage on schema public to anon, authenticated, service_role;
 
 create schema if not exists extensions;
-grant usage on schema extensions to postgres, anon, authenticated, service_role;
+grant usage on schema extensions to anon, authenticated, service_role;
+grant usage on schema extensions to postgres with grant option;
 
 create extension if not exists pgcrypto with schema extensions;
 create extension if not exists "uuid-ossp" with schema extensions;

@@ -6,7 +6,9 @@ begin;
 select plan(1);
 
 create schema if not exists tests;
-grant usage on schema tests to anon, authenticated, service_role;
+grant usage on schema tests to anon, authenticated, service_role, coach_ingest, coach_analyst;
+-- pgTAP lives in extensions; the custom roles need to see it while a test acts as them.
+grant usage on schema extensions to coach_ingest, coach_analyst;
 
 -- The id of a user by email; throws when there is none.
 create or replace function tests.get_user_id(email text)
@@ -83,6 +85,13 @@ language sql
 set search_path = ''
 as $$ select tests._act_as('service_role', '{"role": "service_role"}') $$;
 
+-- Act as a database role reached by a role-only JWT (e.g. coach_ingest) or a login (coach_analyst).
+create or replace function tests.authenticate_as_role(role_name text)
+returns void
+language sql
+set search_path = ''
+as $$ select tests._act_as(role_name, jsonb_build_object('role', role_name)) $$;
+
 -- Act as anon (the anon key, no user).
 create or replace function tests.authenticate_as_anon()
 returns void
@@ -97,7 +106,7 @@ language sql
 set search_path = ''
 as $$ select tests._act_as(null, null) $$;
 
-grant execute on all functions in schema tests to anon, authenticated, service_role;
+grant execute on all functions in schema tests to anon, authenticated, service_role, coach_ingest, coach_analyst;
 
 select ok(true, 'Test helpers are installed in schema tests');
 select * from finish();

@@ -1,0 +1,49 @@
+-- Access paths at a realistic volume: the history query uses the (user, time) index and a
+-- one-day scan uses the BRIN index, for interactions and for events. Plans, not timings.
+begin;
+select plan(4);
+
+-- 100 users x 1,000 interactions over 30 days, in time order as they arrive.
+alter table public.coach_interactions disable trigger coach_interactions_broadcast;
+insert into auth.users (id, email)
+select ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, 'load' || n || '@example.com'
+from generate_series(1, 100) n;
+insert into public.coach_interactions (user_id, request_id, sender, content, created_at, actor_role)
+select ('00000000-0000-4000-8000-' || lpad((1 + k % 100)::text, 12, '0'))::uuid, 'load-' || k, 'user',
+       jsonb_build_object('text', 'message number ' || k), '2026-02-01'::timestamptz + k * interval '26 seconds', 'postgres'
+from generate_series(1, 100000) k;
+insert into public.interaction_events (user_id, kind, score, created_at, actor_role)
+select ('00000000-0000-4000-8000-' || lpad((1 + k % 100)::text, 12, '0'))::uuid, 'rating', 1 + k % 5,
+       '2026-02-01'::timestamptz + k * interval '26 seconds', 'postgres'
+from generate_series(1, 100000) k;
+analyze public.coach_interactions;
+analyze public.interaction_events;
+
+create function pg_temp.plan_uses(query text, index_name text) returns boolean language plpgsql as $$
+declare
+  plan json;
+begin
+  execute 'explain (analyze, format json) ' || query into plan;
+  return plan::text like '%"Index Name": "' || index_name || '"%';
+end;
+$$;
+
+select ok(pg_temp.plan_uses(
+  $$ select id from public.coach_interactions where user_id = '00000000-0000-4000-8000-000000000007'
+     order by created_at desc, id desc limit 100 $$, 'coach_interactions_user_id_created_at_idx'),
+  'A user''s history page is read through the (user_id, created_at, id) index');
+select ok(pg_temp.plan_uses(
+  $$ select count(*) from public.coach_interactions where created_at >= '2026-02-10' and created_at < '2026-02-11' $$,
+  'coach_interactions_created_at_brin'),
+  'One day of interactions is read through the BRIN index, not a full scan');
+select ok(pg_temp.plan_uses(
+  $$ select id from public.interaction_events where user_id = '00000000-0000-4000-8000-000000000007'
+     order by created_at desc limit 100 $$, 'interaction_events_user_id_created_at_idx'),
+  'A user''s events are read through the (user_id, created_at) index');
+select ok(pg_temp.plan_uses(
+  $$ select avg(score) from public.interaction_events where kind = 'rating' and created_at >= '2026-02-10' and created_at < '2026-02-11' $$,
+  'interaction_events_created_at_brin'),
+  'One day of events is read through the BRIN index');
+
+select * from finish();
+rollback;
