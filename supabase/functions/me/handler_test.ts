@@ -1,17 +1,8 @@
 /** Runs against the test run's database (SUPABASE_DB_URL, SUPABASE_JWT_SECRET from npm test). */
 import assert from "node:assert/strict";
-import { SignJWT } from "jose";
 import { handler } from "./handler.ts";
 import { closeDb } from "../_shared/db.ts";
-import { requireEnv } from "../_shared/env.ts";
-
-const ALICE = "a11ce000-0000-4000-8000-000000000001";
-
-async function token(claims: Record<string, unknown>): Promise<string> {
-  return await new SignJWT({ exp: Math.floor(Date.now() / 1000) + 600, ...claims })
-    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-    .sign(new TextEncoder().encode(requireEnv("SUPABASE_JWT_SECRET")));
-}
+import { ALICE, token } from "../_shared/testing/fixtures.ts";
 
 function get(bearer?: string, method = "GET"): Request {
   return new Request("http://x/me", { method, headers: bearer ? { authorization: `Bearer ${bearer}` } : {} });

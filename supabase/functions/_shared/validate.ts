@@ -1,0 +1,72 @@
+/** Request validation with zod: a failed parse becomes a 422 listing every bad field. */
+import type { z } from "zod";
+import { type FieldError, HttpError } from "./http.ts";
+
+/** The field errors of a zod error: unknown keys each become their own error. */
+export function fieldErrors(error: z.ZodError): FieldError[] {
+  const out: FieldError[] = [];
+  for (const issue of error.issues) {
+    const base = issue.path.map(String).join(".");
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) out.push({ field: base ? `${base}.${key}` : key, message: "Unknown field" });
+    } else {
+      out.push({ field: base || "(body)", message: issue.message });
+    }
+  }
+  return out;
+}
+
+/** Parses data with schema or throws 422 Unprocessable Content with the field errors. */
+export function parseOrThrow<T extends z.ZodType>(schema: T, data: unknown, what = "request body"): z.infer<T> {
+  const result = schema.safeParse(data);
+  if (!result.success) {
+    const errors = fieldErrors(result.error);
+    throw new HttpError(422, "Unprocessable Content", `The ${what} has invalid fields: ${errors.map((e) => e.field).join(", ")}.`, { errors });
+  }
+  return result.data;
+}
+
+/** Reads a JSON body of at most maxBytes: 413 when larger, 400 when it is not JSON. */
+export async function readJson(req: Request, maxBytes: number): Promise<unknown> {
+  const declared = Number(req.headers.get("content-length") ?? "NaN");
+  if (declared > maxBytes) {
+    throw new HttpError(413, "Content Too Large", `The body is larger than ${maxBytes} bytes.`);
+  }
+  const reader = req.body?.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (reader) {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxBytes) {
+        await reader.cancel();
+        throw new HttpError(413, "Content Too Large", `The body is larger than ${maxBytes} bytes.`);
+      }
+      chunks.push(value);
+    }
+  }
+  const text = new TextDecoder().decode(concat(chunks, size));
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HttpError(400, "Bad Request", "The body is not valid JSON.");
+  }
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.byteLength;
+  }
+  return out;
+}
+
+/** SHA-256 of a string as lowercase hex (Web Crypto). */
+export async function sha256Hex(value: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}

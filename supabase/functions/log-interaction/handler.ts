@@ -1,0 +1,120 @@
+/**
+ * `log-interaction` (POST): logs one coach interaction through public.log_coach_interaction.
+ * Callers: a user (their own messages, no user_id), their assigned coach (user_id = the
+ * client, sender human_coach), the service role or a `coach_ingest` token (user_id required). Idempotent by the Idempotency-Key header or the request_id field:
+ * 201 with the stored row on the first write, 200 with the same row on a replay, 409 while
+ * the same key is in flight, 422 for a key reused with another payload. A raw tracked skill
+ * id (body `tracked_skill_id` or header X-Tracked-Skill-Id) is hashed here (SHA-256) and
+ * never stored or logged.
+ */
+import { z } from "zod";
+import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
+import { authenticate } from "../_shared/auth.ts";
+import { type JSONValue, withUser } from "../_shared/db.ts";
+import { parseOrThrow, readJson, sha256Hex } from "../_shared/validate.ts";
+
+/** Largest accepted body, in bytes. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+type JsonObject = { [key: string]: JSONValue };
+const KEY = /^[A-Za-z0-9._:-]{1,128}$/;
+const SERVICE_ROLES = new Set(["service_role", "coach_ingest"]);
+const count = z.int().nonnegative().max(100_000_000);
+
+/** The request body: strict, so unknown fields are refused. */
+export const LogInteractionBody = z.strictObject({
+  request_id: z.string().regex(KEY, "Use 1 to 128 letters, digits or . _ : -").optional(),
+  user_id: z.uuid().optional(),
+  sender: z.enum(["user", "ai_coach", "human_coach", "system"]),
+  channel: z.enum(["chat", "jitai", "voice", "email", "dashboard", "api"]).optional(),
+  session_id: z.uuid().optional(),
+  conversation_id: z.uuid().optional(),
+  coach_persona: z.string().min(1).max(100).optional(),
+  content: z.looseObject({ text: z.string() }),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+  model: z.string().min(1).max(200).optional(),
+  latency_ms: count.optional(),
+  prompt_tokens: count.optional(),
+  completion_tokens: count.optional(),
+  cached_tokens: count.optional(),
+  cost_usd: z.number().nonnegative().max(1_000_000).optional(),
+  sentiment: z.number().min(-1).max(1).optional(),
+  momentum_state: z.string().regex(/^[a-z][a-z0-9_]{0,39}$/, "Use a lowercase identifier such as rising").optional(),
+  status: z.enum(["ok", "error"]).optional(),
+  error_code: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).optional(),
+  tracked_skill_id: z.string().min(1).max(256).optional(),
+  created_at: z.iso.datetime({ offset: true }).optional(),
+}).superRefine((b, ctx) => {
+  if (b.cached_tokens !== undefined && (b.prompt_tokens === undefined || b.cached_tokens > b.prompt_tokens)) {
+    ctx.addIssue({ code: "custom", path: ["cached_tokens"], message: "Cannot exceed prompt_tokens" });
+  }
+  if ((b.status === "error") !== (b.error_code !== undefined)) {
+    ctx.addIssue({ code: "custom", path: ["error_code"], message: "Required exactly when status is error" });
+  }
+});
+
+/** Handles POST /functions/v1/log-interaction. */
+export function handler(req: Request): Promise<Response> {
+  return respond(req, async (ctx) => {
+    allowMethods(req, "POST");
+    const claims = await authenticate(req);
+    const service = SERVICE_ROLES.has(claims.role);
+    if (!service && !(claims.role === "authenticated" && claims.sub)) {
+      throw new HttpError(403, "Forbidden", "Only a signed-in user, the service role or an ingest token can log interactions.");
+    }
+    const raw = await readJson(req, MAX_BODY_BYTES);
+    const { body, trackedSkillHash } = await ctx.timing.measure("validate", async () => {
+      const body = parseOrThrow(LogInteractionBody, raw);
+      const errors = [];
+      if (body.user_id === undefined && service) {
+        errors.push({ field: "user_id", message: "Required for the service role and ingest tokens" });
+      }
+      if (body.created_at !== undefined && !service) {
+        errors.push({ field: "created_at", message: "Only the service role or an ingest token may set created_at" });
+      }
+      const headerKey = req.headers.get("idempotency-key");
+      if (headerKey !== null && !KEY.test(headerKey)) {
+        errors.push({ field: "Idempotency-Key", message: "Use 1 to 128 letters, digits or . _ : -" });
+      }
+      if (headerKey !== null && body.request_id !== undefined && headerKey !== body.request_id) {
+        errors.push({ field: "request_id", message: "Differs from the Idempotency-Key header" });
+      }
+      if (errors.length) {
+        throw new HttpError(422, "Unprocessable Content", `The request body has invalid fields: ${errors.map((e) => e.field).join(", ")}.`, { errors });
+      }
+      body.request_id ??= headerKey ?? undefined;
+      const skill = body.tracked_skill_id ?? req.headers.get("x-tracked-skill-id") ?? undefined;
+      return { body, trackedSkillHash: skill ? await sha256Hex(skill) : null };
+    });
+
+    const rows = await ctx.timing.measure("db", () =>
+      withUser(claims, (tx) => tx`
+        select to_jsonb(r.interaction) as interaction, r.replayed
+        from public.log_coach_interaction(
+          sender => ${body.sender},
+          content => ${tx.json(body.content as JsonObject)}::jsonb,
+          request_id => ${body.request_id ?? null},
+          user_id => ${body.user_id ?? null}::uuid,
+          channel => ${body.channel ?? null},
+          session_id => ${body.session_id ?? null}::uuid,
+          conversation_id => ${body.conversation_id ?? null}::uuid,
+          coach_persona => ${body.coach_persona ?? null},
+          metadata => ${tx.json((body.metadata ?? {}) as JsonObject)}::jsonb,
+          model => ${body.model ?? null},
+          latency_ms => ${body.latency_ms ?? null}::integer,
+          prompt_tokens => ${body.prompt_tokens ?? null}::integer,
+          completion_tokens => ${body.completion_tokens ?? null}::integer,
+          cached_tokens => ${body.cached_tokens ?? null}::integer,
+          cost_usd => ${body.cost_usd ?? null}::numeric,
+          sentiment => ${body.sentiment ?? null}::real,
+          momentum_state => ${body.momentum_state ?? null},
+          status => ${body.status ?? null},
+          error_code => ${body.error_code ?? null},
+          tracked_skill_id_hash => ${trackedSkillHash},
+          created_at => ${body.created_at ?? null}::timestamptz
+        ) r`, { requestId: ctx.requestId })
+    );
+    const { interaction, replayed } = rows[0] as { interaction: Record<string, unknown>; replayed: boolean };
+    return json(interaction, replayed ? 200 : 201, replayed ? { "Idempotent-Replayed": "true" } : {});
+  });
+}

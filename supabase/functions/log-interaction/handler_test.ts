@@ -1,0 +1,174 @@
+/** Runs against the test run's database (SUPABASE_DB_URL, SUPABASE_JWT_SECRET from npm test). */
+import assert from "node:assert/strict";
+import { handler, MAX_BODY_BYTES } from "./handler.ts";
+import { closeDb } from "../_shared/db.ts";
+import { adminSql, ALICE, BOB, CAROL, request, token, userToken } from "../_shared/testing/fixtures.ts";
+import { sha256Hex } from "../_shared/validate.ts";
+
+const admin = adminSql();
+
+function post(bearer: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return handler(request("/log-interaction", { bearer, body, headers }));
+}
+
+Deno.test({
+  name: "log-interaction handler",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const alice = await userToken(ALICE);
+    const service = await token({ role: "service_role" });
+    const ingest = await token({ role: "coach_ingest" });
+    try {
+      await t.step("handler() returns 201 with the stored row on the first write", async () => {
+        const key = crypto.randomUUID();
+        const res = await post(alice, { sender: "user", content: { text: "Walked today" }, sentiment: 0.5 }, { "Idempotency-Key": key, "x-request-id": "req-42" });
+        assert.equal(res.status, 201);
+        const row = await res.json();
+        assert.equal(row.user_id, ALICE);
+        assert.equal(row.request_id, key);
+        assert.equal(row.sentiment, 0.5);
+        assert.ok(row.id && row.created_at);
+        assert.equal(res.headers.get("x-request-id"), "req-42");
+        assert.match(res.headers.get("server-timing") ?? "", /validate;dur=.*db;dur=/);
+      });
+      await t.step("handler() returns 200 with the same row on a replay, and stores it once", async () => {
+        const body = { sender: "user", content: { text: "Replay me" }, request_id: crypto.randomUUID() };
+        const first = await (await post(alice, body)).json();
+        const res = await post(alice, body);
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get("idempotent-replayed"), "true");
+        assert.deepEqual(await res.json(), first);
+        const [{ n }] = await admin`select count(*)::int as n from public.coach_interactions where request_id = ${body.request_id}`;
+        assert.equal(n, 1);
+      });
+      await t.step("handler() returns 422 for a key reused with another payload", async () => {
+        const key = crypto.randomUUID();
+        assert.equal((await post(alice, { sender: "user", content: { text: "one" }, request_id: key })).status, 201);
+        const res = await post(alice, { sender: "user", content: { text: "two" }, request_id: key });
+        assert.equal(res.status, 422);
+        assert.equal((await res.json()).detail, "request_id was already used with a different payload");
+      });
+      await t.step("handler() returns 409 while the same key is in flight", async () => {
+        const key = crypto.randomUUID();
+        const holder = await admin.reserve();
+        try {
+          await holder`select pg_advisory_lock(hashtextextended(${ALICE + "/" + key}, 7))`;
+          const res = await post(alice, { sender: "user", content: { text: "slow" }, request_id: key });
+          assert.equal(res.status, 409);
+          assert.match((await res.json()).detail, /still being processed/);
+        } finally {
+          await holder`select pg_advisory_unlock_all()`;
+          holder.release();
+        }
+        assert.equal((await post(alice, { sender: "user", content: { text: "slow" }, request_id: key })).status, 201);
+      });
+      await t.step("handler() stores one row under concurrent retries of one key", async () => {
+        const body = { sender: "user", content: { text: "Concurrent" }, request_id: crypto.randomUUID() };
+        const statuses = await Promise.all(Array.from({ length: 8 }, async () => {
+          const res = await post(alice, body);
+          await res.body?.cancel();
+          return res.status;
+        }));
+        assert.equal(statuses.filter((s) => s === 201).length, 1, `statuses: ${statuses}`);
+        assert.ok(statuses.every((s) => s === 201 || s === 200 || s === 409), `statuses: ${statuses}`);
+        const [{ n }] = await admin`select count(*)::int as n from public.coach_interactions where request_id = ${body.request_id}`;
+        assert.equal(n, 1);
+        assert.equal((await post(alice, body)).status, 200);
+      });
+      await t.step("handler() hashes a tracked skill id and never stores the raw id", async () => {
+        const key = crypto.randomUUID();
+        const res = await post(alice, { sender: "user", content: { text: "skill" }, request_id: key }, { "X-Tracked-Skill-Id": "skill-raw-7781" });
+        const row = await res.json();
+        assert.equal(row.tracked_skill_id_hash, await sha256Hex("skill-raw-7781"));
+        const [{ hits }] = await admin`select count(*)::int as hits from public.coach_interactions c where c::text like '%skill-raw-7781%'`;
+        assert.equal(hits, 0);
+      });
+      await t.step("handler() lets coach_ingest log an AI message for any user, with cost computed", async () => {
+        const res = await post(ingest, {
+          sender: "ai_coach", user_id: BOB, content: { text: "Try a walk" }, model: "gpt-4o-mini",
+          prompt_tokens: 1000, completion_tokens: 200, cost_usd: 9, latency_ms: 640, channel: "jitai",
+        });
+        assert.equal(res.status, 201);
+        const row = await res.json();
+        assert.equal(row.actor_role, "coach_ingest");
+        assert.equal(Number(row.cost_usd), (1000 * 0.15 + 200 * 0.6) / 1e6);
+      });
+      await t.step("handler() lets an assigned coach log a human_coach message for the client", async () => {
+        const res = await post(await userToken(CAROL), { sender: "human_coach", user_id: ALICE, content: { text: "Nice work" } });
+        assert.equal(res.status, 201);
+        const row = await res.json();
+        assert.equal(row.user_id, ALICE);
+        assert.equal(row.actor_id, CAROL);
+      });
+      await t.step("handler() returns 400 for unreadable JSON", async () => {
+        const res = await handler(request("/log-interaction", { bearer: alice, rawBody: "{not json" }));
+        assert.equal(res.status, 400);
+        assert.equal(res.headers.get("content-type"), "application/problem+json; charset=utf-8");
+        await res.body?.cancel();
+      });
+      await t.step("handler() returns 413 for a body over 64 KiB", async () => {
+        const res = await post(alice, { sender: "user", content: { text: "x".repeat(MAX_BODY_BYTES) } });
+        assert.equal(res.status, 413);
+        await res.body?.cancel();
+      });
+      await t.step("handler() returns 422 listing every bad field", async () => {
+        const res = await post(alice, { sender: "robot", content: { body: 1 }, sentiment: 3, surprise: true });
+        assert.equal(res.status, 422);
+        const problem = await res.json();
+        assert.deepEqual(problem.errors.map((e: { field: string }) => e.field).sort(), ["content.text", "sender", "sentiment", "surprise"]);
+      });
+      await t.step("handler() returns 403 when a user logs for someone they do not coach", async () => {
+        const res = await post(alice, { sender: "user", content: { text: "x" }, user_id: BOB });
+        assert.equal(res.status, 403);
+        assert.equal((await res.json()).detail, "Only the user, their assigned coach or the service role can log interactions for this user");
+      });
+      await t.step("handler() returns 422 when the service role omits user_id", async () => {
+        const res = await post(service, { sender: "ai_coach", content: { text: "x" } });
+        assert.equal(res.status, 422);
+        assert.equal((await res.json()).errors[0].field, "user_id");
+      });
+      await t.step("handler() returns 422 when Idempotency-Key and request_id differ", async () => {
+        const res = await post(alice, { sender: "user", content: { text: "x" }, request_id: "a" }, { "Idempotency-Key": "b" });
+        assert.equal(res.status, 422);
+        assert.equal((await res.json()).errors[0].field, "request_id");
+      });
+      await t.step("handler() returns 403 when a user logs an AI message, and stores nothing", async () => {
+        const key = crypto.randomUUID();
+        const res = await post(alice, { sender: "ai_coach", content: { text: "x" }, request_id: key });
+        assert.equal(res.status, 403);
+        assert.equal((await res.json()).detail, "A user can only log messages with sender user");
+        const [{ n }] = await admin`select count(*)::int as n from public.coach_interactions where request_id = ${key}`;
+        assert.equal(n, 0);
+      });
+      await t.step("handler() returns 401 without a token and 403 for the anon key", async () => {
+        assert.equal((await handler(request("/log-interaction", { body: {} }))).status, 401);
+        const res = await post(await token({ role: "anon" }), { sender: "user", content: { text: "x" } });
+        assert.equal(res.status, 403);
+        await res.body?.cancel();
+      });
+      await t.step("handler() returns 405 for GET", async () => {
+        const res = await handler(request("/log-interaction", { bearer: alice }));
+        assert.equal(res.status, 405);
+        await res.body?.cancel();
+      });
+      await t.step("handler() returns 503 when the database is unavailable", async () => {
+        await closeDb();
+        const url = Deno.env.get("SUPABASE_DB_URL")!;
+        Deno.env.set("SUPABASE_DB_URL", "postgresql://postgres:postgres@127.0.0.1:1/postgres");
+        try {
+          const res = await post(alice, { sender: "user", content: { text: "x" } });
+          assert.equal(res.status, 503);
+          assert.equal(res.headers.get("retry-after"), "1");
+          await res.body?.cancel();
+        } finally {
+          await closeDb();
+          Deno.env.set("SUPABASE_DB_URL", url);
+        }
+      });
+    } finally {
+      await closeDb();
+      await admin.end();
+    }
+  },
+});
