@@ -7,16 +7,26 @@
 
 create or replace function private.is_valid_timezone(tz text)
 returns boolean
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  -- Declared immutable so a CHECK constraint can use it: time zone names change only
-  -- with a tzdata upgrade, and a name that disappears would only block later updates.
-  select exists (select 1 from pg_catalog.pg_timezone_names where name = tz)
+begin
+  -- An IANA name (Area/Location, or UTC) that this server's tz database knows. Checked by
+  -- converting a timestamp, which uses the server's zone cache, rather than by scanning
+  -- pg_timezone_names (a walk over the tz files on every call). Declared immutable so a
+  -- CHECK constraint can use it: zone names change only with a tzdata upgrade.
+  if tz is null or tz !~ '^(UTC|[A-Za-z_]+(/[A-Za-z0-9_+-]+)+)$' then
+    return false;
+  end if;
+  perform timestamptz '2000-01-01 00:00:00+00' at time zone tz;
+  return true;
+exception when invalid_parameter_value then
+  return false;
+end;
 $$;
 comment on function private.is_valid_timezone(text) is
-  'True when tz is an IANA time zone name known to this server (pg_timezone_names).';
+  'True when tz is an IANA time zone name (Area/Location or UTC) known to this server''s tz database.';
 -- Evaluated by the profiles_timezone_valid constraint as the writing role.
 grant execute on function private.is_valid_timezone(text) to authenticated, service_role;
 

@@ -83,12 +83,18 @@ language plpgsql
 set search_path = ''
 as $$
 begin
+  -- A delete cascading from a deleted user (erasure: auth.users -> profiles -> this table)
+  -- runs inside the foreign key's own trigger, so it arrives here nested; a direct DELETE
+  -- arrives at depth 1 and is refused like UPDATE and TRUNCATE.
+  if tg_op = 'DELETE' and pg_trigger_depth() > 1 then
+    return old;
+  end if;
   raise exception '% is append-only: rows cannot be updated or deleted', tg_table_schema || '.' || tg_table_name
     using errcode = '42501';
 end;
 $$;
 comment on function private.trigger_refuse_change() is
-  'Trigger function for append-only tables: refuses UPDATE, DELETE and TRUNCATE.';
+  'Trigger function for append-only tables: refuses UPDATE, TRUNCATE and direct DELETE; deletes cascading from an erased user pass.';
 revoke execute on function private.trigger_refuse_change() from public, anon, authenticated;
 
 create trigger coach_interactions_refuse_update_delete

@@ -1,7 +1,7 @@
 -- Deny by default: RLS everywhere in exposed schemas, no privileges for anon, explicit
 -- function grants only, security definer functions pinned, plpgsql functions clean.
 begin;
-select plan(12);
+select plan(15);
 
 select is_empty(
   $$ select c.oid::regclass::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -22,6 +22,26 @@ select is_empty(
             or exists (select 1 from aclexplode(p.proacl) a where a.grantee = 0 and a.privilege_type = 'EXECUTE')
             or p.proacl is null) $$,
   'No function in public or private is executable by anon or PUBLIC'
+);
+
+select is_empty(
+  $$ select table_schema, table_name, privilege_type from information_schema.role_table_grants
+     where grantee in ('coach_analyst', 'coach_ingest') and table_schema in ('public', 'private', 'audit', 'auth') $$,
+  'coach_analyst and coach_ingest hold no privilege on any table outside analytics'
+);
+
+select is_empty(
+  $$ select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+     where n.nspname in ('public', 'private', 'audit') and has_function_privilege('coach_ingest', p.oid, 'execute')
+       and p.oid <> 'public.log_coach_interaction(text, jsonb, text, uuid, text, uuid, uuid, text, jsonb, text, integer, integer, integer, integer, numeric, real, text, text, text, text, timestamptz)'::regprocedure $$,
+  'coach_ingest can execute log_coach_interaction and no other function'
+);
+
+select is_empty(
+  $$ select c.oid::regclass::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where n.nspname = 'analytics' and c.relkind in ('r', 'v', 'm', 'p')
+       and has_table_privilege('coach_analyst', c.oid, 'insert, update, delete, truncate') $$,
+  'coach_analyst cannot change anything in analytics'
 );
 
 select table_privs_are('public', 'profiles', 'authenticated', array['SELECT'],

@@ -1,7 +1,7 @@
 -- Profiles: created at sign-up, readable by their owner and assigned coach only,
 -- editable by their owner (not the role), managed by the service role.
 begin;
-select plan(27);
+select plan(28);
 
 select tests.create_supabase_user('dave@example.com', 'coach', 'Dave Diaz');
 select tests.create_supabase_user('eve@example.com', 'superuser');
@@ -35,6 +35,8 @@ select is((select timezone from public.profiles where id = tests.get_user_id('al
   'Leaving timezone null keeps it');
 select throws_ok($$ select public.update_my_profile(timezone => 'Mars/Base') $$, '22023',
   'Unknown time zone: Mars/Base', 'An unknown time zone is refused with its name');
+select ok(not private.is_valid_timezone('EST') and not private.is_valid_timezone('UTC+3') and private.is_valid_timezone('Etc/GMT+3'),
+  'Only IANA names count as time zones, not abbreviations or POSIX offsets');
 select throws_ok($$ select public.update_my_profile(preferences => '[1, 2]') $$, '22023',
   'preferences must be a JSON object', 'Preferences that are not an object are refused');
 select throws_ok($$ update public.profiles set role = 'admin' where id = (select auth.uid()) $$, '42501',

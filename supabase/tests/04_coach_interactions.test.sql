@@ -1,7 +1,7 @@
 -- The interaction log's single write path, as named users: who may log what, validation by
 -- named constraints, append-only, idempotency, cost from model_prices.
 begin;
-select plan(42);
+select plan(44);
 
 select tests.create_supabase_user('dave@example.com', 'coach');
 
@@ -120,6 +120,18 @@ select throws_ok($$ truncate public.coach_interactions cascade $$, '42501',
   'public.coach_interactions is append-only: rows cannot be updated or deleted', 'Nobody can truncate the interaction log');
 select throws_ok($$ delete from public.coach_interactions $$, '42501',
   'public.coach_interactions is append-only: rows cannot be updated or deleted', 'Even the owner of the table cannot delete an interaction');
+
+-- Erasure: deleting the user removes their interactions and idempotency keys (the one
+-- delete the append-only guard lets through is the cascade from auth.users).
+select tests.create_supabase_user('erin@example.com');
+select tests.authenticate_as('erin@example.com');
+select public.log_coach_interaction(sender => 'user', content => '{"text": "Please forget me"}', request_id => 'erin-1');
+select tests.clear_authentication();
+delete from auth.users where email = 'erin@example.com';
+select is_empty($$ select 1 from public.coach_interactions where request_id = 'erin-1' $$,
+  'Deleting a user erases their interactions');
+select is_empty($$ select 1 from private.interaction_requests where request_id = 'erin-1' $$,
+  'Deleting a user erases their idempotency keys');
 
 select * from finish();
 rollback;

@@ -20,7 +20,7 @@ let pool: postgres.Sql | undefined;
 export function db(): postgres.Sql {
   return pool ??= postgres(requireEnv("SUPABASE_DB_URL"), {
     prepare: false,
-    max: 5,
+    max: 10,
     idle_timeout: 20,
     connection: { application_name: "coach-ledger-functions" },
   });

@@ -41,7 +41,7 @@ export function handler(req: Request): Promise<Response> {
     });
     const items = await ctx.timing.measure("db", () =>
       withUser(claims, (tx) => tx`
-        select to_jsonb(h) as item
+        select to_json(h) as item
         from public.get_interaction_history(
           user_id => ${q.user_id ?? null}::uuid,
           page_size => ${q.limit}::integer,

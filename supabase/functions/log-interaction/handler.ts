@@ -89,7 +89,7 @@ export function handler(req: Request): Promise<Response> {
 
     const rows = await ctx.timing.measure("db", () =>
       withUser(claims, (tx) => tx`
-        select to_jsonb(r.interaction) as interaction, r.replayed
+        select to_json(r.interaction) as interaction, r.replayed
         from public.log_coach_interaction(
           sender => ${body.sender},
           content => ${tx.json(body.content as JsonObject)}::jsonb,

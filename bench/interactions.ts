@@ -1,0 +1,216 @@
+/**
+ * Interaction log benchmark: `npm run bench:interactions` (options: --seed-rows N,
+ * --duration S, --skip-http). Starts a throwaway stack (default durability: fsync on),
+ * seeds 1,000 users and 1,000,000 interactions (one user with 10,000), then prints, side by
+ * side in one run:
+ *   1. pgbench: log_coach_interaction with the full path (RLS role and claims, checks,
+ *      idempotency, cost, broadcast trigger) vs a plain INSERT into the same table with no
+ *      RLS, trigger or idempotency (the raw ceiling);
+ *   2. log-interaction over HTTP at a constant 100 requests/s, then at rising rates until
+ *      p95 reaches 50 ms: p50/p95/p99 and errors (latency measured from each request's
+ *      scheduled time, so queueing counts);
+ *   3. history (limit 100) for the user with 10,000 interactions over HTTP vs the same call
+ *      run by pgbench.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, totalmem, tmpdir } from "node:os";
+import { join } from "node:path";
+import postgres from "postgres";
+import {
+  dbUrl, ensureSystemPackages, freePort, signToken, stackConfig, startDatabase, startGateway, statusEnv, stopStack,
+  waitForGateway, type StackConfig,
+} from "../local/stack.ts";
+
+const args = process.argv.slice(2);
+const opt = (name: string, fallback: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const SEED_ROWS = opt("--seed-rows", 1_000_000);
+const DURATION = opt("--duration", 15);
+const USERS = 1000;
+const HEAVY_USER_ROWS = 10_000;
+const userId = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+const ms = (x: number) => `${x.toFixed(1)} ms`;
+
+async function seed(sql: postgres.Sql): Promise<void> {
+  const t0 = performance.now();
+  await sql`insert into auth.users (id, email)
+            select ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, 'bench' || n || '@example.com'
+            from generate_series(1, ${USERS}) n`;
+  // The seed goes straight into the table (no broadcast: a million realtime rows would only
+  // measure the seeding). User 1 gets HEAVY_USER_ROWS rows; the rest spread over the others.
+  await sql`alter table public.coach_interactions disable trigger coach_interactions_broadcast`;
+  await sql`insert into public.coach_interactions
+              (user_id, request_id, sender, channel, coach_persona, content, model, latency_ms, prompt_tokens,
+               completion_tokens, cost_usd, sentiment, created_at, actor_role)
+            select case when k <= ${HEAVY_USER_ROWS} then ${userId(1)}::uuid
+                        else ('00000000-0000-4000-8000-' || lpad((2 + k % ${USERS - 1})::text, 12, '0'))::uuid end,
+                   'seed-' || k,
+                   case when k % 2 = 0 then 'user' else 'ai_coach' end,
+                   'chat', case when k % 2 = 1 then 'encourager' end,
+                   jsonb_build_object('text', 'Seeded message ' || k || ' about sleep, steps and a morning walk.'),
+                   case when k % 2 = 1 then 'gpt-4o-mini' end,
+                   case when k % 2 = 1 then 400 + k % 900 end,
+                   case when k % 2 = 1 then 300 + k % 500 end,
+                   case when k % 2 = 1 then 50 + k % 200 end,
+                   case when k % 2 = 1 then 0.0002 end,
+                   ((k % 200) - 100) / 100.0,
+                   now() - interval '90 days' + k * (interval '90 days' / ${SEED_ROWS}),
+                   'postgres'
+            from generate_series(1, ${SEED_ROWS}) k`;
+  await sql`alter table public.coach_interactions enable trigger coach_interactions_broadcast`;
+  await sql`analyze public.coach_interactions`;
+  console.log(`seeded ${USERS} users and ${SEED_ROWS.toLocaleString("en")} interactions in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+/** Runs pgbench with a script; returns tps and latency percentiles from its transaction log. */
+function pgbench(cfg: StackConfig, name: string, script: string, clients: number, duration: number): {
+  tps: number; p50: number; p95: number; p99: number; failed: number;
+} {
+  const dir = mkdtempSync(join(tmpdir(), `pgbench-${name}-`));
+  writeFileSync(join(dir, "script.sql"), script);
+  const r = spawnSync("/usr/lib/postgresql/15/bin/pgbench", [
+    "-n", "-c", String(clients), "-j", "2", "-T", String(duration), "-f", join(dir, "script.sql"),
+    "-l", "--log-prefix", join(dir, "log"), dbUrl(cfg),
+  ], { encoding: "utf8", env: { ...process.env, PGPASSWORD: "postgres" } });
+  if (r.status !== 0) throw new Error(`pgbench ${name} failed:\n${r.stdout}\n${r.stderr}`);
+  const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout)?.[1] ?? NaN);
+  const failed = Number(/number of failed transactions: (\d+)/.exec(r.stdout)?.[1] ?? 0);
+  const latencies: number[] = [];
+  for (const f of readdirSync(dir).filter((f) => f.startsWith("log"))) {
+    for (const line of readFileSync(join(dir, f), "utf8").split("\n")) {
+      const cols = line.split(" ");
+      if (cols.length > 2) latencies.push(Number(cols[2]) / 1000);
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+  latencies.sort((a, b) => a - b);
+  return { tps, p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), failed };
+}
+
+interface LoadResult { rate: number; sent: number; ok: number; errors: number; p50: number; p95: number; p99: number; achieved: number }
+
+/** Sends requests at a constant arrival rate for `seconds`; latency counts from the scheduled time. */
+async function constantRate(rate: number, seconds: number, make: (i: number) => Promise<Response>): Promise<LoadResult> {
+  const total = Math.round(rate * seconds);
+  const latencies: number[] = [];
+  let ok = 0;
+  let errors = 0;
+  const start = performance.now();
+  const inflight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    inflight.push(make(i).then(async (res) => {
+      await res.arrayBuffer();
+      latencies.push(performance.now() - due);
+      res.ok ? ok++ : errors++;
+    }, () => {
+      latencies.push(performance.now() - due);
+      errors++;
+    }));
+  }
+  await Promise.all(inflight);
+  const elapsed = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    rate, sent: total, ok, errors, achieved: total / elapsed,
+    p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99),
+  };
+}
+
+async function main(): Promise<void> {
+  ensureSystemPackages();
+  const stateDir = mkdtempSync(join(tmpdir(), "coach-ledger-bench-"));
+  const cfg = stackConfig({ ...process.env, LOCAL_STATE_DIR: stateDir, LOCAL_API_PORT: String(await freePort()), LOCAL_DB_PORT: String(await freePort()) });
+  const env = statusEnv(cfg);
+  console.log(`# Interaction log benchmark\n\nmachine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; PostgreSQL 15, fsync on`);
+  const sql = postgres(env.DB_URL, { max: 2, onnotice: () => {} });
+  try {
+    startDatabase(cfg);
+    startGateway(cfg);
+    await waitForGateway(cfg);
+    await seed(sql);
+
+    // 1. The write path in SQL.
+    const full = pgbench(cfg, "full", `
+\\set uid random(2, ${USERS})
+begin;
+select set_config('role', 'authenticated', true),
+       set_config('request.jwt.claims', json_build_object('sub', '00000000-0000-4000-8000-' || lpad(:uid::text, 12, '0'), 'role', 'authenticated')::text, true);
+select public.log_coach_interaction(sender => 'user', content => '{"text": "pgbench message about my walk"}', request_id => gen_random_uuid()::text, sentiment => 0.3);
+commit;
+`, 8, DURATION);
+    await sql`alter table public.coach_interactions disable trigger coach_interactions_broadcast`;
+    const raw = pgbench(cfg, "raw", `
+\\set uid random(2, ${USERS})
+insert into public.coach_interactions (user_id, request_id, sender, content, sentiment, actor_role)
+values (('00000000-0000-4000-8000-' || lpad(:uid::text, 12, '0'))::uuid, gen_random_uuid()::text, 'user', '{"text": "pgbench message about my walk"}', 0.3, 'postgres');
+`, 8, DURATION);
+    await sql`alter table public.coach_interactions enable trigger coach_interactions_broadcast`;
+    console.log(`\n## Write path in SQL (pgbench, 8 clients, ${DURATION} s)\n`);
+    console.log("| path | tx/s | p50 | p95 | p99 | failed |\n| --- | --- | --- | --- | --- | --- |");
+    console.log(`| log_coach_interaction, full path | ${full.tps.toFixed(0)} | ${ms(full.p50)} | ${ms(full.p95)} | ${ms(full.p99)} | ${full.failed} |`);
+    console.log(`| plain INSERT, no RLS/trigger/idempotency (ceiling) | ${raw.tps.toFixed(0)} | ${ms(raw.p50)} | ${ms(raw.p95)} | ${ms(raw.p99)} | ${raw.failed} |`);
+    console.log(`\nfull path = ${((full.tps / raw.tps) * 100).toFixed(0)}% of the raw ceiling`);
+
+    if (!args.includes("--skip-http")) {
+      // 2. log-interaction over HTTP.
+      const tokens = await Promise.all(Array.from({ length: 50 }, (_, i) =>
+        signToken({ sub: userId(2 + i), role: "authenticated", aud: "authenticated", exp: Math.floor(Date.now() / 1000) + 3600 })));
+      const url = `${env.FUNCTIONS_URL}/log-interaction`;
+      const body = JSON.stringify({ sender: "user", content: { text: "HTTP bench message about my walk" }, sentiment: 0.3 });
+      const post = (i: number) => fetch(url, {
+        method: "POST",
+        headers: { authorization: `Bearer ${tokens[i % tokens.length]}`, "content-type": "application/json", "idempotency-key": `http-${i}-${crypto.randomUUID()}` },
+        body,
+      });
+      await constantRate(50, 2, post); // warm-up
+      console.log(`\n## log-interaction over HTTP (constant arrival rate, ${DURATION} s per rate)\n`);
+      console.log("| rate (req/s) | achieved | ok | errors | p50 | p95 | p99 |\n| --- | --- | --- | --- | --- | --- | --- |");
+      const row = (r: LoadResult) => console.log(`| ${r.rate} | ${r.achieved.toFixed(0)} | ${r.ok} | ${r.errors} | ${ms(r.p50)} | ${ms(r.p95)} | ${ms(r.p99)} |`);
+      row(await constantRate(100, DURATION, post));
+      let best = 100;
+      for (const rate of [200, 300, 400, 500, 600, 800, 1000, 1200, 1500]) {
+        const r = await constantRate(rate, DURATION, post);
+        row(r);
+        if (r.p95 >= 50 || r.errors > 0) break;
+        best = rate;
+      }
+      console.log(`\nhighest tested rate with p95 under 50 ms and no errors: ${best} req/s`);
+
+      // 3. history for the user with 10,000 interactions.
+      const heavy = await signToken({ sub: userId(1), role: "authenticated", aud: "authenticated", exp: Math.floor(Date.now() / 1000) + 3600 });
+      const get = () => fetch(`${env.FUNCTIONS_URL}/history?limit=100`, { headers: { authorization: `Bearer ${heavy}` } });
+      await constantRate(20, 2, get);
+      const hist = await constantRate(50, DURATION, get);
+      const histSql = pgbench(cfg, "history", `
+begin;
+select set_config('role', 'authenticated', true), set_config('request.jwt.claims', '{"sub": "${userId(1)}", "role": "authenticated"}', true);
+select count(*) from public.get_interaction_history(page_size => 100);
+commit;
+`, 1, DURATION);
+      console.log(`\n## history, limit 100, user with ${HEAVY_USER_ROWS.toLocaleString("en")} interactions\n`);
+      console.log("| path | rate | p50 | p95 | p99 |\n| --- | --- | --- | --- | --- |");
+      console.log(`| GET /functions/v1/history (HTTP, 50 req/s) | ${hist.achieved.toFixed(0)} req/s | ${ms(hist.p50)} | ${ms(hist.p95)} | ${ms(hist.p99)} |`);
+      console.log(`| get_interaction_history in SQL (pgbench, 1 client) | ${histSql.tps.toFixed(0)} tx/s | ${ms(histSql.p50)} | ${ms(histSql.p95)} | ${ms(histSql.p99)} |`);
+    }
+  } finally {
+    await sql.end();
+    await stopStack(cfg);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
