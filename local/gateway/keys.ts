@@ -33,6 +33,18 @@ export function effectiveToken(keys: Keys, req: Request, url: URL): string | nul
   return apikey ? mapApiKey(keys, apikey) : null;
 }
 
+const hmacKeys = new Map<string, Promise<CryptoKey>>();
+
+/** The secret as an HMAC key, imported once (importing per request costs more than verifying). */
+export function hmacKey(secret: string): Promise<CryptoKey> {
+  let key = hmacKeys.get(secret);
+  if (!key) {
+    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
+    hmacKeys.set(secret, key);
+  }
+  return key;
+}
+
 /** Why a token was refused. */
 export type TokenProblem = "missing" | "expired" | "invalid";
 
@@ -43,7 +55,7 @@ export async function verify(
 ): Promise<{ ok: true; claims: JWTPayload } | { ok: false; problem: TokenProblem; message: string }> {
   if (!token) return { ok: false, problem: "missing", message: "Missing authorization header" };
   try {
-    const { payload } = await jwtVerify(token, new TextEncoder().encode(keys.jwtSecret), { algorithms: ["HS256"] });
+    const { payload } = await jwtVerify(token, await hmacKey(keys.jwtSecret), { algorithms: ["HS256"] });
     return { ok: true, claims: payload };
   } catch (err) {
     if (err instanceof errors.JWTExpired) return { ok: false, problem: "expired", message: "JWT expired" };

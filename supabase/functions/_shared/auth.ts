@@ -23,13 +23,25 @@ export function bearerToken(req: Request): string | null {
 }
 
 let jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
+let hmac: { secret: string; key: Promise<CryptoKey> } | undefined;
+
+/** The HS256 secret as a CryptoKey, imported once per secret rather than per request. */
+function hmacKey(secret: string): Promise<CryptoKey> {
+  if (hmac?.secret !== secret) {
+    hmac = {
+      secret,
+      key: crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]),
+    };
+  }
+  return hmac.key;
+}
 
 /** Verifies a token's signature and expiry; throws a 401 HttpError when it is not valid. */
 export async function verifyToken(token: string): Promise<Claims> {
   try {
     const secret = optionalEnv("SUPABASE_JWT_SECRET");
     const { payload } = secret
-      ? await jwtVerify(token, new TextEncoder().encode(secret), { algorithms: ["HS256"] })
+      ? await jwtVerify(token, await hmacKey(secret), { algorithms: ["HS256"] })
       : await jwtVerify(token, jwks ??= createRemoteJWKSet(new URL("/auth/v1/.well-known/jwks.json", requireEnv("SUPABASE_URL"))));
     if (typeof payload.role !== "string" || payload.role === "") {
       throw new HttpError(401, "Unauthorized", "The token has no role claim.");

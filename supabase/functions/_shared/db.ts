@@ -43,10 +43,14 @@ async function withClaims<T>(
   try {
     return await db().begin(async (tx) => {
       const headers = JSON.stringify(opts.requestId ? { "x-request-id": opts.requestId } : {});
-      await tx`select set_config('role', ${role}, true),
+      // Not awaited before fn runs: fn's first query is pipelined behind this one on the
+      // same connection (one round trip less). Order is kept, and if this statement fails
+      // the transaction is aborted, so fn's query cannot run without the role.
+      const setup = tx`select set_config('role', ${role}, true),
                       set_config('request.jwt.claims', ${JSON.stringify(claims)}, true),
                       set_config('request.headers', ${headers}, true)`;
-      return await fn(tx);
+      const [, result] = await Promise.all([setup, fn(tx)]);
+      return result;
     }) as T;
   } catch (err) {
     throw toHttpError(err);
