@@ -46,3 +46,63 @@ from (values
    'seed-bob-2', 'c0000000-0000-4000-8000-00000000b001', 'chat', 'planner', 'claude-haiku-4-5', 1240, 380, 40, 0.1::real, null, '2026-03-03 18:00:03+00')
 ) as m(sender, user_id, text, request_id, conversation_id, channel, persona, model, latency_ms, prompt_tokens,
        completion_tokens, sentiment, momentum, created_at);
+
+-- Two weeks of recent activity (the 14 UTC days before the day the seed runs), so every
+-- analytics panel has data: Alice and Bob each have four exchanges a day with an AI coach
+-- (three personas, two models, latencies from 600 to 1,500 ms, an occasional timeout),
+-- Carol answers Alice once a day, and about half the AI replies are rated. Request ids
+-- carry the date, so a later run of the seed adds its own days instead of clashing.
+with exchanges as (
+  select d, k, u.user_id, u.name,
+         ((now() at time zone 'UTC')::date - d)::timestamp at time zone 'UTC' + make_interval(hours => 7 + 3 * k) as at,
+         to_char((now() at time zone 'UTC')::date - d, 'YYYY-MM-DD') as ymd
+  from generate_series(1, 14) d, generate_series(1, 4) k,
+       (values ('a11ce000-0000-4000-8000-000000000001'::uuid, 'alice'), ('b0b00000-0000-4000-8000-000000000002'::uuid, 'bob')) u(user_id, name)
+),
+user_messages as (
+  select e.*, public.log_coach_interaction(
+    sender => 'user', user_id => e.user_id, channel => case when k = 4 then 'jitai' else 'chat' end,
+    conversation_id => md5(e.name || e.ymd || k)::uuid, request_id => 'seed-' || e.ymd || '-' || e.name || '-' || k || '-u',
+    content => jsonb_build_object('text', (array['Slept six hours again.', 'I skipped the walk, too busy.',
+      'Did my stretches this morning!', 'Feeling stuck on the diet plan.'])[k]),
+    sentiment => ((d + k) % 5 - 2) / 2.0, created_at => e.at) as user_logged
+  from exchanges e
+),
+ai_replies as (
+  select e.*, public.log_coach_interaction(
+    sender => 'ai_coach', user_id => e.user_id, channel => case when k = 4 then 'jitai' else 'chat' end,
+    conversation_id => md5(e.name || e.ymd || k)::uuid, request_id => 'seed-' || e.ymd || '-' || e.name || '-' || k || '-ai',
+    coach_persona => (array['encourager', 'planner', 'challenger'])[(d + k) % 3 + 1],
+    model => case when k % 2 = 0 then 'gpt-4o-mini' else 'claude-haiku-4-5' end,
+    content => jsonb_build_object('text', case when (d + k) % 9 = 0 then 'Sorry, I could not answer in time.'
+                                          else 'What is one small step you can take today?' end),
+    latency_ms => 600 + (d * 97 + k * 131) % 900, prompt_tokens => 300 + (d * 37 + k * 11) % 400,
+    completion_tokens => 40 + (d * 13 + k * 7) % 120,
+    status => case when (d + k) % 9 = 0 then 'error' else 'ok' end,
+    error_code => case when (d + k) % 9 = 0 then 'llm_timeout' end,
+    created_at => e.at + interval '2 seconds') as ai_logged
+  from user_messages e
+),
+coach_replies as (
+  select e.*, public.log_coach_interaction(
+    sender => 'human_coach', user_id => e.user_id, conversation_id => md5(e.name || e.ymd || k)::uuid,
+    request_id => 'seed-' || e.ymd || '-' || e.name || '-' || k || '-coach', coach_persona => 'carol',
+    content => '{"text": "Noted. Let us talk it through at our next session."}',
+    created_at => e.at + make_interval(mins => 20 + d * 5)) as coach_logged
+  from ai_replies e
+  where e.name = 'alice' and k = 2
+)
+select count(*) from (
+  select public.log_interaction_event(kind => 'rating', user_id => a.user_id, interaction_id => (a.ai_logged).interaction.id,
+    score => (1 + (a.d * 3 + a.k) % 5)::smallint, request_id => 'seed-' || a.ymd || '-' || a.name || '-' || a.k || '-rating',
+    created_at => a.at + interval '5 minutes')
+  from ai_replies a
+  where (a.d + a.k) % 2 = 0
+    and not exists (select 1 from public.interaction_events ev where ev.request_id = 'seed-' || a.ymd || '-' || a.name || '-' || a.k || '-rating')
+  union all
+  select null from coach_replies
+) logged;
+
+-- Roll the seeded days up, as the nightly pg_cron job would.
+select * from analytics.aggregate_interaction_metrics(
+  (now() at time zone 'UTC')::date - 14, (now() at time zone 'UTC')::date - 1);

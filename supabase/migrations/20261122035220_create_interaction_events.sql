@@ -61,7 +61,8 @@ create or replace function public.log_interaction_event(
   category text default null,
   score smallint default null,
   payload jsonb default '{}'::jsonb,
-  tracked_skill_id_hash text default null
+  tracked_skill_id_hash text default null,
+  created_at timestamptz default null
 )
 returns public.interaction_events
 language plpgsql
@@ -80,6 +81,9 @@ begin
   if caller_role = 'authenticated' then
     if caller is null then
       raise exception 'Only a signed-in user can log events' using errcode = '42501';
+    end if;
+    if log_interaction_event.created_at is not null then
+      raise exception 'Only the service role can set created_at' using errcode = '42501';
     end if;
     target := coalesce(log_interaction_event.user_id, caller);
     if target <> caller then
@@ -103,22 +107,23 @@ begin
 
   insert into public.interaction_events (
     interaction_id, user_id, session_id, group_id, request_id, kind, category, score, payload,
-    tracked_skill_id_hash, actor_id, actor_role)
+    tracked_skill_id_hash, created_at, actor_id, actor_role)
   values (
     log_interaction_event.interaction_id, target, log_interaction_event.session_id, log_interaction_event.group_id,
     log_interaction_event.request_id, log_interaction_event.kind, log_interaction_event.category,
     log_interaction_event.score, coalesce(log_interaction_event.payload, '{}'::jsonb),
-    log_interaction_event.tracked_skill_id_hash, caller, caller_role)
+    log_interaction_event.tracked_skill_id_hash, coalesce(log_interaction_event.created_at, now()), caller, caller_role)
   returning * into result;
   return result;
 end;
 $$;
-comment on function public.log_interaction_event(text, uuid, uuid, uuid, uuid, text, text, smallint, jsonb, text) is $$
+comment on function public.log_interaction_event(text, uuid, uuid, uuid, uuid, text, text, smallint, jsonb, text, timestamptz) is $$
 Logs an event: kind (delivered, read, rating, feedback, error, session_state), optionally about one of
 the user's interactions, a session or a group; a rating carries score 1..5. A signed-in user logs
-their own events (user_id omitted or their own); the service role names user_id. Returns the event.
+their own events (user_id omitted or their own); the service role names user_id and may backdate
+created_at (backfills). Returns the event.
 Example: select public.log_interaction_event(kind => 'rating', interaction_id => '…', score => 5::smallint);
   -- supabase.rpc('log_interaction_event', { kind: 'rating', interaction_id, score: 5 })
 $$;
-grant execute on function public.log_interaction_event(text, uuid, uuid, uuid, uuid, text, text, smallint, jsonb, text)
+grant execute on function public.log_interaction_event(text, uuid, uuid, uuid, uuid, text, text, smallint, jsonb, text, timestamptz)
   to authenticated, service_role;

@@ -4,7 +4,7 @@
 -- public.coach_interactions_public shows owners their rows redacted; the analytics schema
 -- gives analysts (coach_analyst) redacted rows and nothing raw.
 -- Objects: schema analytics; functions private.redact_phi, private.redact_content,
--- private.profile_name_parts, analytics._redacted_interactions; views
+-- private.profile_name_parts, private.user_key, analytics._redacted_interactions; views
 -- public.coach_interactions_public, analytics.coach_interactions_redacted.
 -- Destructive: none.
 
@@ -126,6 +126,20 @@ comment on schema analytics is
 revoke all on schema analytics from public;
 grant usage on schema analytics to coach_analyst, service_role;
 
+-- Analysts see users only as this key: stable per user, not the id, email or name.
+create or replace function private.user_key(user_id uuid)
+returns text
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  select encode(extensions.digest('coach-ledger-user:' || user_key.user_id::text, 'sha256'), 'hex')
+$$;
+comment on function private.user_key(uuid) is
+  'Pseudonymous key of a user for analytics: sha256 (hex) of a prefixed user id.';
+revoke execute on function private.user_key(uuid) from public, anon, authenticated;
+
 create or replace function analytics._redacted_interactions()
 returns table (
   id uuid, user_key text, session_id uuid, conversation_id uuid, sender text, channel text, coach_persona text,
@@ -141,7 +155,7 @@ as $$
   -- Security definer: analysts have no access to public tables; this returns only redacted
   -- content and a pseudonymous user key, never the user id, email or metadata.
   select i.id,
-         encode(extensions.digest('coach-ledger-user:' || i.user_id::text, 'sha256'), 'hex'),
+         private.user_key(i.user_id),
          i.session_id, i.conversation_id, i.sender, i.channel, i.coach_persona,
          private.redact_content(i.content, private.profile_name_parts(i.user_id)),
          i.model, i.latency_ms, i.prompt_tokens, i.completion_tokens, i.cached_tokens, i.cost_usd,

@@ -1,7 +1,7 @@
 -- The event log: kinds and score ranges enforced by the database, users log their own
 -- events, the service role any, nobody edits them.
 begin;
-select plan(13);
+select plan(14);
 
 select tests.authenticate_as_service_role();
 create temporary table fixture as
@@ -23,8 +23,9 @@ select throws_ok($$ select public.log_interaction_event(kind => 'liked') $$, '23
   'new row for relation "interaction_events" violates check constraint "interaction_events_kind_known"', 'An unknown kind is refused');
 select throws_ok($$ select public.log_interaction_event(kind => 'feedback', user_id => 'b0b00000-0000-4000-8000-000000000002') $$, '42501',
   'Only the user or the service role can log events for this user', 'Alice cannot log events for Bob');
-select results_eq($$ select kind from public.interaction_events order by kind $$, $$ values ('rating'), ('read') $$,
-  'Alice sees her own events');
+select results_eq($$ select kind from public.interaction_events where interaction_id = (select interaction_id from fixture) order by kind $$,
+  $$ values ('rating'), ('read') $$, 'Alice sees her own events');
+select is_empty($$ select 1 from public.interaction_events where user_id <> (select auth.uid()) $$, 'Alice sees no one else''s events');
 select throws_ok($$ update public.interaction_events set score = 1 $$, '42501',
   'permission denied for table interaction_events', 'Alice cannot change a rating');
 

@@ -8,7 +8,7 @@ select tests.create_supabase_user('dave@example.com', 'coach');
 select tests.authenticate_as_service_role();
 create temporary table fixture as select public.log_coach_interaction(sender => 'user', user_id => 'a11ce000-0000-4000-8000-000000000001',
   content => jsonb_build_object('text', 'message ' || n || ', call me at 555-123-4567'), request_id => 'h-' || n,
-  created_at => '2026-06-01 09:00:00+00'::timestamptz + n * interval '1 minute')
+  created_at => '2030-06-01 09:00:00+00'::timestamptz + n * interval '1 minute')
 from generate_series(1, 5) n;
 
 -- Owner

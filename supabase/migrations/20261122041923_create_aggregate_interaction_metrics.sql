@@ -1,0 +1,135 @@
+-- Purpose: the idempotent daily rollup. analytics.aggregate_interaction_metrics(from, to)
+-- recomputes the given UTC days from coach_interactions and interaction_events and replaces
+-- their rows in analytics.coach_interaction_metrics in one transaction: running it twice
+-- gives the same rows; running it again after late data arrives picks the data up; a day
+-- that lost all its data (erasure) loses its rows. It reads only the target days (plus one
+-- day before them, for a human coach's reply to a message sent before midnight).
+-- Objects: function analytics.aggregate_interaction_metrics. Destructive: replaces the
+-- metrics rows of the days it aggregates (derived data only).
+
+create or replace function analytics.aggregate_interaction_metrics(from_day date, to_day date default null)
+returns table (day date, users integer, messages integer)
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+-- Security definer: the rollup reads raw interactions, which its callers (pg_cron as
+-- postgres, the service role through interaction-aggregate) may not read directly.
+declare
+  last_day date := coalesce(aggregate_interaction_metrics.to_day, aggregate_interaction_metrics.from_day);
+  range_start timestamptz;
+  range_end timestamptz;
+begin
+  if private.caller_role() not in ('service_role', 'postgres') then
+    raise exception 'Only the service role can aggregate interaction metrics' using errcode = '42501';
+  end if;
+  if aggregate_interaction_metrics.from_day is null or last_day < aggregate_interaction_metrics.from_day then
+    raise exception 'from_day must be on or before to_day' using errcode = '22023';
+  end if;
+  if last_day - aggregate_interaction_metrics.from_day > 365 then
+    raise exception 'A rollup covers at most 366 days' using errcode = '22023';
+  end if;
+  range_start := aggregate_interaction_metrics.from_day::timestamp at time zone 'UTC';
+  range_end := (last_day + 1)::timestamp at time zone 'UTC';
+
+  -- One rollup per day range at a time (the cron job and a backfill may overlap).
+  perform pg_advisory_xact_lock(hashtextextended('analytics.aggregate_interaction_metrics', 0));
+
+  delete from analytics.coach_interaction_metrics m
+  where m.day between aggregate_interaction_metrics.from_day and last_day;
+
+  insert into analytics.coach_interaction_metrics (
+    user_id, day, user_key, total_messages, user_messages, ai_coach_messages, human_coach_messages, system_messages,
+    response_count, response_time_avg, response_time_p95, satisfaction_avg, satisfaction_count, coach_persona_mix,
+    prompt_tokens, completion_tokens, cached_tokens, cost_usd, error_count, error_rate, computed_at)
+  with messages as (
+    select i.user_id, i.sender, i.coach_persona, i.latency_ms, i.prompt_tokens, i.completion_tokens, i.cached_tokens,
+           i.cost_usd, i.status, i.created_at, (i.created_at at time zone 'UTC')::date as day,
+           lag(i.sender) over w as previous_sender,
+           lag(i.created_at) over w as previous_at
+    from public.coach_interactions i
+    where i.created_at >= range_start - interval '1 day' and i.created_at < range_end
+    window w as (partition by i.user_id, i.conversation_id order by i.created_at, i.id)
+  ),
+  in_range as (
+    select m.*,
+           case
+             when m.sender = 'ai_coach' then m.latency_ms::numeric
+             when m.sender = 'human_coach' and m.previous_sender = 'user'
+               then extract(epoch from m.created_at - m.previous_at) * 1000
+           end as response_ms
+    from messages m
+    where m.created_at >= range_start
+  ),
+  per_user_day as (
+    select r.user_id, r.day,
+           count(*)::integer as total_messages,
+           count(*) filter (where r.sender = 'user')::integer as user_messages,
+           count(*) filter (where r.sender = 'ai_coach')::integer as ai_coach_messages,
+           count(*) filter (where r.sender = 'human_coach')::integer as human_coach_messages,
+           count(*) filter (where r.sender = 'system')::integer as system_messages,
+           count(r.response_ms)::integer as response_count,
+           round(avg(r.response_ms), 1) as response_time_avg,
+           round((percentile_cont(0.95) within group (order by r.response_ms))::numeric, 1) as response_time_p95,
+           coalesce(sum(r.prompt_tokens), 0) as prompt_tokens,
+           coalesce(sum(r.completion_tokens), 0) as completion_tokens,
+           coalesce(sum(r.cached_tokens), 0) as cached_tokens,
+           coalesce(sum(r.cost_usd), 0) as cost_usd,
+           count(*) filter (where r.status = 'error')::integer as error_count
+    from in_range r
+    group by r.user_id, r.day
+  ),
+  personas as (
+    select p.user_id, p.day, jsonb_object_agg(p.persona, round(p.n::numeric / p.total, 4) order by p.persona) as mix
+    from (
+      select r.user_id, r.day, coalesce(r.coach_persona, 'unspecified') as persona, count(*) as n,
+             sum(count(*)) over (partition by r.user_id, r.day) as total
+      from in_range r
+      where r.sender in ('ai_coach', 'human_coach')
+      group by r.user_id, r.day, coalesce(r.coach_persona, 'unspecified')
+    ) p
+    group by p.user_id, p.day
+  ),
+  ratings as (
+    select e.user_id, (e.created_at at time zone 'UTC')::date as day,
+           round(avg(e.score), 2) as satisfaction_avg, count(*)::integer as satisfaction_count
+    from public.interaction_events e
+    where e.kind = 'rating' and e.created_at >= range_start and e.created_at < range_end
+    group by e.user_id, (e.created_at at time zone 'UTC')::date
+  ),
+  keys as (
+    select u.user_id, u.day from per_user_day u
+    union
+    select r.user_id, r.day from ratings r
+  )
+  select k.user_id, k.day, private.user_key(k.user_id),
+         coalesce(u.total_messages, 0), coalesce(u.user_messages, 0), coalesce(u.ai_coach_messages, 0),
+         coalesce(u.human_coach_messages, 0), coalesce(u.system_messages, 0), coalesce(u.response_count, 0),
+         u.response_time_avg, u.response_time_p95, r.satisfaction_avg, coalesce(r.satisfaction_count, 0),
+         coalesce(p.mix, '{}'::jsonb), coalesce(u.prompt_tokens, 0), coalesce(u.completion_tokens, 0),
+         coalesce(u.cached_tokens, 0), coalesce(u.cost_usd, 0), coalesce(u.error_count, 0),
+         case when coalesce(u.total_messages, 0) = 0 then 0
+              else round(u.error_count::numeric / u.total_messages, 4) end,
+         now()
+  from keys k
+  left join per_user_day u on u.user_id = k.user_id and u.day = k.day
+  left join personas p on p.user_id = k.user_id and p.day = k.day
+  left join ratings r on r.user_id = k.user_id and r.day = k.day;
+
+  return query
+  select d::date, count(m.user_id)::integer, coalesce(sum(m.total_messages), 0)::integer
+  from generate_series(aggregate_interaction_metrics.from_day, last_day, interval '1 day') d
+  left join analytics.coach_interaction_metrics m on m.day = d::date
+  group by d
+  order by d;
+end;
+$$;
+comment on function analytics.aggregate_interaction_metrics(date, date) is $$
+Recomputes the daily metrics of the UTC days from_day..to_day (to_day defaults to from_day; at most
+366 days) and replaces their rows; idempotent. Returns per day the users and messages rolled up.
+Callers: the service role (interaction-aggregate) and pg_cron. Example:
+  select * from analytics.aggregate_interaction_metrics('2026-03-01', '2026-03-07');
+$$;
+revoke execute on function analytics.aggregate_interaction_metrics(date, date) from public, anon, authenticated, coach_analyst;
+grant execute on function analytics.aggregate_interaction_metrics(date, date) to service_role;
