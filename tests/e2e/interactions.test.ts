@@ -84,7 +84,7 @@ describe("log-interaction and history", () => {
     expect(problem.status).toBe(403);
     expect(problem.body.detail).toBe("Only the user, their assigned coach or the service role can read these interactions");
 
-    const service = await client(stack().env.SERVICE_ROLE_KEY).functions.invoke(`history?user_id=${ALICE}&limit=3`, { method: "GET" });
+    const service = await client(stack().env.SERVICE_ROLE_KEY).functions.invoke(`history?user_id=${ALICE}&limit=10`, { method: "GET" });
     expect(inConversation(service.data.items)).toEqual(["human_coach", "ai_coach", "user"]);
 
     const audit = await sql`select actor_role from audit.phi_access_log where subject_user_id = ${ALICE} order by id desc limit 3`;

@@ -5,6 +5,7 @@ import { closeDb } from "../_shared/db.ts";
 import { adminSql, ALICE, request, token, userToken } from "../_shared/testing/fixtures.ts";
 
 const admin = adminSql();
+const user = crypto.randomUUID();
 
 Deno.test({
   name: "interaction-aggregate handler",
@@ -15,7 +16,8 @@ Deno.test({
     const post = (body: unknown, bearer = service) => handler(request("/interaction-aggregate", { bearer, body }));
     try {
       await t.step("handler() backfills a range and returns per-day counts and the time taken", async () => {
-        await admin`select public.log_coach_interaction(sender => 'user', user_id => ${ALICE}::uuid,
+        await admin`insert into auth.users (id, email) values (${user}, ${`aggregate-${user}@example.com`})`;
+        await admin`select public.log_coach_interaction(sender => 'user', user_id => ${user}::uuid,
                       content => '{"text": "backfill"}', created_at => '2032-02-02 10:00:00+00')`;
         const res = await post({ from: "2032-02-01", to: "2032-02-03" });
         assert.equal(res.status, 200);
@@ -27,7 +29,7 @@ Deno.test({
         ]);
         assert.equal(typeof body.elapsed_ms, "number");
         const [{ n }] = await admin`select total_messages as n from analytics.coach_interaction_metrics
-                                    where user_id = ${ALICE} and day = '2032-02-02'`;
+                                    where user_id = ${user} and day = '2032-02-02'`;
         assert.equal(n, 1);
       });
       await t.step("handler() defaults to to = from", async () => {
