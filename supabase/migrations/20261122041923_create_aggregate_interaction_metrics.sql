@@ -13,6 +13,9 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+-- The per-conversation ordering and the per-day aggregates sort a whole day of rows: give
+-- them memory so they do not spill to disk (this function only, not the session).
+set work_mem = '256MB'
 as $$
 -- Security definer: the rollup reads raw interactions, which its callers (pg_cron as
 -- postgres, the service role through interaction-aggregate) may not read directly.

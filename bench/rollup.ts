@@ -1,0 +1,90 @@
+/**
+ * Daily rollup benchmark: `npm run bench:rollup` (option --rows N, default 1,000,000).
+ * Starts a throwaway stack, puts N interactions (1,000 users, four conversations each,
+ * AI latencies, human replies, errors, personas) and one rating per 20 messages into one
+ * UTC day, then times, in the same run, analytics.aggregate_interaction_metrics for that
+ * day against a plain sequential scan of the same rows that computes nothing but a count
+ * and two sums (the floor for reading the day once). Three runs each; the median counts.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import postgres from "postgres";
+import { ensureSystemPackages, freePort, stackConfig, startDatabase, stopStack, statusEnv } from "../local/stack.ts";
+
+const i = process.argv.indexOf("--rows");
+const ROWS = i >= 0 ? Number(process.argv[i + 1]) : 1_000_000;
+const DAY = "2026-03-10";
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main(): Promise<void> {
+  ensureSystemPackages();
+  const stateDir = mkdtempSync(join(tmpdir(), "coach-ledger-bench-rollup-"));
+  const cfg = stackConfig({ ...process.env, LOCAL_STATE_DIR: stateDir, LOCAL_API_PORT: String(await freePort()), LOCAL_DB_PORT: String(await freePort()) });
+  const sql = postgres(statusEnv(cfg).DB_URL, { max: 1, onnotice: () => {} });
+  console.log(`# Daily rollup benchmark\n\nmachine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; PostgreSQL 15, fsync on`);
+  try {
+    startDatabase(cfg);
+    const t0 = performance.now();
+    await sql`insert into auth.users (id, email)
+              select ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, 'rollup' || n || '@example.com'
+              from generate_series(1, 1000) n`;
+    await sql`alter table public.coach_interactions disable trigger coach_interactions_broadcast`;
+    await sql`insert into public.coach_interactions
+                (user_id, conversation_id, request_id, sender, coach_persona, content, model, latency_ms, prompt_tokens,
+                 completion_tokens, cost_usd, status, error_code, created_at, actor_role)
+              select ('00000000-0000-4000-8000-' || lpad((1 + k % 1000)::text, 12, '0'))::uuid,
+                     md5('conv' || (k % 4000))::uuid, 'r-' || k,
+                     (array['user', 'ai_coach', 'user', 'human_coach'])[1 + (k / 1000) % 4],
+                     case when (k / 1000) % 4 in (1, 3) then (array['encourager', 'planner', 'challenger'])[1 + k % 3] end,
+                     '{"text": "benchmark message"}',
+                     case when (k / 1000) % 4 = 1 then 'gpt-4o-mini' end,
+                     case when (k / 1000) % 4 = 1 then 300 + k % 1200 end,
+                     case when (k / 1000) % 4 = 1 then 400 end, case when (k / 1000) % 4 = 1 then 80 end,
+                     case when (k / 1000) % 4 = 1 then 0.0001 end,
+                     case when k % 97 = 0 then 'error' else 'ok' end, case when k % 97 = 0 then 'llm_timeout' end,
+                     ${DAY}::timestamptz + (k * (interval '86399 seconds' / ${ROWS})), 'postgres'
+              from generate_series(1, ${ROWS}) k`;
+    await sql`insert into public.interaction_events (user_id, kind, score, created_at, actor_role)
+              select ('00000000-0000-4000-8000-' || lpad((1 + k % 1000)::text, 12, '0'))::uuid, 'rating', 1 + k % 5,
+                     ${DAY}::timestamptz + (k * (interval '86399 seconds' / ${ROWS / 20})), 'postgres'
+              from generate_series(1, ${ROWS / 20}) k`;
+    await sql`vacuum analyze public.coach_interactions`;
+    await sql`vacuum analyze public.interaction_events`;
+    console.log(`seeded ${ROWS.toLocaleString("en")} interactions and ${(ROWS / 20).toLocaleString("en")} ratings into ${DAY} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+
+    const rollup: number[] = [];
+    const scan: number[] = [];
+    for (let run = 0; run < 3; run++) {
+      rollup.push(await timed(() => sql`select * from analytics.aggregate_interaction_metrics(${DAY}::date)`));
+      scan.push(await timed(() => sql.begin(async (tx) => {
+        await tx`set local enable_indexscan = off`;
+        await tx`set local enable_bitmapscan = off`;
+        await tx`select count(*), sum(latency_ms), sum(prompt_tokens) from public.coach_interactions
+                 where created_at >= ${DAY}::timestamptz and created_at < ${DAY}::timestamptz + interval '1 day'`;
+      })));
+    }
+    const [{ users, messages }] = await sql`select count(*)::int as users, sum(total_messages)::int as messages
+                                            from analytics.coach_interaction_metrics where day = ${DAY}`;
+    console.log("| what | run 1 | run 2 | run 3 | median |\n| --- | --- | --- | --- | --- |");
+    const fmt = (xs: number[]) => xs.map((x) => `${(x / 1000).toFixed(2)} s`).join(" | ");
+    console.log(`| aggregate_interaction_metrics('${DAY}') | ${fmt(rollup)} | ${(median(rollup) / 1000).toFixed(2)} s |`);
+    console.log(`| sequential scan of the day (count and two sums) | ${fmt(scan)} | ${(median(scan) / 1000).toFixed(2)} s |`);
+    console.log(`\nrollup / scan = ${(median(rollup) / median(scan)).toFixed(2)}x; the rollup wrote ${users} user rows covering ${messages.toLocaleString("en")} messages`);
+  } finally {
+    await sql.end();
+    await stopStack(cfg);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
