@@ -46,51 +46,62 @@ begin
     user_id, day, user_key, total_messages, user_messages, ai_coach_messages, human_coach_messages, system_messages,
     response_count, response_time_avg, response_time_p95, satisfaction_avg, satisfaction_count, coach_persona_mix,
     prompt_tokens, completion_tokens, cached_tokens, cost_usd, error_count, error_rate, computed_at)
-  with messages as (
-    select i.user_id, i.sender, i.coach_persona, i.latency_ms, i.prompt_tokens, i.completion_tokens, i.cached_tokens,
-           i.cost_usd, i.status, i.created_at, (i.created_at at time zone 'UTC')::date as day,
-           lag(i.sender) over w as previous_sender,
-           lag(i.created_at) over w as previous_at
-    from public.coach_interactions i
-    where i.created_at >= range_start - interval '1 day' and i.created_at < range_end
-    window w as (partition by i.user_id, i.conversation_id order by i.created_at, i.id)
-  ),
-  in_range as (
-    select m.*,
-           case
-             when m.sender = 'ai_coach' then m.latency_ms::numeric
-             when m.sender = 'human_coach' and m.previous_sender = 'user'
-               then extract(epoch from m.created_at - m.previous_at) * 1000
-           end as response_ms
-    from messages m
-    where m.created_at >= range_start
-  ),
-  per_user_day as (
-    select r.user_id, r.day,
+  with in_range as (
+    -- One pass with hash aggregates: counts, tokens, cost, errors per user and day.
+    select i.user_id, (i.created_at at time zone 'UTC')::date as day,
            count(*)::integer as total_messages,
-           count(*) filter (where r.sender = 'user')::integer as user_messages,
-           count(*) filter (where r.sender = 'ai_coach')::integer as ai_coach_messages,
-           count(*) filter (where r.sender = 'human_coach')::integer as human_coach_messages,
-           count(*) filter (where r.sender = 'system')::integer as system_messages,
-           count(r.response_ms)::integer as response_count,
-           round(avg(r.response_ms), 1) as response_time_avg,
-           round((percentile_cont(0.95) within group (order by r.response_ms))::numeric, 1) as response_time_p95,
-           coalesce(sum(r.prompt_tokens), 0) as prompt_tokens,
-           coalesce(sum(r.completion_tokens), 0) as completion_tokens,
-           coalesce(sum(r.cached_tokens), 0) as cached_tokens,
-           coalesce(sum(r.cost_usd), 0) as cost_usd,
-           count(*) filter (where r.status = 'error')::integer as error_count
-    from in_range r
+           count(*) filter (where i.sender = 'user')::integer as user_messages,
+           count(*) filter (where i.sender = 'ai_coach')::integer as ai_coach_messages,
+           count(*) filter (where i.sender = 'human_coach')::integer as human_coach_messages,
+           count(*) filter (where i.sender = 'system')::integer as system_messages,
+           coalesce(sum(i.prompt_tokens), 0) as prompt_tokens,
+           coalesce(sum(i.completion_tokens), 0) as completion_tokens,
+           coalesce(sum(i.cached_tokens), 0) as cached_tokens,
+           coalesce(sum(i.cost_usd), 0) as cost_usd,
+           count(*) filter (where i.status = 'error')::integer as error_count
+    from public.coach_interactions i
+    where i.created_at >= range_start and i.created_at < range_end
+    group by 1, 2
+  ),
+  human_gaps as (
+    -- A human coach's reply counts when it is the first answer to a user message: ordered
+    -- per conversation, over a narrow projection of only the conversations that have a
+    -- human reply in range, looking back one day for messages sent before midnight.
+    select g.user_id, (g.created_at at time zone 'UTC')::date as day,
+           extract(epoch from g.created_at - g.previous_at) * 1000 as response_ms
+    from (
+      select i.user_id, i.sender, i.created_at,
+             lag(i.sender) over w as previous_sender, lag(i.created_at) over w as previous_at
+      from public.coach_interactions i
+      where i.created_at >= range_start - interval '1 day' and i.created_at < range_end
+        and (i.user_id, i.conversation_id) in (
+          select h.user_id, h.conversation_id from public.coach_interactions h
+          where h.sender = 'human_coach' and h.created_at >= range_start and h.created_at < range_end)
+      window w as (partition by i.user_id, i.conversation_id order by i.created_at, i.id)
+    ) g
+    where g.sender = 'human_coach' and g.previous_sender = 'user' and g.created_at >= range_start
+  ),
+  responses as (
+    select r.user_id, r.day, count(*)::integer as response_count, round(avg(r.response_ms), 1) as response_time_avg,
+           round((percentile_cont(0.95) within group (order by r.response_ms))::numeric, 1) as response_time_p95
+    from (
+      select i.user_id, (i.created_at at time zone 'UTC')::date as day, i.latency_ms::numeric as response_ms
+      from public.coach_interactions i
+      where i.sender = 'ai_coach' and i.latency_ms is not null
+        and i.created_at >= range_start and i.created_at < range_end
+      union all
+      select h.user_id, h.day, h.response_ms from human_gaps h
+    ) r
     group by r.user_id, r.day
   ),
   personas as (
     select p.user_id, p.day, jsonb_object_agg(p.persona, round(p.n::numeric / p.total, 4) order by p.persona) as mix
     from (
-      select r.user_id, r.day, coalesce(r.coach_persona, 'unspecified') as persona, count(*) as n,
-             sum(count(*)) over (partition by r.user_id, r.day) as total
-      from in_range r
-      where r.sender in ('ai_coach', 'human_coach')
-      group by r.user_id, r.day, coalesce(r.coach_persona, 'unspecified')
+      select i.user_id, (i.created_at at time zone 'UTC')::date as day, coalesce(i.coach_persona, 'unspecified') as persona,
+             count(*) as n, sum(count(*)) over (partition by i.user_id, (i.created_at at time zone 'UTC')::date) as total
+      from public.coach_interactions i
+      where i.sender in ('ai_coach', 'human_coach') and i.created_at >= range_start and i.created_at < range_end
+      group by 1, 2, 3
     ) p
     group by p.user_id, p.day
   ),
@@ -102,21 +113,22 @@ begin
     group by e.user_id, (e.created_at at time zone 'UTC')::date
   ),
   keys as (
-    select u.user_id, u.day from per_user_day u
+    select u.user_id, u.day from in_range u
     union
     select r.user_id, r.day from ratings r
   )
   select k.user_id, k.day, private.user_key(k.user_id),
          coalesce(u.total_messages, 0), coalesce(u.user_messages, 0), coalesce(u.ai_coach_messages, 0),
-         coalesce(u.human_coach_messages, 0), coalesce(u.system_messages, 0), coalesce(u.response_count, 0),
-         u.response_time_avg, u.response_time_p95, r.satisfaction_avg, coalesce(r.satisfaction_count, 0),
+         coalesce(u.human_coach_messages, 0), coalesce(u.system_messages, 0), coalesce(t.response_count, 0),
+         t.response_time_avg, t.response_time_p95, r.satisfaction_avg, coalesce(r.satisfaction_count, 0),
          coalesce(p.mix, '{}'::jsonb), coalesce(u.prompt_tokens, 0), coalesce(u.completion_tokens, 0),
          coalesce(u.cached_tokens, 0), coalesce(u.cost_usd, 0), coalesce(u.error_count, 0),
          case when coalesce(u.total_messages, 0) = 0 then 0
               else round(u.error_count::numeric / u.total_messages, 4) end,
          now()
   from keys k
-  left join per_user_day u on u.user_id = k.user_id and u.day = k.day
+  left join in_range u on u.user_id = k.user_id and u.day = k.day
+  left join responses t on t.user_id = k.user_id and t.day = k.day
   left join personas p on p.user_id = k.user_id and p.day = k.day
   left join ratings r on r.user_id = k.user_id and r.day = k.day;
 
