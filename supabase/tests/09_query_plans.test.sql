@@ -1,7 +1,7 @@
 -- Access paths at a realistic volume: the history query uses the (user, time) index and a
 -- one-day scan uses the BRIN index, for interactions and for events. Plans, not timings.
 begin;
-select plan(4);
+select plan(5);
 
 -- 100 users x 1,000 interactions over 30 days, in time order as they arrive.
 alter table public.coach_interactions disable trigger coach_interactions_broadcast;
@@ -44,6 +44,17 @@ select ok(pg_temp.plan_uses(
   $$ select avg(score) from public.interaction_events where kind = 'rating' and created_at >= '2026-02-10' and created_at < '2026-02-11' $$,
   'interaction_events_created_at_brin'),
   'One day of events is read through the BRIN index');
+
+-- The rollup of one day out of thirty reads coach_interactions only through indexes
+-- (pg_stat_xact_user_tables counts this transaction's scans).
+create temporary table scans_before as
+select seq_scan, idx_scan from pg_stat_xact_user_tables where relid = 'public.coach_interactions'::regclass;
+select analytics.aggregate_interaction_metrics('2026-02-10');
+select results_eq(
+  $$ select s.seq_scan - b.seq_scan, s.idx_scan > b.idx_scan
+     from pg_stat_xact_user_tables s, scans_before b where s.relid = 'public.coach_interactions'::regclass $$,
+  $$ values (0::bigint, true) $$,
+  'Aggregating one day reads only that day through the indexes, with no full scan of the log');
 
 select * from finish();
 rollback;
