@@ -17,10 +17,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { cpus, totalmem, tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
-import {
-  dbUrl, ensureSystemPackages, freePort, signToken, stackConfig, startDatabase, startGateway, statusEnv, stopStack,
-  waitForGateway, type StackConfig,
-} from "../local/stack.ts";
+import { dbUrl, ensureSystemPackages, signToken, startThrowawayStack, statusEnv, type StackConfig } from "../local/stack.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: number) => {
@@ -129,15 +126,12 @@ async function constantRate(rate: number, seconds: number, make: (i: number) => 
 
 async function main(): Promise<void> {
   ensureSystemPackages();
-  const stateDir = mkdtempSync(join(tmpdir(), "coach-ledger-bench-"));
-  const cfg = stackConfig({ ...process.env, LOCAL_STATE_DIR: stateDir, LOCAL_API_PORT: String(await freePort()), LOCAL_DB_PORT: String(await freePort()) });
+  const stack = await startThrowawayStack({ prefix: "coach-ledger-bench", fast: false });
+  const cfg = stack.cfg;
   const env = statusEnv(cfg);
   console.log(`# Interaction log benchmark\n\nmachine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; PostgreSQL 15, fsync on`);
   const sql = postgres(env.DB_URL, { max: 2, onnotice: () => {} });
   try {
-    startDatabase(cfg);
-    startGateway(cfg);
-    await waitForGateway(cfg);
     await seed(sql);
 
     // 1. The write path in SQL.
@@ -205,8 +199,7 @@ commit;
     }
   } finally {
     await sql.end();
-    await stopStack(cfg);
-    rmSync(stateDir, { recursive: true, force: true });
+    await stack.dispose();
   }
 }
 

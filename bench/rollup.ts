@@ -6,11 +6,9 @@
  * day against a plain sequential scan of the same rows that computes nothing but a count
  * and two sums (the floor for reading the day once). Three runs each; the median counts.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { cpus, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { cpus, totalmem } from "node:os";
 import postgres from "postgres";
-import { ensureSystemPackages, freePort, stackConfig, startDatabase, stopStack, statusEnv } from "../local/stack.ts";
+import { ensureSystemPackages, startThrowawayStack, statusEnv } from "../local/stack.ts";
 
 const i = process.argv.indexOf("--rows");
 const ROWS = i >= 0 ? Number(process.argv[i + 1]) : 1_000_000;
@@ -25,12 +23,10 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main(): Promise<void> {
   ensureSystemPackages();
-  const stateDir = mkdtempSync(join(tmpdir(), "coach-ledger-bench-rollup-"));
-  const cfg = stackConfig({ ...process.env, LOCAL_STATE_DIR: stateDir, LOCAL_API_PORT: String(await freePort()), LOCAL_DB_PORT: String(await freePort()) });
-  const sql = postgres(statusEnv(cfg).DB_URL, { max: 1, onnotice: () => {} });
+  const stack = await startThrowawayStack({ prefix: "coach-ledger-bench-rollup", fast: false, gateway: false });
+  const sql = postgres(statusEnv(stack.cfg).DB_URL, { max: 1, onnotice: () => {} });
   console.log(`# Daily rollup benchmark\n\nmachine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; PostgreSQL 15, fsync on`);
   try {
-    startDatabase(cfg);
     const t0 = performance.now();
     await sql`insert into auth.users (id, email)
               select ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, 'rollup' || n || '@example.com'
@@ -79,8 +75,7 @@ async function main(): Promise<void> {
     console.log(`\nrollup / scan = ${(median(rollup) / median(scan)).toFixed(2)}x; the rollup wrote ${users} user rows covering ${messages.toLocaleString("en")} messages`);
   } finally {
     await sql.end();
-    await stopStack(cfg);
-    rmSync(stateDir, { recursive: true, force: true });
+    await stack.dispose();
   }
 }
 

@@ -5,8 +5,9 @@
  * Used by local/cli.ts (npm start, npm run local) and by the test runner.
  */
 import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseToml } from "smol-toml";
@@ -374,4 +375,42 @@ export async function mintToken(
     session_id: crypto.randomUUID(),
     is_anonymous: u.anon,
   });
+}
+
+/** A stack on free ports in a new temp directory, for tests and benchmarks. */
+export interface ThrowawayStack {
+  cfg: StackConfig;
+  /** Stops everything and removes the directory. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * Starts a throwaway stack: the database (and, unless `gateway: false`, the gateway) on
+ * free ports in a temp directory. `fast` turns fsync off (tests); benchmarks keep it on.
+ * On a failed start everything started so far is stopped and removed before it throws.
+ */
+export async function startThrowawayStack(opts: { prefix: string; fast: boolean; gateway?: boolean }): Promise<ThrowawayStack> {
+  const stateDir = mkdtempSync(join(tmpdir(), `${opts.prefix}-`));
+  const cfg = stackConfig({
+    ...process.env,
+    LOCAL_STATE_DIR: stateDir,
+    LOCAL_API_PORT: String(await freePort()),
+    LOCAL_DB_PORT: String(await freePort()),
+    LOCAL_DB_FAST: opts.fast ? "1" : "0",
+  });
+  const dispose = async () => {
+    await stopStack(cfg);
+    rmSync(stateDir, { recursive: true, force: true });
+  };
+  try {
+    startDatabase(cfg);
+    if (opts.gateway !== false) {
+      startGateway(cfg);
+      await waitForGateway(cfg);
+    }
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
+  return { cfg, dispose };
 }

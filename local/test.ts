@@ -11,12 +11,10 @@
  *   npm test -- --only pgtap,deno   run some suites (typecheck, pgtap, deno, vitest, advisors)
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  dbUrl, ensureSystemPackages, freePort, gatewayEnv, root, stackConfig, startDatabase, startGateway, statusEnv,
-  stopStack, waitForGateway, type StackConfig,
+  dbUrl, ensureSystemPackages, gatewayEnv, root, startThrowawayStack, statusEnv, type StackConfig,
 } from "./stack.ts";
 
 interface Tally {
@@ -128,21 +126,13 @@ async function main(): Promise<number> {
 
   const needsStack = ["pgtap", "deno", "vitest", "advisors"].some(wants);
   if (needsStack) {
-    const stateDir = mkdtempSync(join(tmpdir(), "coach-ledger-test-"));
-    const cfg = stackConfig({
-      ...process.env,
-      LOCAL_STATE_DIR: stateDir,
-      LOCAL_API_PORT: String(await freePort()),
-      LOCAL_DB_PORT: String(await freePort()),
-      LOCAL_DB_FAST: "1",
-    });
-    heading(`throwaway stack in ${stateDir}`);
+    heading("throwaway stack");
+    let stack: Awaited<ReturnType<typeof startThrowawayStack>> | undefined;
     try {
       const t0 = performance.now();
-      startDatabase(cfg);
-      startGateway(cfg);
-      await waitForGateway(cfg);
-      console.log(`stack up in ${((performance.now() - t0) / 1000).toFixed(1)}s: ${statusEnv(cfg).API_URL}, ${statusEnv(cfg).DB_URL}`);
+      stack = await startThrowawayStack({ prefix: "coach-ledger-test", fast: true });
+      const cfg = stack.cfg;
+      console.log(`stack up in ${((performance.now() - t0) / 1000).toFixed(1)}s in ${cfg.stateDir}: ${statusEnv(cfg).API_URL}, ${statusEnv(cfg).DB_URL}`);
       if (wants("pgtap")) tallies.push(await pgtap(cfg));
       if (wants("deno")) tallies.push(await denoTests(cfg));
       if (wants("vitest")) tallies.push(await vitest(cfg));
@@ -151,8 +141,7 @@ async function main(): Promise<number> {
       console.error(err instanceof Error ? err.message : err);
       tallies.push({ suite: "stack", passed: 0, failed: 1 });
     } finally {
-      await stopStack(cfg);
-      rmSync(stateDir, { recursive: true, force: true });
+      await stack?.dispose();
     }
   }
 

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { handler } from "./handler.ts";
 import { closeDb } from "../_shared/db.ts";
-import { adminSql, ALICE, BOB, CAROL, request, token, userToken } from "../_shared/testing/fixtures.ts";
+import { adminSql, ALICE, BOB, CAROL, request, token, userToken, withDatabaseDown } from "../_shared/testing/fixtures.ts";
 
 const admin = adminSql();
 
@@ -81,17 +81,11 @@ Deno.test({
         await res.body?.cancel();
       });
       await t.step("handler() returns 503 when the database is unavailable", async () => {
-        await closeDb();
-        const url = Deno.env.get("SUPABASE_DB_URL")!;
-        Deno.env.set("SUPABASE_DB_URL", "postgresql://postgres:postgres@127.0.0.1:1/postgres");
-        try {
+        await withDatabaseDown(closeDb, async () => {
           const res = await get(alice);
           assert.equal(res.status, 503);
           await res.body?.cancel();
-        } finally {
-          await closeDb();
-          Deno.env.set("SUPABASE_DB_URL", url);
-        }
+        });
       });
     } finally {
       await closeDb();

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { handler, MAX_BODY_BYTES } from "./handler.ts";
 import { closeDb } from "../_shared/db.ts";
-import { adminSql, ALICE, BOB, CAROL, request, token, userToken } from "../_shared/testing/fixtures.ts";
+import { adminSql, ALICE, BOB, CAROL, request, token, userToken, withDatabaseDown } from "../_shared/testing/fixtures.ts";
 import { sha256Hex } from "../_shared/validate.ts";
 
 const admin = adminSql();
@@ -153,18 +153,12 @@ Deno.test({
         await res.body?.cancel();
       });
       await t.step("handler() returns 503 when the database is unavailable", async () => {
-        await closeDb();
-        const url = Deno.env.get("SUPABASE_DB_URL")!;
-        Deno.env.set("SUPABASE_DB_URL", "postgresql://postgres:postgres@127.0.0.1:1/postgres");
-        try {
+        await withDatabaseDown(closeDb, async () => {
           const res = await post(alice, { sender: "user", content: { text: "x" } });
           assert.equal(res.status, 503);
           assert.equal(res.headers.get("retry-after"), "1");
           await res.body?.cancel();
-        } finally {
-          await closeDb();
-          Deno.env.set("SUPABASE_DB_URL", url);
-        }
+        });
       });
     } finally {
       await closeDb();

@@ -35,3 +35,16 @@ export function request(
   if (body !== undefined) headers["content-type"] ??= "application/json";
   return new Request(`http://functions.test${path}`, { method: opts.method ?? (body ? "POST" : "GET"), headers, body });
 }
+
+/** Runs fn with the functions' pool pointed at a closed port, then restores it. */
+export async function withDatabaseDown(closeDb: () => Promise<void>, fn: () => Promise<void>): Promise<void> {
+  await closeDb();
+  const url = Deno.env.get("SUPABASE_DB_URL")!;
+  Deno.env.set("SUPABASE_DB_URL", "postgresql://postgres:postgres@127.0.0.1:1/postgres");
+  try {
+    await fn();
+  } finally {
+    await closeDb();
+    Deno.env.set("SUPABASE_DB_URL", url);
+  }
+}
