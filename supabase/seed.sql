@@ -106,3 +106,24 @@ select count(*) from (
 -- Roll the seeded days up, as the nightly pg_cron job would.
 select * from analytics.aggregate_interaction_metrics(
   (now() at time zone 'UTC')::date - 14, (now() at time zone 'UTC')::date - 1);
+
+-- Coaching sessions: Alice has finished all five stages of a session with Carol (its AI
+-- summary is not generated yet: call the summary function); Bob is at stage 3 of his own.
+insert into public.coaching_sessions (id, user_id, coach_id, session_type, theme, current_stage, is_complete, completed_at, created_at)
+values
+  ('a11ce000-5e55-4000-8000-000000000001', 'a11ce000-0000-4000-8000-000000000001', 'ca401000-0000-4000-8000-000000000003',
+   'coach_led', 'Morning routine and sleep', 5, true, '2026-03-05 10:00:00+00', '2026-03-05 09:00:00+00'),
+  ('b0b00000-5e55-4000-8000-000000000002', 'b0b00000-0000-4000-8000-000000000002', null,
+   'self_coaching', 'Finding time to exercise', 3, false, null, '2026-03-06 19:00:00+00')
+on conflict (id) do nothing;
+
+insert into public.stage_responses (session_id, stage_number, responses, completed_at)
+values
+  ('a11ce000-5e55-4000-8000-000000000001', 1, '{"presence_level": 6, "emotional_state": "tired but hopeful", "previous_actions": ["tried going to bed at 11pm"], "readiness_score": 7}', '2026-03-05 09:10:00+00'),
+  ('a11ce000-5e55-4000-8000-000000000001', 2, '{"topic": "Morning routine", "problem_statement": "I skip my morning walk because I wake up late", "current_state_rating": 4, "strengths": ["consistent at work"], "obstacles": ["late screen time"], "resources": ["a dog that needs walks"]}', '2026-03-05 09:20:00+00'),
+  ('a11ce000-5e55-4000-8000-000000000001', 3, '{"options": ["phone out of the bedroom", "walk after lunch instead"], "insights": ["evenings drive mornings"], "challenges": ["habit of scrolling"], "barriers": ["alarm in the phone"]}', '2026-03-05 09:35:00+00'),
+  ('a11ce000-5e55-4000-8000-000000000001', 4, '{"goal_statement": "Walk 20 minutes every weekday morning for the next four weeks", "smart_criteria": {"specific": "20-minute walk before 8am", "measurable": "logged in the app each weekday", "achievable": "dog needs walking anyway", "relevant": "energy and sleep", "time_bound": "four weeks from Monday"}, "action_steps": ["Buy an alarm clock", "Charge the phone in the kitchen", "Lay out shoes the night before"], "obstacles": ["rainy days"], "contingency_plans": ["walk indoors at the mall on rainy days"]}', '2026-03-05 09:50:00+00'),
+  ('a11ce000-5e55-4000-8000-000000000001', 5, '{"key_learnings": ["my evening sets up my morning"], "insights": ["small preparation removes friction"], "session_value_rating": 9, "clarity_level": 8}', '2026-03-05 10:00:00+00'),
+  ('b0b00000-5e55-4000-8000-000000000002', 1, '{"presence_level": 8, "emotional_state": "motivated", "previous_actions": [], "readiness_score": 8}', '2026-03-06 19:10:00+00'),
+  ('b0b00000-5e55-4000-8000-000000000002', 2, '{"topic": "Exercise", "problem_statement": "Work runs late and the gym closes", "current_state_rating": 3, "strengths": ["enjoys running"], "obstacles": ["long commute"], "resources": ["a park near the office"]}', '2026-03-06 19:25:00+00')
+on conflict (session_id, stage_number) do nothing;

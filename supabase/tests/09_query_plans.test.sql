@@ -1,7 +1,7 @@
 -- Access paths at a realistic volume: the history query uses the (user, time) index and a
 -- one-day scan uses the BRIN index, for interactions and for events. Plans, not timings.
 begin;
-select plan(5);
+select plan(9);
 
 -- 100 users x 1,000 interactions over 30 days, in time order as they arrive.
 alter table public.coach_interactions disable trigger coach_interactions_broadcast;
@@ -44,6 +44,36 @@ select ok(pg_temp.plan_uses(
   $$ select avg(score) from public.interaction_events where kind = 'rating' and created_at >= '2026-02-10' and created_at < '2026-02-11' $$,
   'interaction_events_created_at_brin'),
   'One day of events is read through the BRIN index');
+
+-- Sessions and plans: 20,000 of each over the same 100 users; 1 % of sessions with a coach.
+insert into public.coaching_sessions (user_id, coach_id, created_at)
+select ('00000000-0000-4000-8000-' || lpad((1 + k % 100)::text, 12, '0'))::uuid,
+       case when k % 100 = 0 then 'ca401000-0000-4000-8000-000000000003'::uuid end,
+       '2026-02-01'::timestamptz + k * interval '2 minutes'
+from generate_series(1, 20000) k;
+insert into public.action_plans (user_id, title, created_at)
+select ('00000000-0000-4000-8000-' || lpad((1 + k % 100)::text, 12, '0'))::uuid, 'plan ' || k, '2026-02-01'::timestamptz + k * interval '2 minutes'
+from generate_series(1, 20000) k;
+insert into public.coach_interactions (user_id, session_id, request_id, sender, content, actor_role)
+select s.user_id, s.id, 'session-' || s.id, 'user', '{"text": "in a session"}', 'postgres'
+from public.coaching_sessions s where s.user_id::text like '00000000-0000-4000-8000-%';
+analyze public.coaching_sessions;
+analyze public.action_plans;
+analyze public.coach_interactions;
+
+select ok(pg_temp.plan_uses(
+  $$ select id from public.coaching_sessions where user_id = '00000000-0000-4000-8000-000000000007' order by created_at desc limit 20 $$,
+  'coaching_sessions_user_id_created_at_idx'), 'A user''s sessions are read through the (user_id, created_at) index');
+select ok(pg_temp.plan_uses(
+  $$ select id from public.coaching_sessions where coach_id = 'ca401000-0000-4000-8000-000000000003' $$,
+  'coaching_sessions_coach_id_idx'), 'A coach''s sessions are read through the coach_id index');
+select ok(pg_temp.plan_uses(
+  $$ select id from public.action_plans where user_id = '00000000-0000-4000-8000-000000000007' order by created_at desc limit 20 $$,
+  'action_plans_user_id_created_at_idx'), 'A user''s action plans are read through the (user_id, created_at) index');
+select ok(pg_temp.plan_uses(
+  format($$ select id from public.coach_interactions where session_id = %L $$,
+         (select id from public.coaching_sessions where user_id::text like '00000000-0000-4000-8000-%' limit 1)),
+  'coach_interactions_session_id_idx'), 'A session''s interactions are read through the session_id index');
 
 -- The rollup of one day out of thirty reads coach_interactions only through indexes
 -- (pg_stat_xact_user_tables counts this transaction's scans).
