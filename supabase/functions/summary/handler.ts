@@ -1,0 +1,178 @@
+/**
+ * `summary` (POST {session_id, refresh?}): the AI summary of a completed coaching session.
+ * 404 when the caller cannot see the session, 409 until stage 5 is complete. Returns the
+ * summary cached on the session unless refresh is true; otherwise builds a prompt from all
+ * stage responses, asks the LLM (_shared/llm.ts) for a structured summary, and in one
+ * transaction caches it and creates or refreshes the action plans and milestones it
+ * proposes. Every LLM call, failed ones included, is logged as a coach_interactions row
+ * (ai_coach, channel api, metadata.operation = summary) with model, latency, tokens, cost.
+ * A timeout answers 504; a malformed or schema-violating answer 502, and nothing is saved.
+ */
+import { z } from "zod";
+import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
+import { authenticate, type Claims } from "../_shared/auth.ts";
+import { type JSONValue, type Tx, withServiceRole, withUser } from "../_shared/db.ts";
+import { createProvider, LlmError, type LlmResult } from "../_shared/llm.ts";
+import { parseOrThrow, readJson } from "../_shared/validate.ts";
+
+/** The request body. */
+export const SummaryRequest = z.strictObject({
+  session_id: z.uuid(),
+  refresh: z.boolean().optional(),
+});
+
+const day = z.iso.date().nullable();
+
+/** The structured summary the LLM must return (strict JSON schema: every key required). */
+export const SessionSummary = z.strictObject({
+  executive_summary: z.string().min(1),
+  key_insights: z.array(z.string().min(1)).min(1),
+  goal_statement: z.string().min(1),
+  action_plan: z.array(z.strictObject({
+    title: z.string().min(1).max(200),
+    description: z.string(),
+    priority: z.int().min(1).max(5),
+    due_date: day,
+    milestones: z.array(z.strictObject({ title: z.string().min(1).max(200), due_date: day })),
+  })).min(1).max(10),
+  success_metrics: z.array(z.string().min(1)),
+  support_and_accountability: z.array(z.string().min(1)),
+});
+export type SessionSummary = z.infer<typeof SessionSummary>;
+
+interface Stage {
+  stage_number: number;
+  stage_name: string;
+  responses: Record<string, unknown>;
+  completed_at: string | null;
+}
+interface Session {
+  id: string;
+  user_id: string;
+  theme: string | null;
+  session_type: string;
+  summary: string | null;
+  summary_data: SessionSummary | null;
+  summary_model: string | null;
+  summary_generated_at: string | null;
+  stages: Stage[];
+}
+
+const SYSTEM_PROMPT = `You are an experienced coach writing the summary of a coaching session that followed five stages:
+check in, starting point, connect, finish, check out. Use only what the client said in the stage responses.
+Write for the client, in the second person, plainly. Action plan items come from the finish stage's action steps,
+each with a priority from 1 (highest) to 5 and a due date (YYYY-MM-DD) when the client named a time frame.`;
+
+/** The user prompt: every stage's responses, in order. */
+export function buildPrompt(session: Session): string {
+  const lines = [`Session theme: ${session.theme ?? "not given"} (${session.session_type}).`, ""];
+  for (const s of session.stages) {
+    lines.push(`Stage ${s.stage_number} (${s.stage_name}):`, JSON.stringify(s.responses, null, 2), "");
+  }
+  return lines.join("\n");
+}
+
+const asList = (v: unknown): string[] => Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+
+/** The deterministic summary the offline provider returns: stages 4 and 5 restated. */
+export function offlineSummary(session: Session): SessionSummary {
+  const stage = (n: number) => session.stages.find((s) => s.stage_number === n)?.responses ?? {};
+  const finish = stage(4);
+  const checkOut = stage(5);
+  const smart = (finish.smart_criteria ?? {}) as Record<string, string>;
+  const goal = String(finish.goal_statement ?? session.theme ?? "Your goal");
+  const learnings = asList(checkOut.key_learnings);
+  const steps = asList(finish.action_steps);
+  return {
+    executive_summary: `Your goal: ${goal}.${learnings.length ? ` What you learned: ${learnings.join("; ")}.` : ""}`,
+    key_insights: [...asList(checkOut.insights), ...asList(stage(3).insights)].slice(0, 8).concat(learnings.length ? [] : [goal]).slice(0, 8),
+    goal_statement: goal,
+    action_plan: (steps.length ? steps : [goal]).slice(0, 10).map((title, i) => ({
+      title: title.slice(0, 200), description: "", priority: Math.min(i + 1, 5), due_date: null, milestones: [],
+    })),
+    success_metrics: [smart.measurable, smart.time_bound].filter((x): x is string => typeof x === "string" && x !== ""),
+    support_and_accountability: asList(finish.contingency_plans),
+  };
+}
+
+/** The summary as markdown, for the session's summary column. */
+export function renderMarkdown(s: SessionSummary): string {
+  const list = (xs: string[]) => xs.map((x) => `- ${x}`).join("\n") || "- (none)";
+  return [
+    "## Executive summary", s.executive_summary, "",
+    "## Key insights", list(s.key_insights), "",
+    "## Goal", s.goal_statement, "",
+    "## Action plan",
+    s.action_plan.map((a) => `${a.priority}. **${a.title}**${a.due_date ? ` (by ${a.due_date})` : ""}${a.description ? `: ${a.description}` : ""}`).join("\n"), "",
+    "## Success metrics", list(s.success_metrics), "",
+    "## Support and accountability", list(s.support_and_accountability),
+  ].join("\n");
+}
+
+function logCall(tx: Tx, session: Session, requestId: string, r: {
+  model: string; latencyMs: number; text: string; usage?: LlmResult<unknown>["usage"]; errorCode?: string;
+}) {
+  return tx`select public.log_coach_interaction(
+    sender => 'ai_coach', user_id => ${session.user_id}::uuid, session_id => ${session.id}::uuid, channel => 'api',
+    content => ${tx.json({ text: r.text } as { [k: string]: JSONValue })}::jsonb,
+    metadata => ${tx.json({ operation: "summary" })}::jsonb,
+    request_id => ${`summary-${requestId}-${crypto.randomUUID()}`}, model => ${r.model}, latency_ms => ${r.latencyMs}::integer,
+    prompt_tokens => ${r.usage?.promptTokens ?? null}::integer, completion_tokens => ${r.usage?.completionTokens ?? null}::integer,
+    cached_tokens => ${r.usage?.cachedTokens ?? null}::integer,
+    status => ${r.errorCode ? "error" : "ok"}, error_code => ${r.errorCode ?? null})`;
+}
+
+function cached(session: Session): Response {
+  return json({
+    session_id: session.id, summary: session.summary, summary_data: session.summary_data,
+    model: session.summary_model, generated_at: session.summary_generated_at, cached: true,
+  });
+}
+
+/** Handles POST /functions/v1/summary. */
+export function handler(req: Request): Promise<Response> {
+  return respond(req, async (ctx) => {
+    allowMethods(req, "POST");
+    const claims: Claims = await authenticate(req);
+    if (!(claims.role === "service_role" || (claims.role === "authenticated" && claims.sub))) {
+      throw new HttpError(403, "Forbidden", "Only a signed-in user or the service role can request a summary.");
+    }
+    const body = parseOrThrow(SummaryRequest, await readJson(req, 4096));
+    const [{ session }] = await ctx.timing.measure("db", () =>
+      withUser(claims, (tx) => tx`select public.get_coaching_session(${body.session_id}::uuid) as session`));
+    const s = session as Session | null;
+    if (!s) throw new HttpError(404, "Not Found", "No coaching session with this id is visible to you.");
+    if (!s.stages.some((st) => st.stage_number === 5 && st.completed_at)) {
+      throw new HttpError(409, "Conflict", "The summary is generated once stage 5 (check out) is complete.");
+    }
+    if (s.summary && !body.refresh) return cached(s);
+
+    const provider = createProvider();
+    let result: LlmResult<SessionSummary>;
+    try {
+      result = await ctx.timing.measure("llm", () => provider.completeJson({
+        system: SYSTEM_PROMPT, user: buildPrompt(s), schemaName: "session_summary", schema: SessionSummary,
+        fallback: () => offlineSummary(s),
+      }));
+    } catch (err) {
+      if (!(err instanceof LlmError)) throw err;
+      await withServiceRole((tx) => logCall(tx, s, ctx.requestId, {
+        model: err.model, latencyMs: err.latencyMs, text: err.message, errorCode: `llm_${err.kind}`,
+      }));
+      throw err.kind === "timeout"
+        ? new HttpError(504, "Gateway Timeout", err.message)
+        : new HttpError(502, "Bad Gateway", err.message);
+    }
+    const markdown = renderMarkdown(result.data);
+    const saved = await ctx.timing.measure("db", () => withServiceRole(async (tx) => {
+      const [row] = await tx`select to_json(s) as session from private.save_session_summary(
+        ${s.id}::uuid, ${markdown}, ${tx.json(result.data as unknown as JSONValue)}::jsonb, ${result.model}) s`;
+      await logCall(tx, s, ctx.requestId, { model: result.model, latencyMs: result.latencyMs, text: result.data.executive_summary, usage: result.usage });
+      return row.session as Session;
+    }, { requestId: ctx.requestId }));
+    return json({
+      session_id: s.id, summary: saved.summary, summary_data: saved.summary_data, model: saved.summary_model,
+      generated_at: saved.summary_generated_at, cached: false,
+    });
+  });
+}

@@ -1,0 +1,192 @@
+/**
+ * The summary handler against the test run's database and a local OpenAI-compatible test
+ * server that this test starts (no network beyond loopback).
+ */
+import assert from "node:assert/strict";
+import { handler, type SessionSummary } from "./handler.ts";
+import { closeDb } from "../_shared/db.ts";
+import { adminSql, ALICE, BOB, request, userToken } from "../_shared/testing/fixtures.ts";
+import { startLlmTestServer } from "../_shared/testing/llm_server.ts";
+
+const admin = adminSql();
+const llm = startLlmTestServer();
+
+const GOOD: SessionSummary = {
+  executive_summary: "You want steadier mornings and have a plan to get there.",
+  key_insights: ["Evenings set up mornings"],
+  goal_statement: "Walk 20 minutes every weekday morning",
+  action_plan: [
+    { title: "Buy an alarm clock", description: "So the phone can leave the bedroom", priority: 1, due_date: "2026-12-01",
+      milestones: [{ title: "Alarm clock on the nightstand", due_date: "2026-11-28" }] },
+    { title: "Lay out shoes the night before", description: "", priority: 2, due_date: null, milestones: [] },
+  ],
+  success_metrics: ["Walks logged each weekday"],
+  support_and_accountability: ["Weekly check-in with Carol"],
+};
+
+/** A new completed five-stage session for Alice; returns its id. */
+async function completedSession(): Promise<string> {
+  const [{ id }] = await admin`
+    insert into public.coaching_sessions (user_id, session_type, theme, current_stage, is_complete, completed_at)
+    values (${ALICE}, 'self_coaching', 'Mornings', 5, true, now()) returning id`;
+  await admin`insert into public.stage_responses (session_id, stage_number, responses, completed_at)
+    select ${id}::uuid, n, r.responses, now()
+    from public.stage_responses r
+    join generate_series(1, 5) n on r.stage_number = n
+    where r.session_id = 'a11ce000-5e55-4000-8000-000000000001'`;
+  return id;
+}
+
+function useLlm(timeoutMs = 30_000): void {
+  Deno.env.set("OPENAI_API_KEY", "test-key");
+  Deno.env.set("OPENAI_BASE_URL", llm.baseURL);
+  Deno.env.set("OPENAI_MODEL", "gpt-4o-mini");
+  Deno.env.set("LLM_TIMEOUT_MS", String(timeoutMs));
+}
+function offline(): void {
+  for (const k of ["OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "LLM_TIMEOUT_MS"]) Deno.env.delete(k);
+}
+
+async function summaryCalls(sessionId: string) {
+  return [...await admin`select model, status, error_code, latency_ms, prompt_tokens, completion_tokens, cost_usd, channel,
+                                metadata ->> 'operation' as operation, sender
+                         from public.coach_interactions where session_id = ${sessionId} order by created_at`];
+}
+
+Deno.test({
+  name: "summary handler",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const alice = await userToken(ALICE);
+    const post = (body: unknown, bearer = alice) => handler(request("/summary", { bearer, body }));
+    try {
+      await t.step("handler() sends the model, the stage responses and a JSON-schema response format", async () => {
+        useLlm();
+        const id = await completedSession();
+        llm.script.push({ content: JSON.stringify(GOOD) });
+        const res = await post({ session_id: id });
+        assert.equal(res.status, 200);
+        const sent = llm.requests.at(-1) as { model: string; messages: { role: string; content: string }[]; response_format: { type: string; json_schema: { name: string; strict: boolean; schema: { required: string[] } } } };
+        assert.equal(sent.model, "gpt-4o-mini");
+        assert.deepEqual(sent.messages.map((m) => m.role), ["system", "user"]);
+        assert.match(sent.messages[1].content, /Stage 4 \(finish\)/);
+        assert.match(sent.messages[1].content, /Walk 20 minutes every weekday morning/);
+        assert.equal(sent.response_format.type, "json_schema");
+        assert.equal(sent.response_format.json_schema.name, "session_summary");
+        assert.equal(sent.response_format.json_schema.strict, true);
+        assert.deepEqual(sent.response_format.json_schema.schema.required.sort(),
+          ["action_plan", "executive_summary", "goal_statement", "key_insights", "success_metrics", "support_and_accountability"]);
+      });
+
+      await t.step("handler() caches a good answer, creates plans and milestones, and logs the call with cost", async () => {
+        useLlm();
+        const id = await completedSession();
+        llm.script.push({ content: JSON.stringify(GOOD), usage: { prompt_tokens: 1000, completion_tokens: 200, cached_tokens: 400 } });
+        const body = await (await post({ session_id: id })).json();
+        assert.equal(body.cached, false);
+        assert.equal(body.model, "gpt-4o-mini");
+        assert.deepEqual(body.summary_data, GOOD);
+        assert.match(body.summary, /## Action plan\n1\. \*\*Buy an alarm clock\*\* \(by 2026-12-01\)/);
+        const plans = await admin`select p.title, p.priority, p.source, p.timeline_end::text, count(m.id)::int as milestones
+                                  from public.action_plans p left join public.milestones m on m.action_plan_id = p.id
+                                  where p.session_id = ${id} group by p.id order by p.priority`;
+        assert.deepEqual([...plans], [
+          { title: "Buy an alarm clock", priority: 1, source: "summary", timeline_end: "2026-12-01", milestones: 1 },
+          { title: "Lay out shoes the night before", priority: 2, source: "summary", timeline_end: null, milestones: 0 },
+        ]);
+        const [call] = await summaryCalls(id);
+        assert.deepEqual({ ...call, cost_usd: Number(call.cost_usd) }, {
+          model: "gpt-4o-mini", status: "ok", error_code: null, latency_ms: call.latency_ms, prompt_tokens: 1000, completion_tokens: 200,
+          cost_usd: (600 * 0.15 + 400 * 0.075 + 200 * 0.6) / 1e6, channel: "api", operation: "summary", sender: "ai_coach",
+        });
+      });
+
+      await t.step("handler() returns the cached summary without calling the model, and refresh does not duplicate plans", async () => {
+        useLlm();
+        const id = await completedSession();
+        llm.script.push({ content: JSON.stringify(GOOD) });
+        await (await post({ session_id: id })).body?.cancel();
+        const before = llm.requests.length;
+        const again = await (await post({ session_id: id })).json();
+        assert.equal(again.cached, true);
+        assert.equal(llm.requests.length, before);
+        llm.script.push({ content: JSON.stringify({ ...GOOD, executive_summary: "Refreshed." }) });
+        const refreshed = await (await post({ session_id: id, refresh: true })).json();
+        assert.equal(refreshed.summary_data.executive_summary, "Refreshed.");
+        const [{ n }] = await admin`select count(*)::int as n from public.action_plans where session_id = ${id}`;
+        assert.equal(n, 2);
+      });
+
+      await t.step("handler() answers 502 for malformed or schema-violating output and saves nothing", async () => {
+        useLlm();
+        const id = await completedSession();
+        llm.script.push({ content: "Here is your summary: great session!" });
+        let res = await post({ session_id: id });
+        assert.equal(res.status, 502);
+        assert.match((await res.json()).detail, /not JSON/);
+        llm.script.push({ content: JSON.stringify({ ...GOOD, action_plan: [{ title: "x", priority: 9 }] }) });
+        res = await post({ session_id: id });
+        assert.equal(res.status, 502);
+        assert.match((await res.json()).detail, /does not match the schema: action_plan\.0\./);
+        const [{ summary }] = await admin`select summary from public.coaching_sessions where id = ${id}`;
+        assert.equal(summary, null);
+        const [{ n }] = await admin`select count(*)::int as n from public.action_plans where session_id = ${id}`;
+        assert.equal(n, 0);
+        assert.deepEqual((await summaryCalls(id)).map((c) => [c.status, c.error_code]), [["error", "llm_malformed"], ["error", "llm_malformed"]]);
+      });
+
+      await t.step("handler() answers 504 when the model times out", async () => {
+        useLlm(200);
+        const id = await completedSession();
+        llm.script.push({ content: JSON.stringify(GOOD), delayMs: 600 }, { content: JSON.stringify(GOOD), delayMs: 600 });
+        const res = await post({ session_id: id });
+        assert.equal(res.status, 504);
+        await res.body?.cancel();
+        assert.deepEqual((await summaryCalls(id)).map((c) => c.error_code), ["llm_timeout"]);
+        llm.script.length = 0;
+      });
+
+      await t.step("handler() retries once after a 429 and then succeeds", async () => {
+        useLlm();
+        const id = await completedSession();
+        const before = llm.requests.length;
+        llm.script.push({ status: 429, headers: { "retry-after-ms": "10" } }, { content: JSON.stringify(GOOD) });
+        const res = await post({ session_id: id });
+        assert.equal(res.status, 200);
+        await res.body?.cancel();
+        assert.equal(llm.requests.length - before, 2);
+      });
+
+      await t.step("handler() uses the offline provider without OPENAI_API_KEY and says so", async () => {
+        offline();
+        const id = await completedSession();
+        const body = await (await post({ session_id: id })).json();
+        assert.equal(body.model, "offline");
+        assert.equal(body.summary_data.goal_statement, "Walk 20 minutes every weekday morning for the next four weeks");
+        assert.deepEqual(body.summary_data.action_plan.map((a: { title: string }) => a.title),
+          ["Buy an alarm clock", "Charge the phone in the kitchen", "Lay out shoes the night before"]);
+        assert.deepEqual((await summaryCalls(id)).map((c) => [c.model, c.status]), [["offline", "ok"]]);
+      });
+
+      await t.step("handler() answers 404 for a session the caller cannot see and 409 before stage 5", async () => {
+        offline();
+        const id = await completedSession();
+        let res = await post({ session_id: id }, await userToken(BOB));
+        assert.equal(res.status, 404);
+        await res.body?.cancel();
+        res = await post({ session_id: "b0b00000-5e55-4000-8000-000000000002" }, await userToken(BOB));
+        assert.equal(res.status, 409);
+        await res.body?.cancel();
+        res = await post({ session_id: "not-a-uuid" });
+        assert.equal(res.status, 422);
+        await res.body?.cancel();
+      });
+    } finally {
+      offline();
+      await llm.close();
+      await closeDb();
+      await admin.end();
+    }
+  },
+});
