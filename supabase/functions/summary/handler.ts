@@ -14,6 +14,7 @@ import { authenticate, type Claims } from "../_shared/auth.ts";
 import { type JSONValue, type Tx, withServiceRole, withUser } from "../_shared/db.ts";
 import { createProvider, LlmError, type LlmResult } from "../_shared/llm.ts";
 import { parseOrThrow, readJson } from "../_shared/validate.ts";
+import { StageSchemas } from "../_shared/stages.ts";
 
 /** The request body. */
 export const SummaryRequest = z.strictObject({
@@ -72,26 +73,24 @@ export function buildPrompt(session: Session): string {
   return lines.join("\n");
 }
 
-const asList = (v: unknown): string[] => Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
-
 /** The deterministic summary the offline provider returns: stages 4 and 5 restated. */
 export function offlineSummary(session: Session): SessionSummary {
-  const stage = (n: number) => session.stages.find((s) => s.stage_number === n)?.responses ?? {};
-  const finish = stage(4);
-  const checkOut = stage(5);
-  const smart = (finish.smart_criteria ?? {}) as Record<string, string>;
-  const goal = String(finish.goal_statement ?? session.theme ?? "Your goal");
-  const learnings = asList(checkOut.key_learnings);
-  const steps = asList(finish.action_steps);
+  const stage = (n: number) => session.stages.find((s) => s.stage_number === n)?.responses;
+  // Completed stages passed the same rules in SQL; parsing gives them their types.
+  const connect = StageSchemas[3].parse(stage(3));
+  const finish = StageSchemas[4].parse(stage(4));
+  const checkOut = StageSchemas[5].parse(stage(5));
+  const learnings = checkOut.key_learnings;
+  const insights = [...checkOut.insights, ...connect.insights].slice(0, 8);
   return {
-    executive_summary: `Your goal: ${goal}.${learnings.length ? ` What you learned: ${learnings.join("; ")}.` : ""}`,
-    key_insights: [...asList(checkOut.insights), ...asList(stage(3).insights)].slice(0, 8).concat(learnings.length ? [] : [goal]).slice(0, 8),
-    goal_statement: goal,
-    action_plan: (steps.length ? steps : [goal]).slice(0, 10).map((title, i) => ({
+    executive_summary: `Your goal: ${finish.goal_statement}.${learnings.length ? ` What you learned: ${learnings.join("; ")}.` : ""}`,
+    key_insights: insights.length ? insights : [finish.goal_statement],
+    goal_statement: finish.goal_statement,
+    action_plan: (finish.action_steps.length ? finish.action_steps : [finish.goal_statement]).slice(0, 10).map((title, i) => ({
       title: title.slice(0, 200), description: "", priority: Math.min(i + 1, 5), due_date: null, milestones: [],
     })),
-    success_metrics: [smart.measurable, smart.time_bound].filter((x): x is string => typeof x === "string" && x !== ""),
-    support_and_accountability: asList(finish.contingency_plans),
+    success_metrics: [finish.smart_criteria.measurable, finish.smart_criteria.time_bound],
+    support_and_accountability: finish.contingency_plans,
   };
 }
 
