@@ -84,13 +84,14 @@ export function createGateway(opts: GatewayOptions): (req: Request) => Promise<R
     if (!mod) {
       mod = import(toFileUrl(file).href);
       modules.set(slug, mod);
+      // A module that failed to load is loaded again on the next request.
+      mod.catch(() => modules.delete(slug));
     }
     try {
       const { handler } = await mod;
       if (typeof handler !== "function") throw new Error(`${slug}/handler.ts does not export a handler function`);
       return await handler(inner);
     } catch (err) {
-      if ((err as Error)?.name === "TypeError" && String(err).includes("Module not found")) modules.delete(slug);
       log({ level: "error", function: slug, msg: "function threw", error: err instanceof Error ? err.stack ?? err.message : String(err) });
       return jsonResponse(500, { code: "WORKER_ERROR", message: "Function exited due to an error (please check logs)" });
     }
