@@ -84,8 +84,6 @@ export function createGateway(opts: GatewayOptions): (req: Request) => Promise<R
     if (!mod) {
       mod = import(toFileUrl(file).href);
       modules.set(slug, mod);
-      // A module that failed to load is loaded again on the next request.
-      mod.catch(() => modules.delete(slug));
     }
     try {
       const { handler } = await mod;

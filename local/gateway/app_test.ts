@@ -155,6 +155,13 @@ Deno.test({
         assert.ok(logs.some((l) => l.level === "error" && String(l.error).includes("failed on purpose")));
       });
 
+      await t.step("functions: a module that fails to load answers 500 with a JSON body, every time", async () => {
+        for (let i = 0; i < 2; i++) {
+          const res = await call("/functions/v1/broken", { headers: { authorization: `Bearer ${keys.anonKey}` } });
+          assert.equal(res.status, 500);
+          assert.equal((await res.json()).code, "WORKER_ERROR");
+        }
+      });
       await t.step("rest: no apikey and no token answers 401", async () => {
         const res = await call("/rest/v1/rpc/gw_test_row", { method: "POST" });
         assert.equal(res.status, 401);
