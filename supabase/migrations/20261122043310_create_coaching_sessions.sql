@@ -2,9 +2,9 @@
 -- 1 check in, 2 starting point, 3 connect, 4 finish, 5 check out. stage_responses is the
 -- origin of truth; the AI summary is cached on the session. Each stage's responses are
 -- validated in SQL (private.stage_response_errors, matching the zod schemas of the
--- functions): required keys and rating ranges; unknown keys are kept. Owners and their
--- assigned coach read; writes go through the session RPCs. Also links interactions to
--- sessions.
+-- functions): required keys and rating ranges; unknown keys are kept. Owners read their
+-- rows directly; an assigned coach reads through the audited RPCs (get_coaching_session);
+-- writes go through the session RPCs. Also links interactions to sessions.
 -- Objects: tables public.coaching_sessions, public.stage_responses; functions
 -- private.stage_name, private.stage_response_errors, private.can_read_session; foreign key
 -- and index on coach_interactions.session_id. Destructive: none.
@@ -156,13 +156,13 @@ grant execute on function private.can_read_session(uuid) to authenticated, servi
 grant select on public.coaching_sessions, public.stage_responses to authenticated;
 grant select, insert, update, delete on public.coaching_sessions, public.stage_responses to service_role;
 
-create policy "Coaching sessions are viewable by their owner and their assigned coach"
+create policy "Coaching sessions are viewable by their owner"
   on public.coaching_sessions for select to authenticated
-  using ((select auth.uid()) = user_id or private.is_assigned_coach(user_id));
+  using ((select auth.uid()) = user_id);
 
-create policy "Stage responses are viewable by the session's owner and assigned coach"
+create policy "Stage responses are viewable by the session's owner"
   on public.stage_responses for select to authenticated
-  using (private.can_read_session(session_id));
+  using (exists (select 1 from public.coaching_sessions s where s.id = session_id and s.user_id = (select auth.uid())));
 
 -- Interactions may belong to a session (e.g. the AI summary call).
 alter table public.coach_interactions

@@ -2,8 +2,8 @@
 -- and the AI summary (or added by hand) and then managed by the user. Status moves only
 -- along allowed transitions; completed_at of a milestone is set by the database.
 -- Objects: tables public.action_plans, public.milestones; functions
--- private.can_read_action_plan, private.trigger_action_plan_status,
--- private.trigger_milestone_completed_at. Destructive: none.
+-- private.trigger_action_plan_status, private.trigger_milestone_completed_at.
+-- Destructive: none.
 
 create table public.action_plans (
   id uuid primary key default gen_random_uuid(),
@@ -104,32 +104,14 @@ create trigger milestones_completed_at
   before insert or update on public.milestones
   for each row execute function private.trigger_milestone_completed_at();
 
-create or replace function private.can_read_action_plan(action_plan_id uuid)
-returns boolean
-language sql
-stable
-security definer
-set search_path = ''
-as $$
-  -- Security definer: the milestones policy asks this without recursing through
-  -- action_plans' policy. Answers only for the caller.
-  select exists (
-    select 1 from public.action_plans p
-    where p.id = can_read_action_plan.action_plan_id
-      and ((select auth.uid()) = p.user_id or private.is_assigned_coach(p.user_id))
-  )
-$$;
-comment on function private.can_read_action_plan(uuid) is 'True when the caller owns the action plan or is the owner''s assigned coach.';
-revoke execute on function private.can_read_action_plan(uuid) from public, anon;
-grant execute on function private.can_read_action_plan(uuid) to authenticated, service_role;
-
 grant select on public.action_plans, public.milestones to authenticated;
 grant select, insert, update, delete on public.action_plans, public.milestones to service_role;
 
-create policy "Action plans are viewable by their owner and their assigned coach"
+-- Owners read directly; an assigned coach reads through the audited list_action_plans.
+create policy "Action plans are viewable by their owner"
   on public.action_plans for select to authenticated
-  using ((select auth.uid()) = user_id or private.is_assigned_coach(user_id));
+  using ((select auth.uid()) = user_id);
 
-create policy "Milestones are viewable by the plan's owner and assigned coach"
+create policy "Milestones are viewable by the plan's owner"
   on public.milestones for select to authenticated
-  using (private.can_read_action_plan(action_plan_id));
+  using (exists (select 1 from public.action_plans p where p.id = action_plan_id and p.user_id = (select auth.uid())));

@@ -179,34 +179,62 @@ grant execute on function public.complete_coaching_session(uuid) to authenticate
 
 create or replace function public.get_coaching_session(session_id uuid)
 returns jsonb
-language sql
-stable
-security invoker
+language plpgsql
+volatile
+security definer
 set search_path = ''
 as $$
+-- Security definer: an assigned coach reads a client's session, which RLS does not show
+-- them directly; the caller is checked first and a coach's read is audited.
+declare
+  s public.coaching_sessions;
+  result jsonb;
+begin
+  select * into s from public.coaching_sessions c where c.id = get_coaching_session.session_id;
+  if not found or not (private.caller_role() in ('service_role', 'postgres') or private.can_read_session(s.id)) then
+    return null;
+  end if;
   select to_jsonb(s) || jsonb_build_object('stages', coalesce((
     select jsonb_agg(to_jsonb(r) order by r.stage_number) from public.stage_responses r where r.session_id = s.id
-  ), '[]'::jsonb))
-  from public.coaching_sessions s
-  where s.id = get_coaching_session.session_id
+  ), '[]'::jsonb)) into result;
+  if s.user_id is distinct from (select auth.uid()) then
+    perform audit.record_phi_access(s.user_id, 'coaching_sessions', 1, 'coaching');
+  end if;
+  return result;
+end;
 $$;
 comment on function public.get_coaching_session(uuid) is $$
-A session with its stages (ordered), or null when the caller cannot see it (owner and assigned coach can).
-Example: supabase.rpc('get_coaching_session', { session_id })
+A session with its stages (ordered), or null when the caller cannot see it. The owner, their
+assigned coach and the service role can; a read by anyone but the owner is recorded in
+audit.phi_access_log. Example: supabase.rpc('get_coaching_session', { session_id })
 $$;
 grant execute on function public.get_coaching_session(uuid) to authenticated, service_role;
 
-create or replace function public.list_action_plans()
+create or replace function public.list_action_plans(owner_id uuid default null)
 returns table (
   id uuid, session_id uuid, user_id uuid, title text, description text, goal_statement text, smart_criteria jsonb,
   priority smallint, status text, timeline_start date, timeline_end date, source text, created_at timestamptz,
   updated_at timestamptz, coaching_theme text, milestones jsonb
 )
-language sql
-stable
-security invoker
+language plpgsql
+volatile
+security definer
 set search_path = ''
 as $$
+-- Security definer: an assigned coach reads a client's plans, which RLS does not show them
+-- directly; the caller is checked first and a coach's read is audited.
+declare
+  target uuid := coalesce(list_action_plans.owner_id, (select auth.uid()));
+  n integer;
+begin
+  if target is null then
+    raise exception 'owner_id is required for service callers' using errcode = '22023';
+  end if;
+  if private.caller_role() not in ('service_role', 'postgres')
+     and target is distinct from (select auth.uid()) and not private.is_assigned_coach(target) then
+    raise exception 'Only the user, their assigned coach or the service role can read these action plans' using errcode = '42501';
+  end if;
+  return query
   select p.id, p.session_id, p.user_id, p.title, p.description, p.goal_statement, p.smart_criteria, p.priority,
          p.status, p.timeline_start, p.timeline_end, p.source, p.created_at, p.updated_at,
          coalesce(s.theme, s.summary_data ->> 'goal_statement'),
@@ -214,14 +242,20 @@ as $$
                    from public.milestones m where m.action_plan_id = p.id), '[]'::jsonb)
   from public.action_plans p
   left join public.coaching_sessions s on s.id = p.session_id
-  order by p.priority, p.timeline_end nulls last, p.created_at
+  where p.user_id = target
+  order by p.priority, p.timeline_end nulls last, p.created_at;
+  get diagnostics n = row_count;
+  if target is distinct from (select auth.uid()) then
+    perform audit.record_phi_access(target, 'action_plans', n, 'coaching');
+  end if;
+end;
 $$;
-comment on function public.list_action_plans() is $$
-The action plans the caller may see (their own; a coach's clients'), with the coaching theme of the
-session they came from and their milestones; by priority then due date.
-Example: supabase.rpc('list_action_plans')
+comment on function public.list_action_plans(uuid) is $$
+A user's action plans with the coaching theme of the session each came from and their milestones,
+by priority then due date. owner_id defaults to the caller; an assigned coach names a client (audited);
+the service role names anyone. Example: supabase.rpc('list_action_plans')
 $$;
-grant execute on function public.list_action_plans() to authenticated, service_role;
+grant execute on function public.list_action_plans(uuid) to authenticated, service_role;
 
 create or replace function public.update_action_plan(
   action_plan_id uuid,

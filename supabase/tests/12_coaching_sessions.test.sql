@@ -2,7 +2,7 @@
 -- re-saved stages, completion, action plans (transitions, updated_at), milestones
 -- (completed_at by the database), the summary save, and who may read and write.
 begin;
-select plan(34);
+select plan(38);
 
 select tests.create_supabase_user('dave@example.com', 'coach');
 
@@ -94,10 +94,20 @@ select is((public.get_coaching_session('a11ce000-5e55-4000-8000-000000000001') -
 select throws_ok($$ select public.save_stage_response('a11ce000-5e55-4000-8000-000000000001', 1, '{}') $$, '42501',
   'Only the session owner can change a coaching session', 'Carol cannot write in Alice''s session');
 select is(public.get_coaching_session((select id from s)), null, 'Carol cannot see Bob''s session');
+select is_empty($$ select 1 from public.coaching_sessions where user_id = 'a11ce000-0000-4000-8000-000000000001' $$,
+  'Carol does not read Alice''s sessions directly, only through the audited RPC');
+select is((select count(*)::int from public.list_action_plans(owner_id => 'a11ce000-0000-4000-8000-000000000001')), 0,
+  'Carol lists her client Alice''s action plans (none yet)');
+select tests.authenticate_as_service_role();
+select results_eq($$ select actor_id, resource from audit.phi_access_log where subject_user_id = 'a11ce000-0000-4000-8000-000000000001' order by id $$,
+  $$ values ('ca401000-0000-4000-8000-000000000003'::uuid, 'coaching_sessions'), ('ca401000-0000-4000-8000-000000000003'::uuid, 'action_plans') $$,
+  'A coach''s reads of a client''s session and plans are in the PHI access log');
 select tests.authenticate_as('dave@example.com');
 select is_empty($$ select 1 from public.stage_responses $$, 'An unassigned coach sees no stages');
 select throws_ok($$ select public.update_action_plan((select id from plan), title => 'mine') $$, '42501',
   'Only the owner can update this action plan', 'A stranger cannot update Bob''s plan');
+select throws_ok($$ select * from public.list_action_plans(owner_id => 'b0b00000-0000-4000-8000-000000000002') $$, '42501',
+  'Only the user, their assigned coach or the service role can read these action plans', 'A stranger cannot list Bob''s plans');
 select tests.authenticate_as_anon();
 select throws_ok($$ select public.start_coaching_session() $$, '42501', 'permission denied for function start_coaching_session', 'anon cannot start a session');
 
