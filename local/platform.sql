@@ -282,6 +282,24 @@ begin
 end;
 $$;
 
+-- Local delivery only: the Realtime server streams committed rows of realtime.messages to
+-- subscribers; the local gateway (local/gateway/realtime.ts) learns of them from this
+-- notification, sent at commit (rolled-back rows, like authorization probes, send nothing).
+create or replace function realtime._notify_local_gateway()
+returns trigger
+language plpgsql
+as $$
+begin
+  perform pg_notify('realtime_local_broadcast', json_build_object('id', new.id, 'topic', new.topic)::text);
+  return null;
+end;
+$$;
+alter function realtime._notify_local_gateway() owner to supabase_realtime_admin;
+revoke execute on function realtime._notify_local_gateway() from public;
+create or replace trigger messages_notify_local_gateway
+  after insert on realtime.messages
+  for each row execute function realtime._notify_local_gateway();
+
 -- Local housekeeping only: drops broadcast rows older than the Realtime server keeps.
 create or replace function realtime.prune_messages(keep interval default interval '72 hours')
 returns bigint

@@ -2,13 +2,15 @@
  * The local gateway: what Supabase's API gateway does for a client, for the routes
  * Coach Ledger uses. `/functions/v1/<name>[/…]` runs the function's exported handler
  * (supabase/functions/<name>/handler.ts) with verify_jwt from config.toml;
- * `/rest/v1/rpc/<fn>` calls a function in `public` with PostgREST's semantics; other
+ * `/rest/v1/rpc/<fn>` calls a function in `public` with PostgREST's semantics;
+ * `/realtime/v1/websocket` serves Broadcast from Database (realtime.ts); other
  * `/rest/v1/…`, `/auth/v1/…`, `/storage/v1/…` routes answer 501.
  */
 import type postgres from "postgres";
 import { toFileUrl, join } from "./path.ts";
 import { effectiveToken, type Keys, verify } from "./keys.ts";
 import { callRpc } from "./rpc.ts";
+import type { RealtimeServer } from "./realtime.ts";
 
 /** What the gateway needs to run. */
 export interface GatewayOptions {
@@ -20,6 +22,8 @@ export interface GatewayOptions {
   /** `[functions.<name>]` settings from config.toml. */
   functions: Record<string, { verify_jwt?: boolean }>;
   log?: (line: Record<string, unknown>) => void;
+  /** The local Realtime broadcast endpoint, when running. */
+  realtime?: RealtimeServer;
 }
 
 const CORS: Record<string, string> = {
@@ -145,6 +149,8 @@ export function createGateway(opts: GatewayOptions): (req: Request) => Promise<R
         res = await serveFunction(req, url, url.pathname.slice("/functions/v1/".length));
       } else if (url.pathname.startsWith("/rest/v1/")) {
         res = await serveRest(req, url, url.pathname.slice("/rest/v1/".length));
+      } else if (url.pathname === "/realtime/v1/websocket" && opts.realtime) {
+        return await opts.realtime.handle(req, url);
       } else if (/^\/(auth|storage|realtime|graphql)\/v1(\/|$)/.test(url.pathname)) {
         res = jsonResponse(501, {
           message: `${url.pathname.split("/")[1]} is not served by the local stand-in; it needs hosted Supabase or supabase start.`,

@@ -6,6 +6,7 @@
  */
 import postgres from "postgres";
 import { createGateway } from "./app.ts";
+import { createRealtime } from "./realtime.ts";
 
 function need(name: string): string {
   const v = Deno.env.get(name);
@@ -21,17 +22,22 @@ const sql = postgres(need("GATEWAY_DB_URL"), {
   connection: { application_name: "coach-ledger-gateway" },
 });
 
+const keys = {
+  jwtSecret: need("SUPABASE_JWT_SECRET"),
+  anonKey: need("SUPABASE_ANON_KEY"),
+  serviceRoleKey: need("SUPABASE_SERVICE_ROLE_KEY"),
+  publishableKey: need("SUPABASE_PUBLISHABLE_KEY"),
+  secretKey: need("SUPABASE_SECRET_KEY"),
+};
+const log = (line: Record<string, unknown>) => console.log(JSON.stringify(line));
+const realtime = await createRealtime({ keys, sql, log });
 const handler = createGateway({
   sql,
   functionsDir: need("GATEWAY_FUNCTIONS_DIR"),
   functions: JSON.parse(Deno.env.get("GATEWAY_FUNCTIONS") ?? "{}"),
-  keys: {
-    jwtSecret: need("SUPABASE_JWT_SECRET"),
-    anonKey: need("SUPABASE_ANON_KEY"),
-    serviceRoleKey: need("SUPABASE_SERVICE_ROLE_KEY"),
-    publishableKey: need("SUPABASE_PUBLISHABLE_KEY"),
-    secretKey: need("SUPABASE_SECRET_KEY"),
-  },
+  keys,
+  log,
+  realtime,
 });
 
 const port = Number(need("GATEWAY_PORT"));
@@ -40,6 +46,7 @@ const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => console
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(signal, async () => {
     await server.shutdown();
+    await realtime.close();
     await sql.end({ timeout: 2 });
     Deno.exit(0);
   });

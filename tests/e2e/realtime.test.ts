@@ -1,0 +1,105 @@
+/** Broadcast from Database through the local Realtime endpoint, with supabase-js. */
+import type { RealtimeChannel, SupabaseClient } from "@supabase/supabase-js";
+import { createClient } from "@supabase/supabase-js";
+import { afterEach, describe, expect, it } from "vitest";
+import { ALICE, stack, userClient } from "../helpers.ts";
+import { mintToken } from "../../local/stack.ts";
+
+const open: { client: SupabaseClient; channel: RealtimeChannel }[] = [];
+afterEach(async () => {
+  for (const { client, channel } of open.splice(0)) {
+    await client.removeChannel(channel);
+    client.realtime.disconnect();
+  }
+});
+
+/** Joins a private channel; resolves with its status and, when refused, the reason. */
+async function join(client: SupabaseClient, topic: string, onBroadcast?: (p: Record<string, unknown>) => void) {
+  const channel = client.channel(topic, { config: { private: true } });
+  if (onBroadcast) channel.on("broadcast", { event: "INSERT" }, (msg) => onBroadcast(msg.payload as Record<string, unknown>));
+  open.push({ client, channel });
+  return await new Promise<{ status: string; error?: string }>((resolve) => {
+    channel.subscribe((status, err) => {
+      if (status === "SUBSCRIBED" || status === "CHANNEL_ERROR" || status === "TIMED_OUT") resolve({ status, error: err?.message });
+    });
+  });
+}
+
+function waitFor<T>(get: () => T | undefined, ms = 5000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const tick = () => {
+      const v = get();
+      if (v !== undefined) return resolve(v);
+      if (Date.now() - t0 > ms) return reject(new Error("timed out waiting"));
+      setTimeout(tick, 50);
+    };
+    tick();
+  });
+}
+
+describe.each(["2.0.0", "1.0.0"])("realtime (protocol %s)", (vsn) => {
+  async function clientFor(email: string): Promise<SupabaseClient> {
+    const token = await mintToken(stack().cfg, { email });
+    const client = createClient(stack().env.API_URL, stack().env.ANON_KEY, {
+      accessToken: async () => token,
+      realtime: { vsn } as Record<string, unknown>,
+    });
+    await client.realtime.setAuth(token);
+    return client;
+  }
+
+  it("the user and their coach receive each new interaction on the private topic", async () => {
+    const topic = `coach_interactions:${ALICE}`;
+    const received: Record<string, Record<string, unknown>[]> = { alice: [], carol: [] };
+    const alice = await clientFor("alice@example.com");
+    const carol = await clientFor("carol@example.com");
+    expect(await join(alice, topic, (p) => received.alice.push(p))).toEqual({ status: "SUBSCRIBED", error: undefined });
+    expect((await join(carol, topic, (p) => received.carol.push(p))).status).toBe("SUBSCRIBED");
+
+    const text = `realtime ${vsn} ${crypto.randomUUID()}`;
+    const logged = await (await userClient("alice@example.com")).functions.invoke("log-interaction", {
+      body: { sender: "user", content: { text } },
+    });
+    expect(logged.error).toBeNull();
+    for (const who of ["alice", "carol"]) {
+      const payload = await waitFor(() => received[who].find((p) => (p.record as { content: { text: string } }).content.text === text));
+      expect(payload).toMatchObject({ operation: "INSERT", table: "coach_interactions", schema: "public", record: { id: logged.data.id, user_id: ALICE } });
+    }
+  });
+
+  it("a stranger is refused the topic with Realtime's message", async () => {
+    const bob = await clientFor("bob@example.com");
+    const result = await join(bob, `coach_interactions:${ALICE}`);
+    expect(result.status).toBe("CHANNEL_ERROR");
+    expect(result.error).toContain(`Unauthorized: You do not have permissions to read from this Channel topic: coach_interactions:${ALICE}`);
+  });
+});
+
+describe("realtime endpoint", () => {
+  it("answers 426 without a websocket upgrade and refuses an invalid API key", async () => {
+    const url = `${stack().env.API_URL}/realtime/v1/websocket?vsn=2.0.0`;
+    let res = await fetch(`${url}&apikey=${stack().env.ANON_KEY}`);
+    expect(res.status).toBe(426);
+    await res.body?.cancel();
+    const opened = await new Promise<boolean>((resolve) => {
+      const ws = new WebSocket(`${url.replace(/^http/, "ws")}&apikey=not-a-key`);
+      ws.onopen = () => { ws.close(); resolve(true); };
+      ws.onerror = () => resolve(false);
+    });
+    expect(opened).toBe(false);
+  });
+
+  it("refuses postgres_changes, which the stand-in does not serve", async () => {
+    const client = createClient(stack().env.API_URL, stack().env.ANON_KEY);
+    const channel = client.channel("any-table").on("postgres_changes", { event: "*", schema: "public", table: "profiles" }, () => {});
+    open.push({ client, channel });
+    const result = await new Promise<{ status: string; error?: string }>((resolve) => {
+      channel.subscribe((status, err) => {
+        if (status !== "SUBSCRIBED" && status !== "CLOSED") resolve({ status, error: err?.message });
+      });
+    });
+    expect(result.status).toBe("CHANNEL_ERROR");
+    expect(result.error).toContain("postgres_changes is not served by the local stand-in");
+  });
+});
