@@ -82,7 +82,6 @@ export function createGateway(opts: GatewayOptions): (req: Request) => Promise<R
       method: req.method,
       headers,
       body: req.body,
-      signal: req.signal,
     });
     let mod = modules.get(slug);
     if (!mod) {
