@@ -229,8 +229,9 @@ export function gatewayEnv(cfg: StackConfig): Record<string, string> {
 }
 
 /** The command that runs the gateway with Deno. */
-export function gatewayCommand(): string[] {
-  const envFile = join(root, "supabase", "functions", ".env");
+export function gatewayCommand(functionsDir = join(root, "supabase", "functions")): string[] {
+  // Like `supabase functions serve`, the functions get the variables of a .env beside them.
+  const envFile = join(functionsDir, ".env");
   return [
     bin("deno"), "run", "--allow-all", "--config", join(root, "deno.json"),
     ...(existsSync(envFile) ? [`--env-file=${envFile}`] : []),
@@ -243,12 +244,13 @@ export function startGateway(cfg: StackConfig, extraEnv: Record<string, string> 
   const p = paths(cfg);
   mkdirSync(p.logs, { recursive: true });
   const out = openSync(p.gatewayLog, "a");
-  const [cmd, ...args] = gatewayCommand();
+  const env = { ...process.env, ...gatewayEnv(cfg), ...extraEnv };
+  const [cmd, ...args] = gatewayCommand(env.GATEWAY_FUNCTIONS_DIR);
   const child = spawn(cmd, args, {
     cwd: root,
     detached: true,
     stdio: ["ignore", out, out],
-    env: { ...process.env, ...gatewayEnv(cfg), ...extraEnv },
+    env,
   });
   child.unref();
   writeFileSync(p.gatewayPid, String(child.pid));
