@@ -46,38 +46,43 @@ begin
     user_id, day, user_key, total_messages, user_messages, ai_coach_messages, human_coach_messages, system_messages,
     response_count, response_time_avg, response_time_p95, satisfaction_avg, satisfaction_count, coach_persona_mix,
     prompt_tokens, completion_tokens, cached_tokens, cost_usd, error_count, error_rate, computed_at)
-  with in_range as (
-    -- One pass with hash aggregates: counts, tokens, cost, errors per user and day.
-    select i.user_id, (i.created_at at time zone 'UTC')::date as day,
-           count(*)::integer as total_messages,
-           count(*) filter (where i.sender = 'user')::integer as user_messages,
-           count(*) filter (where i.sender = 'ai_coach')::integer as ai_coach_messages,
-           count(*) filter (where i.sender = 'human_coach')::integer as human_coach_messages,
-           count(*) filter (where i.sender = 'system')::integer as system_messages,
-           coalesce(sum(i.prompt_tokens), 0) as prompt_tokens,
-           coalesce(sum(i.completion_tokens), 0) as completion_tokens,
-           coalesce(sum(i.cached_tokens), 0) as cached_tokens,
-           coalesce(sum(i.cost_usd), 0) as cost_usd,
-           count(*) filter (where i.status = 'error')::integer as error_count
+  with base as materialized (
+    -- The target days (and the day before, for replies across midnight) read once, in a
+    -- narrow projection that the aggregates below read from memory.
+    select i.user_id, i.conversation_id, i.id, i.created_at, (i.created_at at time zone 'UTC')::date as day,
+           i.sender, i.coach_persona, i.latency_ms, i.prompt_tokens, i.completion_tokens, i.cached_tokens,
+           i.cost_usd, i.status
     from public.coach_interactions i
-    where i.created_at >= range_start and i.created_at < range_end
+    where i.created_at >= range_start - interval '1 day' and i.created_at < range_end
+  ),
+  in_range as (
+    -- Hash aggregates: counts, tokens, cost, errors per user and day.
+    select b.user_id, b.day,
+           count(*)::integer as total_messages,
+           count(*) filter (where b.sender = 'user')::integer as user_messages,
+           count(*) filter (where b.sender = 'ai_coach')::integer as ai_coach_messages,
+           count(*) filter (where b.sender = 'human_coach')::integer as human_coach_messages,
+           count(*) filter (where b.sender = 'system')::integer as system_messages,
+           coalesce(sum(b.prompt_tokens), 0) as prompt_tokens,
+           coalesce(sum(b.completion_tokens), 0) as completion_tokens,
+           coalesce(sum(b.cached_tokens), 0) as cached_tokens,
+           coalesce(sum(b.cost_usd), 0) as cost_usd,
+           count(*) filter (where b.status = 'error')::integer as error_count
+    from base b
+    where b.created_at >= range_start
     group by 1, 2
   ),
   human_gaps as (
     -- A human coach's reply counts when it is the first answer to a user message: ordered
-    -- per conversation, over a narrow projection of only the conversations that have a
-    -- human reply in range, looking back one day for messages sent before midnight.
-    select g.user_id, (g.created_at at time zone 'UTC')::date as day,
-           extract(epoch from g.created_at - g.previous_at) * 1000 as response_ms
+    -- per conversation, only for the conversations that have a human reply in range.
+    select g.user_id, g.day, extract(epoch from g.created_at - g.previous_at) * 1000 as response_ms
     from (
-      select i.user_id, i.sender, i.created_at,
-             lag(i.sender) over w as previous_sender, lag(i.created_at) over w as previous_at
-      from public.coach_interactions i
-      where i.created_at >= range_start - interval '1 day' and i.created_at < range_end
-        and (i.user_id, i.conversation_id) in (
-          select h.user_id, h.conversation_id from public.coach_interactions h
-          where h.sender = 'human_coach' and h.created_at >= range_start and h.created_at < range_end)
-      window w as (partition by i.user_id, i.conversation_id order by i.created_at, i.id)
+      select b.user_id, b.day, b.sender, b.created_at,
+             lag(b.sender) over w as previous_sender, lag(b.created_at) over w as previous_at
+      from base b
+      where (b.user_id, b.conversation_id) in (
+        select h.user_id, h.conversation_id from base h where h.sender = 'human_coach' and h.created_at >= range_start)
+      window w as (partition by b.user_id, b.conversation_id order by b.created_at, b.id)
     ) g
     where g.sender = 'human_coach' and g.previous_sender = 'user' and g.created_at >= range_start
   ),
@@ -85,10 +90,9 @@ begin
     select r.user_id, r.day, count(*)::integer as response_count, round(avg(r.response_ms), 1) as response_time_avg,
            round((percentile_cont(0.95) within group (order by r.response_ms))::numeric, 1) as response_time_p95
     from (
-      select i.user_id, (i.created_at at time zone 'UTC')::date as day, i.latency_ms::numeric as response_ms
-      from public.coach_interactions i
-      where i.sender = 'ai_coach' and i.latency_ms is not null
-        and i.created_at >= range_start and i.created_at < range_end
+      select b.user_id, b.day, b.latency_ms::numeric as response_ms
+      from base b
+      where b.sender = 'ai_coach' and b.latency_ms is not null and b.created_at >= range_start
       union all
       select h.user_id, h.day, h.response_ms from human_gaps h
     ) r
@@ -97,10 +101,10 @@ begin
   personas as (
     select p.user_id, p.day, jsonb_object_agg(p.persona, round(p.n::numeric / p.total, 4) order by p.persona) as mix
     from (
-      select i.user_id, (i.created_at at time zone 'UTC')::date as day, coalesce(i.coach_persona, 'unspecified') as persona,
-             count(*) as n, sum(count(*)) over (partition by i.user_id, (i.created_at at time zone 'UTC')::date) as total
-      from public.coach_interactions i
-      where i.sender in ('ai_coach', 'human_coach') and i.created_at >= range_start and i.created_at < range_end
+      select b.user_id, b.day, coalesce(b.coach_persona, 'unspecified') as persona,
+             count(*) as n, sum(count(*)) over (partition by b.user_id, b.day) as total
+      from base b
+      where b.sender in ('ai_coach', 'human_coach') and b.created_at >= range_start
       group by 1, 2, 3
     ) p
     group by p.user_id, p.day
