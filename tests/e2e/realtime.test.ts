@@ -103,3 +103,63 @@ describe("realtime endpoint", () => {
     expect(result.error).toContain("postgres_changes is not served by the local stand-in");
   });
 });
+
+describe("realtime protocol, frame by frame", () => {
+  /** A raw vsn 1.0.0 socket that records every frame it receives. */
+  async function rawSocket(token: string) {
+    const frames: { topic: string; event: string; payload: Record<string, unknown>; ref: string | null }[] = [];
+    const ws = new WebSocket(`${stack().env.API_URL.replace(/^http/, "ws")}/realtime/v1/websocket?apikey=${stack().env.ANON_KEY}&vsn=1.0.0`);
+    ws.onmessage = (e) => frames.push(JSON.parse(String(e.data)));
+    await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+    let ref = 0;
+    const push = async (topic: string, event: string, payload: Record<string, unknown>) => {
+      const r = String(++ref);
+      ws.send(JSON.stringify({ topic, event, payload, ref: r, join_ref: "1" }));
+      return await waitFor(() => frames.find((f) => f.ref === r && f.event === "phx_reply"));
+    };
+    const topic = `realtime:coach_interactions:${ALICE}`;
+    const joined = await push(topic, "phx_join", { config: { private: true, broadcast: {}, presence: {}, postgres_changes: [] }, access_token: token });
+    expect(joined.payload.status).toBe("ok");
+    return { ws, frames, push, topic };
+  }
+
+  async function logAsAlice(): Promise<string> {
+    const text = `frames ${crypto.randomUUID()}`;
+    const logged = await (await userClient("alice@example.com")).functions.invoke("log-interaction", { body: { sender: "user", content: { text } } });
+    expect(logged.error).toBeNull();
+    return text;
+  }
+  const broadcasts = (frames: { event: string; payload: Record<string, unknown> }[], text: string) =>
+    frames.filter((f) => f.event === "broadcast" && JSON.stringify(f.payload).includes(text));
+
+  it("answers heartbeats and delivers to a joined socket until it leaves", async () => {
+    const token = await mintToken(stack().cfg, { email: "alice@example.com" });
+    const watcher = await rawSocket(token);
+    const leaver = await rawSocket(token);
+    const beat = await leaver.push("phoenix", "heartbeat", {});
+    expect(beat.payload).toEqual({ status: "ok", response: {} });
+
+    const first = await logAsAlice();
+    await waitFor(() => broadcasts(leaver.frames, first)[0]);
+    const left = await leaver.push(leaver.topic, "phx_leave", {});
+    expect(left.payload.status).toBe("ok");
+    const second = await logAsAlice();
+    await waitFor(() => broadcasts(watcher.frames, second)[0]);
+    expect(broadcasts(leaver.frames, second)).toEqual([]);
+    watcher.ws.close();
+    leaver.ws.close();
+  });
+
+  it("stops delivering to a channel whose new access token is invalid", async () => {
+    const token = await mintToken(stack().cfg, { email: "alice@example.com" });
+    const watcher = await rawSocket(token);
+    const revoked = await rawSocket(token);
+    revoked.ws.send(JSON.stringify({ topic: revoked.topic, event: "access_token", payload: { access_token: "not-a-token" }, ref: "99", join_ref: "1" }));
+    await waitFor(() => revoked.frames.find((f) => f.event === "phx_close"));
+    const text = await logAsAlice();
+    await waitFor(() => broadcasts(watcher.frames, text)[0]);
+    expect(broadcasts(revoked.frames, text)).toEqual([]);
+    watcher.ws.close();
+    revoked.ws.close();
+  });
+});
