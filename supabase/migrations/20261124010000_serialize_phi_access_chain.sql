@@ -29,6 +29,9 @@ revoke all on audit.phi_access_chain_head from public, anon, authenticated, serv
 -- Compliance (the service role) reads the head to verify the chain's end; nobody writes it
 -- but the chain trigger.
 grant select on audit.phi_access_chain_head to service_role;
+create policy "The PHI chain head is readable by the service role"
+  on audit.phi_access_chain_head for select to service_role
+  using (true);
 comment on table audit.phi_access_chain_head is
   'The position and hash of the last row of audit.phi_access_log. Read and advanced under its row lock by the chain trigger only.';
 
