@@ -1,7 +1,7 @@
 -- Access paths at a realistic volume: the history query uses the (user, time) index and a
 -- one-day scan uses the BRIN index, for interactions and for events. Plans, not timings.
 begin;
-select plan(9);
+select plan(10);
 
 -- 100 users x 1,000 interactions over 30 days, in time order as they arrive.
 alter table public.coach_interactions disable trigger coach_interactions_broadcast;
@@ -57,9 +57,13 @@ from generate_series(1, 20000) k;
 insert into public.coach_interactions (user_id, session_id, request_id, sender, content, actor_role)
 select s.user_id, s.id, 'session-' || s.id, 'user', '{"text": "in a session"}', 'postgres'
 from public.coaching_sessions s where s.user_id::text like '00000000-0000-4000-8000-%';
+insert into public.interaction_events (user_id, session_id, kind, created_at, actor_role)
+select s.user_id, s.id, 'session_state', s.created_at, 'postgres'
+from public.coaching_sessions s where s.user_id::text like '00000000-0000-4000-8000-%';
 analyze public.coaching_sessions;
 analyze public.action_plans;
 analyze public.coach_interactions;
+analyze public.interaction_events;
 
 select ok(pg_temp.plan_uses(
   $$ select id from public.coaching_sessions where user_id = '00000000-0000-4000-8000-000000000007' order by created_at desc limit 20 $$,
@@ -74,6 +78,10 @@ select ok(pg_temp.plan_uses(
   format($$ select id from public.coach_interactions where session_id = %L $$,
          (select id from public.coaching_sessions where user_id::text like '00000000-0000-4000-8000-%' limit 1)),
   'coach_interactions_session_id_idx'), 'A session''s interactions are read through the session_id index');
+select ok(pg_temp.plan_uses(
+  format($$ select id from public.interaction_events where session_id = %L $$,
+         (select id from public.coaching_sessions where user_id::text like '00000000-0000-4000-8000-%' limit 1)),
+  'interaction_events_session_id_idx'), 'A session''s events are read through the session_id index');
 
 -- The rollup of one day out of thirty reads coach_interactions only through indexes
 -- (pg_stat_xact_user_tables counts this transaction's scans).

@@ -53,7 +53,8 @@ Deno.test({
         const key = crypto.randomUUID();
         const holder = await admin.reserve();
         try {
-          await holder`select pg_advisory_lock(hashtextextended(${ALICE + "/" + key}, 7))`;
+          // The key's lock: (user, actor scope, key), as log_coach_interaction takes it.
+          await holder`select pg_advisory_lock(hashtextextended(${`${ALICE}/${ALICE}/${key}`}, 7))`;
           const res = await post(alice, { sender: "user", content: { text: "slow" }, request_id: key });
           assert.equal(res.status, 409);
           assert.match((await res.json()).detail, /still being processed/);

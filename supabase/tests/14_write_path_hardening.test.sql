@@ -1,0 +1,158 @@
+-- Hardened write paths: JSON and text bounds, reads that survive hostile rows stored before
+-- the bounds, session references scoped to the same user, erasure as the only delete, and
+-- idempotency over the normalised request with keys scoped by actor.
+begin;
+select plan(43);
+
+select tests.create_supabase_user('hank@example.com', null, 'Hank Hostile');
+select tests.create_supabase_user('ivy@example.com', null, 'Ivy Ivers');
+
+-- Sessions: one of Alice's (seeded), one of Bob's.
+select tests.authenticate_as('bob@example.com');
+create temporary table bob_session as select (public.start_coaching_session(theme => 'Bob''s')).id;
+grant select on bob_session to authenticated, service_role;
+select tests.clear_authentication();
+
+-- JSON bounds --------------------------------------------------------------------------
+
+select tests.authenticate_as('hank@example.com');
+select lives_ok($$ select public.log_coach_interaction(sender => 'user',
+    content => ('{"text": "deep", "x": ' || repeat('[', 30) || '1' || repeat(']', 30) || '}')::jsonb) $$,
+  'Content nested 32 levels deep is accepted');
+select throws_ok($$ select public.log_coach_interaction(sender => 'user',
+    content => ('{"text": "deep", "x": ' || repeat('[', 31) || '1' || repeat(']', 31) || '}')::jsonb) $$,
+  '23514', 'content is nested deeper than 32 levels', 'Content nested 33 levels deep is refused, naming the bound');
+select throws_ok($$ select public.log_coach_interaction(sender => 'user',
+    content => ('{"text": "deep", "x": ' || repeat('[', 1500) || repeat(']', 1500) || '}')::jsonb) $$,
+  '23514', 'content is nested deeper than 32 levels', 'Content nested 1,500 levels deep is refused');
+select throws_ok($$ select public.log_coach_interaction(sender => 'user', content => jsonb_build_object('text', repeat('a', 32769))) $$,
+  '23514', 'content has a string longer than 32768 characters', 'A string over 32,768 characters is refused');
+select throws_ok($$ select public.log_coach_interaction(sender => 'user',
+    content => jsonb_build_object('text', 'x') || (select jsonb_object_agg('k' || n, n) from generate_series(1, 1000) n)) $$,
+  '23514', 'content has more than 1000 keys', 'More than 1,000 keys are refused');
+select throws_ok($$ select public.log_coach_interaction(sender => 'user',
+    content => jsonb_build_object('text', 'x', 'list', (select jsonb_agg(repeat('b', 1000)) from generate_series(1, 70)))) $$,
+  '23514', 'content is larger than 65536 bytes', 'Content over 64 KiB is refused');
+select throws_ok($$ select public.log_coach_interaction(sender => 'user', content => '{"text": "x"}',
+    metadata => ('{"m": ' || repeat('{"a": ', 40) || '1' || repeat('}', 40) || '}')::jsonb) $$,
+  '23514', 'metadata is nested deeper than 32 levels', 'Metadata is bounded too');
+select throws_ok($$ select public.log_interaction_event(kind => 'feedback', payload => jsonb_build_object('note', repeat('n', 8193))) $$,
+  '23514', 'payload has a string longer than 8192 characters', 'An event payload is bounded');
+select throws_ok($$ select public.update_my_profile(preferences => jsonb_build_object('theme', repeat('t', 2001))) $$,
+  '23514', 'preferences has a string longer than 2000 characters', 'Profile preferences are bounded');
+select throws_ok($$ select public.update_my_profile(display_name => repeat('H', 201)) $$,
+  '23514', 'new row for relation "profiles" violates check constraint "profiles_display_name_length"', 'A display name over 200 characters is refused');
+select tests.clear_authentication();
+select throws_ok($$ insert into public.coach_interactions (user_id, request_id, sender, content, actor_role)
+    values (tests.get_user_id('hank@example.com'), 'direct', 'user', ('{"text": "x", "d": ' || repeat('[', 40) || repeat(']', 40) || '}')::jsonb, 'postgres') $$,
+  '23514', 'new row for relation "coach_interactions" violates check constraint "coach_interactions_content_bounded"',
+  'The CHECK constraint refuses a deep document on any write path');
+select ok(private.json_limit_violation(('[' || repeat('[', 2500) || repeat(']', 2500) || ']')::jsonb, 32, 10, 10, 1000000) = 'is nested deeper than 32 levels',
+  'The bound check judges a document 2,500 levels deep without running out of stack');
+
+-- Hostile rows stored before the bounds (simulated: the constraint dropped for the insert)
+alter table public.coach_interactions drop constraint coach_interactions_content_bounded;
+insert into public.coach_interactions (user_id, request_id, sender, content, metadata, actor_role, created_at)
+values (tests.get_user_id('hank@example.com'), 'hostile-1', 'user',
+        ('{"text": "Hank at 555-123-4567", "deep": ' || repeat('[', 1500) || '"hank@example.com"' || repeat(']', 1500) || '}')::jsonb,
+        '{}', 'postgres', '2031-02-01 10:00:00+00');
+select tests.authenticate_as('hank@example.com');
+select is((select content ->> 'text' from public.get_interaction_history(redacted => true) where request_id = 'hostile-1'),
+  '[NAME] at [PHONE]', 'A redacted read of a 1,500-deep row works and redacts its text');
+select is((select jsonb_typeof(content -> 'deep') from public.get_interaction_history(redacted => true) where request_id = 'hostile-1'),
+  'array', 'The hostile row keeps its shape down to the depth bound');
+select is((select content ->> 'text' from public.coach_interactions_public where request_id = 'hostile-1'),
+  '[NAME] at [PHONE]', 'Owners'' redacted view reads the row');
+select ok((select content::text like '%[REDACTED: nested deeper than 32 levels]%' from public.coach_interactions_public where request_id = 'hostile-1'),
+  'Below depth 32 the redacted copy holds a placeholder, not the stored value');
+select is((select count(*)::int from public.get_interaction_history() where request_id = 'hostile-1'), 1,
+  'The raw read of the row works too');
+select tests.authenticate_as_role('coach_analyst');
+select is((select count(*)::int from analytics.coach_interactions_redacted where content ->> 'text' = '[NAME] at [PHONE]' and created_at = '2031-02-01 10:00:00+00'), 1,
+  'Analysts'' redacted view survives the hostile row');
+select isnt((select count(*) from analytics.coach_interactions_redacted), 0::bigint, 'and still lists every row');
+select tests.clear_authentication();
+select lives_ok($$ select * from analytics.aggregate_interaction_metrics('2031-02-01') $$, 'The rollup runs over the hostile row');
+
+-- Session references -------------------------------------------------------------------
+
+select tests.authenticate_as('bob@example.com');
+select throws_ok($$ select public.log_coach_interaction(sender => 'user', content => '{"text": "x"}',
+    session_id => 'a11ce000-5e55-4000-8000-000000000001') $$,
+  '23503', 'session_id does not name a coaching session of this user', 'Bob cannot attach his message to Alice''s session');
+select throws_ok($$ select public.log_coach_interaction(sender => 'user', content => '{"text": "x"}', session_id => gen_random_uuid()) $$,
+  '23503', 'session_id does not name a coaching session of this user', 'An unknown session gets the same error');
+select lives_ok($$ select public.log_coach_interaction(sender => 'user', content => '{"text": "x"}', session_id => (select id from bob_session)) $$,
+  'Bob attaches a message to his own session');
+select throws_ok($$ select public.log_interaction_event(kind => 'session_state', session_id => 'a11ce000-5e55-4000-8000-000000000001') $$,
+  '23503', 'session_id does not name a coaching session of this user', 'Bob cannot attach an event to Alice''s session');
+select throws_ok($$ select public.log_interaction_event(kind => 'session_state', session_id => gen_random_uuid()) $$,
+  '23503', 'session_id does not name a coaching session of this user', 'An event''s unknown session gets the same error');
+select tests.authenticate_as('carol@example.com');
+select lives_ok($$ select public.log_coach_interaction(sender => 'human_coach', user_id => 'a11ce000-0000-4000-8000-000000000001',
+    content => '{"text": "Good session"}', session_id => 'a11ce000-5e55-4000-8000-000000000001') $$,
+  'Alice''s coach attaches a note to Alice''s session');
+select throws_ok($$ select public.log_coach_interaction(sender => 'human_coach', user_id => 'a11ce000-0000-4000-8000-000000000001',
+    content => '{"text": "x"}', session_id => (select id from bob_session)) $$,
+  '23503', 'session_id does not name a coaching session of this user', 'A coach cannot attach a client''s row to another user''s session');
+select tests.authenticate_as_service_role();
+select throws_ok($$ select public.log_coach_interaction(sender => 'ai_coach', user_id => 'b0b00000-0000-4000-8000-000000000002',
+    content => '{"text": "x"}', session_id => 'a11ce000-5e55-4000-8000-000000000001') $$,
+  '23503', 'session_id does not name a coaching session of this user', 'The service role cannot cross-attach either');
+select throws_ok($$ select public.log_interaction_event(kind => 'session_state', user_id => 'b0b00000-0000-4000-8000-000000000002',
+    session_id => 'a11ce000-5e55-4000-8000-000000000001') $$,
+  '23503', 'session_id does not name a coaching session of this user', 'Nor for events');
+
+-- Erasure is the only delete -----------------------------------------------------------
+
+select throws_ok($$ delete from public.coaching_sessions where id = (select id from bob_session) $$,
+  '42501', 'public.coach_interactions is append-only: rows cannot be updated or deleted',
+  'Deleting a session with interactions is refused: its rows are not erased by it');
+select tests.clear_authentication();
+select throws_ok($$ delete from public.profiles where id = tests.get_user_id('hank@example.com') $$,
+  '42501', 'public.coach_interactions is append-only: rows cannot be updated or deleted',
+  'Deleting a profile without erasing the user is refused too');
+select is((select count(*)::int from public.coach_interactions where user_id = 'b0b00000-0000-4000-8000-000000000002' and session_id = (select id from bob_session)), 1,
+  'Bob''s session row is still there');
+delete from auth.users where email = 'ivy@example.com';
+select lives_ok($$ delete from auth.users where email = 'hank@example.com' $$, 'Erasing a user (deleting their auth.users row) is allowed');
+select is_empty($$ select 1 from public.coach_interactions where request_id = 'hostile-1' $$, 'and removes their interactions, the hostile one included');
+select is((select count(*)::int from private.user_erasures where erased_at = now() and xact_id = pg_current_xact_id()), 2,
+  'Each erasure is recorded with its transaction');
+
+-- Idempotency --------------------------------------------------------------------------
+
+select tests.authenticate_as('alice@example.com');
+-- As the function sends it (defaults passed as null or '{}') ...
+select is((select r.replayed from public.log_coach_interaction(sender => 'user', content => '{"text": "normalised"}', request_id => 'norm-1',
+    channel => null, status => null, metadata => '{}', cost_usd => null) r), false, 'A first write through the function''s argument shape');
+-- ... and as supabase.rpc sends it (defaults omitted).
+select is((select r.replayed from public.log_coach_interaction(sender => 'user', content => '{"text": "normalised"}', request_id => 'norm-1') r),
+  true, 'The same request through the RPC''s argument shape is a replay, not a conflict');
+select throws_ok($$ select public.log_coach_interaction(sender => 'user', content => '{"text": "other"}', request_id => 'norm-1') $$,
+  'PT422', 'request_id was already used with a different payload', 'Another payload under the key is still refused');
+select tests.authenticate_as('carol@example.com');
+select is((select r.replayed from public.log_coach_interaction(sender => 'human_coach', user_id => 'a11ce000-0000-4000-8000-000000000001',
+    content => '{"text": "coach note"}', request_id => 'norm-1') r), false,
+  'The coach''s key norm-1 is in her own key space: no conflict with Alice''s');
+select is((select count(*)::int from public.get_interaction_history(user_id => 'a11ce000-0000-4000-8000-000000000001') where request_id = 'norm-1'), 2,
+  'Both rows exist');
+select tests.authenticate_as_service_role();
+select is((select r.replayed from public.log_coach_interaction(sender => 'ai_coach', user_id => 'a11ce000-0000-4000-8000-000000000001',
+    content => '{"text": "svc"}', request_id => 'svc-1', cost_usd => 1.50) r), false, 'A service write');
+select tests.authenticate_as_role('coach_ingest');
+select is((select r.replayed from public.log_coach_interaction(sender => 'ai_coach', user_id => 'a11ce000-0000-4000-8000-000000000001',
+    content => '{"text": "svc"}', request_id => 'svc-1', cost_usd => 1.5) r), true,
+  'The service role and ingest tokens share one key space, and 1.50 and 1.5 are the same cost');
+-- A key stored before normalisation holds the hash of the raw arguments: it still replays.
+select tests.clear_authentication();
+update private.interaction_requests set payload_hash = encode(extensions.digest(jsonb_build_array(
+    'a11ce000-0000-4000-8000-000000000001'::uuid, 'user', '{"text": "normalised"}'::jsonb, 'chat', null::uuid, null::uuid, null::text,
+    '{}'::jsonb, null::text, null::int, null::int, null::int, null::int, null::numeric, null::real, null::text, 'ok', null::text, null::text,
+    null::timestamptz)::text, 'sha256'), 'hex')
+ where request_id = 'norm-1' and actor_scope = 'a11ce000-0000-4000-8000-000000000001';
+select tests.authenticate_as('alice@example.com');
+select is((select r.replayed from public.log_coach_interaction(sender => 'user', content => '{"text": "normalised"}', request_id => 'norm-1') r),
+  true, 'A key stored with the legacy hash of the raw arguments still replays');
+select * from finish();
+rollback;
