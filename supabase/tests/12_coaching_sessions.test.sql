@@ -15,7 +15,7 @@ select results_eq($$ select current_stage, is_complete, user_id from public.coac
   $$ values (1::smallint, false, 'b0b00000-0000-4000-8000-000000000002'::uuid) $$, 'Bob starts a session at stage 1');
 select throws_ok($$ select public.start_coaching_session(coach_id => 'ca401000-0000-4000-8000-000000000003') $$, '22023',
   'coach_id must be your assigned coach', 'A coach who is not assigned cannot be named');
-select throws_ok($$ select public.save_stage_response((select id from s), 2, '{}') $$, '55000',
+select throws_ok($$ select public.save_stage_response((select id from s), 2, '{}') $$, 'PT409',
   'Stage 2 cannot be saved before stage 1 is complete', 'Stages go in order');
 select throws_ok($$ select public.save_stage_response((select id from s), 1, '{"presence_level": 11, "emotional_state": "", "previous_actions": ["x", 3]}') $$,
   '22023', 'Stage 1 responses are invalid: presence_level must be an integer from 1 to 10; emotional_state must be a non-empty string; previous_actions must be a list of non-empty strings; readiness_score is required',
@@ -37,9 +37,9 @@ select is((select responses ->> 'emotional_state' from public.stage_responses wh
 select lives_ok($$ select public.save_stage_response((select id from s), 2, '{"topic": "Sleep"}', complete => false) $$,
   'A draft is saved without validation');
 select is((select current_stage from public.coaching_sessions where id = (select id from s)), 2::smallint, 'A draft does not advance the session');
-select throws_ok($$ select public.save_stage_response((select id from s), 4, '{}') $$, '55000',
+select throws_ok($$ select public.save_stage_response((select id from s), 4, '{}') $$, 'PT409',
   'Stage 4 cannot be saved before stage 2 is complete', 'A draft does not unlock the next stage');
-select throws_ok($$ select public.complete_coaching_session((select id from s)) $$, '55000',
+select throws_ok($$ select public.complete_coaching_session((select id from s)) $$, 'PT409',
   'All five stages must be complete before the session is', 'An unfinished session cannot be completed');
 
 -- Stages 2 to 5 and completion
@@ -54,7 +54,7 @@ select throws_ok($$ select public.save_stage_response((select id from s), 5, '{"
 select public.save_stage_response((select id from s), 5, '{"key_learnings": ["evenings matter"], "insights": ["TV is the trigger"], "session_value_rating": 8, "clarity_level": 9}');
 select ok((public.complete_coaching_session((select id from s))).is_complete, 'With five complete stages the session completes');
 select throws_ok($$ select public.save_stage_response((select id from s), 5, '{"key_learnings": ["x"], "insights": ["y"], "session_value_rating": 5, "clarity_level": 5}') $$,
-  '55000', 'The coaching session is complete; its stages can no longer change', 'A complete session cannot change');
+  'PT409', 'The coaching session is complete; its stages can no longer change', 'A complete session cannot change');
 select is(jsonb_array_length(public.get_coaching_session((select id from s)) -> 'stages'), 5, 'get_coaching_session returns the session with its five stages');
 
 -- The summary save (service role) creates plans and milestones, and a refresh does not duplicate them
