@@ -1,0 +1,158 @@
+/**
+ * The PHI access log's hash chain outside the database: the row hash recomputed in
+ * TypeScript (the same fields and format as private._phi_access_row_hash), signed
+ * checkpoints of the chain head (compact JWS, EdDSA, with a key the database never sees),
+ * and the verifier that checks the rows against exported checkpoints. Runs on Deno (the
+ * audit-checkpoint function) and on Node (npm run audit:verify). Web Crypto and jose only.
+ */
+import { CompactSign, compactVerify, exportJWK, importJWK, type JWK } from "jose";
+
+/** Hash of no predecessor: the first row's prev_hash. */
+export const GENESIS = "0".repeat(64);
+
+/** A phi_access_log row as the verifier reads it (accessed_at already formatted in UTC with microseconds). */
+export interface ChainRow {
+  chain_seq: string;
+  id: string;
+  accessed_at_utc: string;
+  actor_id: string | null;
+  actor_role: string;
+  subject_user_id: string;
+  resource: string;
+  row_count: number;
+  purpose: string;
+  request_id: string | null;
+  prev_hash: string;
+  row_hash: string;
+}
+
+/** The SQL that reads rows in chain order for the verifier (any role that may read the log). */
+export const CHAIN_ROWS_SQL = `
+  select l.chain_seq::text as chain_seq, l.id::text as id,
+         to_char(l.accessed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') as accessed_at_utc,
+         l.actor_id::text as actor_id, l.actor_role, l.subject_user_id::text as subject_user_id, l.resource, l.row_count,
+         l.purpose, l.request_id, l.prev_hash, l.row_hash
+  from audit.phi_access_log l order by l.chain_seq`;
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A row's hash chained to prev: sha256 of the fields joined by | (private._phi_access_row_hash). */
+export function rowHash(prev: string, r: ChainRow): Promise<string> {
+  return sha256Hex([
+    prev, r.chain_seq, r.id, r.accessed_at_utc, r.actor_id ?? "", r.actor_role, r.subject_user_id,
+    r.resource, String(r.row_count), r.purpose, r.request_id ?? "",
+  ].join("|"));
+}
+
+/** What a checkpoint asserts: the chain's row at position seq has hash `hash`. */
+export interface Checkpoint {
+  seq: number;
+  hash: string;
+  /** Seconds since the epoch. */
+  iat: number;
+  iss: string;
+}
+
+const CHECKPOINT_TYPE = "coach-ledger.phi-access-checkpoint+jws";
+
+/** The signing key from its private JWK (OKP Ed25519 with a kid), and its public half. */
+export async function signingKey(privateJwk: string): Promise<{ key: CryptoKey; kid: string; publicJwk: JWK }> {
+  let jwk: JWK;
+  try {
+    jwk = JSON.parse(privateJwk) as JWK;
+  } catch {
+    throw new Error("AUDIT_SIGNING_KEY is not a JSON Web Key");
+  }
+  if (jwk.kty !== "OKP" || jwk.crv !== "Ed25519" || !jwk.d || !jwk.kid) {
+    throw new Error("AUDIT_SIGNING_KEY must be a private Ed25519 JWK (kty OKP, crv Ed25519, d) with a kid");
+  }
+  const key = await importJWK(jwk, "EdDSA") as CryptoKey;
+  const { d: _d, ...publicJwk } = jwk;
+  return { key, kid: jwk.kid, publicJwk: { ...publicJwk, alg: "EdDSA", use: "sig" } };
+}
+
+/** Signs a checkpoint as a compact JWS. */
+export async function signCheckpoint(c: Checkpoint, key: CryptoKey, kid: string): Promise<string> {
+  return await new CompactSign(new TextEncoder().encode(JSON.stringify(c)))
+    .setProtectedHeader({ alg: "EdDSA", kid, typ: CHECKPOINT_TYPE })
+    .sign(key);
+}
+
+/** Verifies a checkpoint's signature with a public JWK; throws when it does not verify. */
+export async function verifyCheckpoint(jws: string, publicJwk: JWK): Promise<Checkpoint> {
+  const key = await importJWK(publicJwk, "EdDSA");
+  const { payload, protectedHeader } = await compactVerify(jws, key, { algorithms: ["EdDSA"] });
+  if (protectedHeader.typ !== CHECKPOINT_TYPE) throw new Error("not a PHI access checkpoint");
+  const c = JSON.parse(new TextDecoder().decode(payload)) as Checkpoint;
+  if (!Number.isSafeInteger(c.seq) || c.seq < 0 || !/^[0-9a-f]{64}$/.test(c.hash)) throw new Error("malformed checkpoint payload");
+  return c;
+}
+
+/** One problem the verifier found. */
+export interface Finding {
+  seq: number | null;
+  problem: string;
+}
+
+/**
+ * Checks the rows (in chain order) by recomputing every hash, and each checkpoint against
+ * them: its signature, and that the row at its position still has the signed hash. Returns
+ * every problem found (empty when the log is intact up to its last checkpoint and beyond).
+ */
+export async function verifyChain(rows: Iterable<ChainRow>, checkpoints: string[], publicJwk: JWK): Promise<{
+  rows: number;
+  checkpoints: Checkpoint[];
+  findings: Finding[];
+}> {
+  const findings: Finding[] = [];
+  const recomputed = new Map<number, string>();
+  let expectedSeq = 1;
+  let prev = GENESIS;
+  let n = 0;
+  for (const r of rows) {
+    n++;
+    const seq = Number(r.chain_seq);
+    if (seq !== expectedSeq) findings.push({ seq, problem: `chain positions ${expectedSeq} to ${seq - 1} are missing` });
+    if (r.prev_hash !== prev) findings.push({ seq, problem: "prev_hash is not the previous row's hash" });
+    const own = await rowHash(r.prev_hash, r);
+    if (own !== r.row_hash) findings.push({ seq, problem: "row_hash does not match the row's fields" });
+    recomputed.set(seq, own);
+    prev = r.row_hash;
+    expectedSeq = seq + 1;
+  }
+  const verified: Checkpoint[] = [];
+  for (const jws of checkpoints) {
+    let c: Checkpoint;
+    try {
+      c = await verifyCheckpoint(jws, publicJwk);
+    } catch (err) {
+      findings.push({ seq: null, problem: `a checkpoint does not verify: ${err instanceof Error ? err.message : err}` });
+      continue;
+    }
+    verified.push(c);
+    if (c.seq === 0) continue;
+    const at = recomputed.get(c.seq);
+    if (at === undefined) {
+      findings.push({ seq: c.seq, problem: `the checkpoint signed at ${new Date(c.iat * 1000).toISOString()} names position ${c.seq}, which is missing` });
+    } else if (at !== c.hash) {
+      findings.push({ seq: c.seq, problem: `history up to position ${c.seq} was rewritten after the checkpoint signed at ${new Date(c.iat * 1000).toISOString()}` });
+    }
+  }
+  verified.sort((a, b) => a.iat - b.iat);
+  for (let i = 1; i < verified.length; i++) {
+    if (verified[i].seq < verified[i - 1].seq) {
+      findings.push({ seq: verified[i].seq, problem: "a later checkpoint names an earlier position: rows were removed between them" });
+    }
+  }
+  findings.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
+  return { rows: n, checkpoints: verified, findings };
+}
+
+/** A new Ed25519 signing key as a private JWK with a kid (for .env files and the local stack). */
+export async function generateSigningJwk(kid: string): Promise<JWK> {
+  const { privateKey } = await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"]) as CryptoKeyPair;
+  return { ...(await exportJWK(privateKey)), kid };
+}

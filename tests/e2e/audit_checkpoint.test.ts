@@ -1,0 +1,102 @@
+/**
+ * Checkpoints anchor the PHI access log outside the database owner's reach: a rewrite that
+ * recomputes the chain passes the in-database verifier but not the checkpoint verifier
+ * (npm run audit:verify), which recomputes every hash itself and holds only the public key.
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import postgres from "postgres";
+import { afterAll, describe, expect, it } from "vitest";
+import { ALICE, stack } from "../helpers.ts";
+import {
+  CHAIN_ROWS_SQL, type ChainRow, generateSigningJwk, signCheckpoint, signingKey, verifyChain,
+} from "../../supabase/functions/_shared/audit_chain.ts";
+
+const sql = postgres(stack().env.DB_URL, { max: 2, onnotice: () => {} });
+afterAll(() => sql.end());
+
+async function readAs(tx: postgres.Sql | postgres.TransactionSql): Promise<ChainRow[]> {
+  return await tx.unsafe<ChainRow[]>(CHAIN_ROWS_SQL);
+}
+
+describe("PHI access log checkpoints", async () => {
+  const key = await signingKey(JSON.stringify(await generateSigningJwk("test-key")));
+  const dir = mkdtempSync(join(tmpdir(), "audit-verify-"));
+  const keyFile = join(dir, "public.jwk.json");
+  writeFileSync(keyFile, JSON.stringify({ keys: [key.publicJwk] }));
+
+  /** Reads a few histories (audited), then signs the head the way audit-checkpoint does. */
+  async function checkpointAfterReads(n: number): Promise<string> {
+    for (let i = 0; i < n; i++) {
+      await sql.begin(async (tx) => {
+        await tx`select set_config('role', 'service_role', true), set_config('request.jwt.claims', '{"role":"service_role"}', true)`;
+        await tx`select count(*) from public.get_interaction_history(user_id => ${ALICE}::uuid, page_size => 1, purpose => 'checkpoint test')`;
+      });
+    }
+    const [head] = await sql`select chain_seq::text as seq, row_hash as hash from audit.phi_access_log order by chain_seq desc limit 1`;
+    return await signCheckpoint({ seq: Number(head.seq), hash: head.hash, iat: Math.floor(Date.now() / 1000), iss: "test" }, key.key, key.kid);
+  }
+
+  it("npm run audit:verify accepts an intact log against its checkpoints", { timeout: 60_000 }, async () => {
+    const first = await checkpointAfterReads(3);
+    const second = await checkpointAfterReads(2);
+    const file = join(dir, "checkpoints.jsonl");
+    writeFileSync(file, `${first}\n${JSON.stringify({ jws: second })}\n`);
+    const { stdout } = await promisify(execFile)(process.execPath,
+      ["tools/audit-verify.ts", "--checkpoints", file, "--public-key", keyFile, "--db-url", stack().env.DB_URL]);
+    expect(stdout).toContain("OK: every row's hash recomputes, and the chain matches every checkpoint.");
+  });
+
+  it("finds a row deleted before the last checkpoint after the owner recomputed the chain, which SQL's verifier cannot", async () => {
+    const jws = await checkpointAfterReads(4);
+    let sqlVerdict: Record<string, unknown> | undefined;
+    let result: Awaited<ReturnType<typeof verifyChain>> | undefined;
+    await sql.begin(async (tx) => {
+      // As the table owner: guard off, delete the third-newest row, recompute the chain after it.
+      await tx`alter table audit.phi_access_log disable trigger phi_access_log_refuse_update_delete`;
+      const [victim] = await tx`select chain_seq from audit.phi_access_log order by chain_seq desc offset 2 limit 1`;
+      await tx`delete from audit.phi_access_log where chain_seq = ${victim.chain_seq}`;
+      await tx`do $$
+        declare r audit.phi_access_log; prev text; n bigint;
+        begin
+          select max(chain_seq) into n from audit.phi_access_log where chain_seq < ${tx.unsafe(String(victim.chain_seq))};
+          select row_hash into prev from audit.phi_access_log where chain_seq = n;
+          for r in select * from audit.phi_access_log where chain_seq > n order by chain_seq loop
+            n := n + 1; r.chain_seq := n; r.prev_hash := prev; r.row_hash := private._phi_access_row_hash(prev, r);
+            update audit.phi_access_log l set chain_seq = r.chain_seq, prev_hash = r.prev_hash, row_hash = r.row_hash where l.id = r.id;
+            prev := r.row_hash;
+          end loop;
+          update audit.phi_access_chain_head set last_seq = n, last_hash = prev;
+        end $$`;
+      [sqlVerdict] = await tx`select breaks from audit.verify_phi_access_log()`;
+      result = await verifyChain(await readAs(tx), [jws], key.publicJwk);
+      throw new Rollback();
+    }).catch((err) => { if (!(err instanceof Rollback)) throw err; });
+    expect(Number(sqlVerdict!.breaks)).toBe(0);
+    expect(result!.findings.map((f) => f.problem)).toEqual([
+      expect.stringMatching(/^the checkpoint signed at .* names position \d+, which is missing$/),
+    ]);
+  });
+
+  it("finds an edited row before the checkpoint, and a forged checkpoint", async () => {
+    const jws = await checkpointAfterReads(2);
+    const forger = await signingKey(JSON.stringify(await generateSigningJwk("test-key")));
+    const forged = await signCheckpoint({ seq: 1, hash: "f".repeat(64), iat: 1, iss: "x" }, forger.key, forger.kid);
+    let result: Awaited<ReturnType<typeof verifyChain>> | undefined;
+    await sql.begin(async (tx) => {
+      await tx`alter table audit.phi_access_log disable trigger phi_access_log_refuse_update_delete`;
+      await tx`update audit.phi_access_log set purpose = 'nothing to see' where chain_seq = (select max(chain_seq) - 1 from audit.phi_access_log)`;
+      result = await verifyChain(await readAs(tx), [jws, forged], key.publicJwk);
+      throw new Rollback();
+    }).catch((err) => { if (!(err instanceof Rollback)) throw err; });
+    expect(result!.findings.map((f) => f.problem)).toEqual([
+      expect.stringMatching(/^a checkpoint does not verify: /),
+      "row_hash does not match the row's fields",
+    ]);
+  });
+});
+
+class Rollback extends Error {}
