@@ -1,31 +1,23 @@
 /**
- * `/realtime/v1/websocket`: Broadcast from Database for local development, speaking the
- * Phoenix channel protocol that realtime-js uses (vsn 1.0.0 JSON objects, vsn 2.0.0 JSON
- * arrays; server messages are always text frames). Supported: heartbeat, phx_join of
- * `realtime:<topic>` (public, or private with the same authorization check Realtime runs:
- * a probe row, then a SELECT as the joining user under RLS, rolled back), access_token,
- * phx_leave, and delivery of committed realtime.messages rows (realtime.send,
- * realtime.broadcast_changes) to the channels joined on their topic. Not supported:
+ * `/realtime/v1/websocket`: Broadcast from Database for local development, standing in for
+ * supabase/realtime and split along its seams: realtime/protocol.ts (Phoenix frames),
+ * realtime/authorization.ts (tokens and the private-channel read check), realtime/delivery.ts
+ * (fan-out of committed realtime.messages rows); this file is the socket and the channels'
+ * lifecycle (RealtimeWeb.UserSocket and RealtimeChannel).
+ *
+ * Supported: heartbeat; phx_join of `realtime:<topic>`, public or private (Realtime's read
+ * check as the joining user); access_token (the token is checked again, a private channel's
+ * read check re-run with the new claims, and the claims swapped, or the channel closed as
+ * Realtime does); phx_leave; a channel is closed when its token expires (Realtime's
+ * confirm_token timer: system message "Token has expired N seconds ago", then phx_close);
+ * delivery of committed rows (realtime.send, realtime.broadcast_changes). Not supported:
  * postgres_changes, presence and broadcasts sent by clients (answered with an error).
  */
 import type postgres from "postgres";
 import { effectiveToken, type Keys, verify } from "./keys.ts";
-
-interface Message {
-  join_ref: string | null;
-  ref: string | null;
-  topic: string;
-  event: string;
-  payload: Record<string, unknown>;
-}
-
-interface Subscription {
-  socket: WebSocket;
-  vsn: string;
-  joinRef: string | null;
-  topic: string;
-  isPrivate: boolean;
-}
+import { type Authorizer, checkToken, type Claims, createAuthorizer, expiredMessage, isExpired } from "./realtime/authorization.ts";
+import { createDelivery, DATABASE_UNAVAILABLE, type Subscriber } from "./realtime/delivery.ts";
+import { close, decode, encode, type Message, reply, subTopic, system, type Vsn, vsnOf } from "./realtime/protocol.ts";
 
 /** The websocket endpoint and its delivery loop. */
 export interface RealtimeServer {
@@ -33,136 +25,172 @@ export interface RealtimeServer {
   close(): Promise<void>;
 }
 
-const UNAUTHORIZED = (topic: string) => `Unauthorized: You do not have permissions to read from this Channel topic: ${topic}`;
+/** Postgres channels the gateway LISTENs on (NOTIFY triggers in platform.sql and our migrations). */
+export const BROADCAST_CHANNEL = "realtime_local_broadcast";
+export const AUTHORIZATION_CHANNEL = "realtime_local_authorization";
 
-function encode(vsn: string, m: Message): string {
-  return vsn === "2.0.0" ? JSON.stringify([m.join_ref, m.ref, m.topic, m.event, m.payload]) : JSON.stringify(m);
+/** Realtime re-checks a channel's token at least this often (its @confirm_token_ms_interval). */
+const CONFIRM_TOKEN_MS = 5 * 60_000;
+
+const UNAUTHORIZED = (topic: string) => `You do not have permissions to read from this Channel topic: ${topic}`;
+
+/** A joined channel on one socket. */
+interface Channel extends Subscriber {
+  readonly socket: WebSocket;
+  readonly vsn: Vsn;
+  readonly joinRef: string | null;
+  claims: Claims;
+  token: string;
+  closed: boolean;
+  /** Increases with every access_token push, so that only the newest one takes effect. */
+  authSeq: number;
+  timer?: ReturnType<typeof setTimeout>;
 }
 
-function decode(vsn: string, data: unknown): Message | null {
-  if (typeof data !== "string") return null;
-  const raw = JSON.parse(data);
-  if (vsn === "2.0.0") {
-    const [join_ref, ref, topic, event, payload] = raw as [string | null, string | null, string, string, Record<string, unknown>];
-    return { join_ref, ref, topic, event, payload: payload ?? {} };
-  }
-  return { join_ref: raw.join_ref ?? null, ref: raw.ref ?? null, topic: raw.topic, event: raw.event, payload: raw.payload ?? {} };
-}
-
-/** Starts listening for committed broadcasts and returns the endpoint. */
+/** Starts listening for committed broadcasts and authorization changes; returns the endpoint. */
 export async function createRealtime(opts: {
   keys: Keys;
   sql: postgres.Sql;
   log: (line: Record<string, unknown>) => void;
+  /** The read check and its cache (tests pass their own to look inside). */
+  authorizer?: Authorizer;
 }): Promise<RealtimeServer> {
   const { keys, sql, log } = opts;
-  const subscriptions = new Map<string, Set<Subscription>>();
+  const byTopic = new Map<string, Set<Channel>>();
+  const bySocket = new Map<WebSocket, Map<string, Channel>>();
+  const authorizer = opts.authorizer ?? createAuthorizer(sql);
+  const delivery = createDelivery({ sql, authorizer, log, subscribers: (topic) => [...byTopic.get(topic) ?? []] });
 
-  const send = (s: Subscription, m: Message) => {
-    if (s.socket.readyState === WebSocket.OPEN) s.socket.send(encode(s.vsn, m));
-  };
-  const reply = (socket: WebSocket, vsn: string, m: Message, status: "ok" | "error", response: Record<string, unknown>) => {
-    if (socket.readyState === WebSocket.OPEN) {
-      socket.send(encode(vsn, { join_ref: m.join_ref, ref: m.ref, topic: m.topic, event: "phx_reply", payload: { status, response } }));
-    }
+  const sendOn = (socket: WebSocket, vsn: Vsn, m: Message) => {
+    if (socket.readyState === WebSocket.OPEN) socket.send(encode(vsn, m));
   };
 
-  /** Realtime's check for a private channel: can the user SELECT a probe row of the topic? */
-  async function authorized(topic: string, claims: Record<string, unknown>): Promise<boolean> {
-    const role = typeof claims.role === "string" && claims.role ? claims.role : "anon";
-    try {
-      return await sql.begin(async (tx) => {
-        await tx`select set_config('role', 'service_role', true)`;
-        await tx`insert into realtime.messages (topic, extension, payload, event, private)
-                 values (${topic}, 'broadcast', '{}', 'authorization_probe', true)`;
-        await tx`select set_config('role', ${role}, true),
-                        set_config('request.jwt.claims', ${JSON.stringify(claims)}, true),
-                        set_config('request.jwt.claim.sub', ${String(claims.sub ?? "")}, true),
-                        set_config('realtime.topic', ${topic}, true)`;
-        const [{ n }] = await tx`select count(*)::int as n from realtime.messages
-                                 where topic = ${topic} and extension = 'broadcast' and event = 'authorization_probe'`;
-        throw new ProbeResult(n > 0);
-      });
-    } catch (err) {
-      if (err instanceof ProbeResult) return err.allowed;
-      log({ level: "error", msg: "realtime authorization failed", topic, error: String(err) });
-      return false;
-    }
+  function remove(ch: Channel): void {
+    ch.closed = true;
+    clearTimeout(ch.timer);
+    const subs = byTopic.get(ch.topic);
+    subs?.delete(ch);
+    if (subs?.size === 0) byTopic.delete(ch.topic);
+    const mine = bySocket.get(ch.socket);
+    if (mine?.get(`realtime:${ch.topic}`) === ch) mine.delete(`realtime:${ch.topic}`);
   }
 
-  async function deliver(id: string, topic: string): Promise<void> {
-    const subs = subscriptions.get(topic);
-    if (!subs || subs.size === 0) return;
-    const rows = await sql.begin(async (tx) => {
-      await tx`select set_config('role', 'service_role', true)`;
-      return await tx`select event, payload, private from realtime.messages where id = ${id} and extension = 'broadcast'`;
-    });
-    if (rows.length === 0) return;
-    const row = rows[0] as { event: string; payload: Record<string, unknown>; private: boolean };
-    for (const s of subs) {
-      if (s.isPrivate !== row.private) continue;
-      send(s, {
-        join_ref: null, ref: null, topic: `realtime:${topic}`, event: "broadcast",
-        payload: { type: "broadcast", event: row.event, payload: row.payload, meta: { id } },
-      });
-    }
+  /** Realtime's shutdown_response: a system error message, then the channel stops (phx_close). */
+  function shutdown(ch: Channel, message: string): void {
+    if (ch.closed) return;
+    remove(ch);
+    log({ level: "warn", msg: "realtime: channel shut down", topic: ch.topic, reason: message });
+    sendOn(ch.socket, ch.vsn, system(`realtime:${ch.topic}`, ch.joinRef, "error", message));
+    sendOn(ch.socket, ch.vsn, close(`realtime:${ch.topic}`, ch.joinRef));
   }
 
-  const listener = await sql.listen("realtime_local_broadcast", (raw) => {
+  /** Realtime's confirm_token timer: wakes at the token's exp (at most every 5 minutes) and closes an expired channel. */
+  function armExpiry(ch: Channel): void {
+    clearTimeout(ch.timer);
+    const delay = Math.min(CONFIRM_TOKEN_MS, Math.max(0, ch.claims.exp * 1000 - Date.now()));
+    ch.timer = setTimeout(() => {
+      if (ch.closed) return;
+      if (isExpired(ch.claims)) shutdown(ch, expiredMessage(ch.claims.exp));
+      else armExpiry(ch);
+    }, delay);
+  }
+
+  function channelFor(socket: WebSocket, vsn: Vsn, m: Message, topic: string, isPrivate: boolean, token: string, claims: Claims): Channel {
+    const ch: Channel = {
+      socket, vsn, joinRef: m.join_ref ?? m.ref, topic, isPrivate, claims, token, closed: false, authSeq: 0,
+      send: (frame) => sendOn(socket, vsn, frame),
+      shutdown: (message) => shutdown(ch, message),
+    };
+    return ch;
+  }
+
+  const broadcasts = await sql.listen(BROADCAST_CHANNEL, (raw) => {
     const { id, topic } = JSON.parse(raw) as { id: string; topic: string };
-    deliver(id, topic).catch((err) => log({ level: "error", msg: "realtime delivery failed", error: String(err) }));
+    if (byTopic.has(topic)) delivery.enqueue(id, topic);
   });
+  // Any (re)connection of the listener may have missed notifications: drop cached answers then too.
+  const authorizationChanges = await sql.listen(AUTHORIZATION_CHANNEL, () => authorizer.invalidate(), () => authorizer.invalidate());
 
-  function unsubscribe(socket: WebSocket, channel?: string): void {
-    for (const [topic, subs] of subscriptions) {
-      for (const s of subs) {
-        if (s.socket === socket && (channel === undefined || `realtime:${s.topic}` === channel)) subs.delete(s);
-      }
-      if (subs.size === 0) subscriptions.delete(topic);
+  async function onJoin(socket: WebSocket, vsn: Vsn, fallbackToken: string | null, m: Message): Promise<void> {
+    const topic = subTopic(m.topic);
+    const config = (m.payload.config ?? {}) as { private?: boolean; postgres_changes?: unknown[] };
+    if (Array.isArray(config.postgres_changes) && config.postgres_changes.length > 0) {
+      return sendOn(socket, vsn, reply(m, "error", { reason: "postgres_changes is not served by the local stand-in; use broadcast" }));
     }
+    const token = typeof m.payload.access_token === "string" ? m.payload.access_token : fallbackToken;
+    const checked = await checkToken(keys, token);
+    if (!checked.ok) return sendOn(socket, vsn, reply(m, "error", { reason: `${checked.code}: ${checked.message}` }));
+    const isPrivate = config.private === true;
+    if (isPrivate) {
+      let allowed: boolean;
+      try {
+        allowed = await authorizer.authorize(topic, checked.claims);
+      } catch (err) {
+        log({ level: "error", msg: "realtime authorization failed", topic, error: String(err) });
+        return sendOn(socket, vsn, reply(m, "error", { reason: DATABASE_UNAVAILABLE }));
+      }
+      if (!allowed) return sendOn(socket, vsn, reply(m, "error", { reason: `Unauthorized: ${UNAUTHORIZED(topic)}` }));
+    }
+    if (socket.readyState !== WebSocket.OPEN) return;
+    // A second join of the same topic on a socket replaces the first, as in Phoenix.
+    const mine = bySocket.get(socket) ?? new Map<string, Channel>();
+    bySocket.set(socket, mine);
+    const previous = mine.get(m.topic);
+    if (previous) remove(previous);
+    const ch = channelFor(socket, vsn, m, topic, isPrivate, token!, checked.claims);
+    mine.set(m.topic, ch);
+    const subs = byTopic.get(topic) ?? new Set<Channel>();
+    subs.add(ch);
+    byTopic.set(topic, subs);
+    armExpiry(ch);
+    sendOn(socket, vsn, reply(m, "ok", { postgres_changes: [] }));
   }
 
-  async function onMessage(socket: WebSocket, vsn: string, fallbackToken: string | null, data: unknown): Promise<void> {
+  /** RealtimeChannel.handle_in("access_token"): check the new token and, for a private channel, the topic again. */
+  async function onAccessToken(ch: Channel, token: unknown): Promise<void> {
+    if (typeof token !== "string" || token.startsWith("sb_") || token === ch.token) return;
+    const seq = ++ch.authSeq;
+    const checked = await checkToken(keys, token);
+    if (ch.closed || seq !== ch.authSeq) return;
+    if (!checked.ok) return shutdown(ch, checked.message);
+    if (ch.isPrivate) {
+      let allowed: boolean | null;
+      try {
+        allowed = await authorizer.authorize(ch.topic, checked.claims);
+      } catch (err) {
+        log({ level: "error", msg: "realtime authorization failed", topic: ch.topic, error: String(err) });
+        allowed = null;
+      }
+      if (ch.closed || seq !== ch.authSeq) return;
+      if (allowed === null) return shutdown(ch, DATABASE_UNAVAILABLE);
+      if (!allowed) return shutdown(ch, UNAUTHORIZED(ch.topic));
+    }
+    ch.claims = checked.claims;
+    ch.token = token;
+    armExpiry(ch);
+  }
+
+  async function onMessage(socket: WebSocket, vsn: Vsn, fallbackToken: string | null, data: unknown): Promise<void> {
     const m = decode(vsn, data);
     if (!m) {
-      log({ level: "warn", msg: "realtime: binary frames (client broadcasts) are not supported locally" });
+      log({ level: "warn", msg: "realtime: ignored a frame that is not a text Phoenix message (client broadcasts are not supported locally)" });
       return;
     }
-    if (m.topic === "phoenix" && m.event === "heartbeat") return reply(socket, vsn, m, "ok", {});
-    const topic = m.topic.startsWith("realtime:") ? m.topic.slice("realtime:".length) : m.topic;
+    if (m.topic === "phoenix" && m.event === "heartbeat") return sendOn(socket, vsn, reply(m, "ok", {}));
+    const ch = bySocket.get(socket)?.get(m.topic);
     switch (m.event) {
-      case "phx_join": {
-        const config = (m.payload.config ?? {}) as { private?: boolean; postgres_changes?: unknown[] };
-        if (Array.isArray(config.postgres_changes) && config.postgres_changes.length > 0) {
-          return reply(socket, vsn, m, "error", { reason: "postgres_changes is not served by the local stand-in; use broadcast" });
-        }
-        const token = typeof m.payload.access_token === "string" ? m.payload.access_token : fallbackToken;
-        const checked = await verify(keys, token);
-        if (!checked.ok) return reply(socket, vsn, m, "error", { reason: checked.problem === "expired" ? "Token has expired" : "Invalid JWT" });
-        const isPrivate = config.private === true;
-        if (isPrivate && !(await authorized(topic, checked.claims as Record<string, unknown>))) {
-          return reply(socket, vsn, m, "error", { reason: UNAUTHORIZED(topic) });
-        }
-        const subs = subscriptions.get(topic) ?? new Set();
-        subs.add({ socket, vsn, joinRef: m.join_ref ?? m.ref, topic, isPrivate });
-        subscriptions.set(topic, subs);
-        return reply(socket, vsn, m, "ok", { postgres_changes: [] });
-      }
-      case "access_token": {
-        const checked = await verify(keys, typeof m.payload.access_token === "string" ? m.payload.access_token : null);
-        if (!checked.ok) {
-          unsubscribe(socket, m.topic);
-          socket.send(encode(vsn, { join_ref: m.join_ref, ref: null, topic: m.topic, event: "phx_close", payload: {} }));
-        }
+      case "phx_join":
+        return await onJoin(socket, vsn, fallbackToken, m);
+      case "access_token":
+        if (ch) await onAccessToken(ch, m.payload.access_token);
         return;
-      }
       case "phx_leave":
-        unsubscribe(socket, m.topic);
-        reply(socket, vsn, m, "ok", {});
-        socket.send(encode(vsn, { join_ref: m.join_ref, ref: null, topic: m.topic, event: "phx_close", payload: {} }));
+        if (ch) remove(ch);
+        sendOn(socket, vsn, reply(m, "ok", {}));
+        sendOn(socket, vsn, close(m.topic, m.join_ref));
         return;
       default:
-        return reply(socket, vsn, m, "error", { reason: `${m.event} is not served by the local stand-in` });
+        return sendOn(socket, vsn, reply(m, "error", { reason: `${m.event} is not served by the local stand-in` }));
     }
   }
 
@@ -174,24 +202,33 @@ export async function createRealtime(opts: {
       const apikey = effectiveToken(keys, req, url);
       const checked = await verify(keys, apikey);
       if (!checked.ok) return Response.json({ message: "Invalid API key" }, { status: 401 });
-      const vsn = url.searchParams.get("vsn") === "2.0.0" ? "2.0.0" : "1.0.0";
+      const vsn = vsnOf(url);
       const { socket, response } = Deno.upgradeWebSocket(req);
+      // Messages of one topic are handled in order (a Phoenix channel is one process); topics run side by side.
+      const queues = new Map<string, Promise<void>>();
       socket.onmessage = (e) => {
-        onMessage(socket, vsn, apikey, e.data).catch((err) => log({ level: "error", msg: "realtime message failed", error: String(err) }));
+        const key = topicOf(vsn, e.data);
+        const run = (queues.get(key) ?? Promise.resolve())
+          .then(() => onMessage(socket, vsn, apikey, e.data))
+          .catch((err) => log({ level: "error", msg: "realtime message failed", error: String(err) }));
+        queues.set(key, run);
+        run.then(() => { if (queues.get(key) === run) queues.delete(key); });
       };
-      socket.onclose = () => unsubscribe(socket);
+      socket.onclose = () => {
+        for (const ch of bySocket.get(socket)?.values() ?? []) remove(ch);
+        bySocket.delete(socket);
+      };
       return response;
     },
     async close(): Promise<void> {
-      await listener.unlisten();
+      for (const subs of byTopic.values()) for (const ch of subs) remove(ch);
+      await broadcasts.unlisten();
+      await authorizationChanges.unlisten();
     },
   };
 }
 
-class ProbeResult extends Error {
-  readonly allowed: boolean;
-  constructor(allowed: boolean) {
-    super("authorization probe (rolled back)");
-    this.allowed = allowed;
-  }
+/** The topic a frame is about, for ordering ("" when it cannot be read). */
+function topicOf(vsn: Vsn, data: unknown): string {
+  return decode(vsn, data)?.topic ?? "";
 }

@@ -1,23 +1,16 @@
 /** Broadcast from Database through the local Realtime endpoint, with supabase-js. */
-import type { RealtimeChannel, SupabaseClient } from "@supabase/supabase-js";
+import type { SupabaseClient } from "@supabase/supabase-js";
 import { createClient } from "@supabase/supabase-js";
 import { afterEach, describe, expect, it } from "vitest";
 import { ALICE, stack, userClient } from "../helpers.ts";
 import { mintToken } from "../../local/stack.ts";
-
-const open: { client: SupabaseClient; channel: RealtimeChannel }[] = [];
-afterEach(async () => {
-  for (const { client, channel } of open.splice(0)) {
-    await client.removeChannel(channel);
-    client.realtime.disconnect();
-  }
-});
+import { closeAll, opened, rawSocket, waitFor } from "./realtime_helpers.ts";
 
 /** Joins a private channel; resolves with its status and, when refused, the reason. */
 async function join(client: SupabaseClient, topic: string, onBroadcast?: (p: Record<string, unknown>) => void) {
   const channel = client.channel(topic, { config: { private: true } });
   if (onBroadcast) channel.on("broadcast", { event: "INSERT" }, (msg) => onBroadcast(msg.payload as Record<string, unknown>));
-  open.push({ client, channel });
+  opened.push({ client, channel });
   return await new Promise<{ status: string; error?: string }>((resolve) => {
     channel.subscribe((status, err) => {
       if (status === "SUBSCRIBED" || status === "CHANNEL_ERROR" || status === "TIMED_OUT") resolve({ status, error: err?.message });
@@ -25,18 +18,7 @@ async function join(client: SupabaseClient, topic: string, onBroadcast?: (p: Rec
   });
 }
 
-function waitFor<T>(get: () => T | undefined, ms = 5000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const tick = () => {
-      const v = get();
-      if (v !== undefined) return resolve(v);
-      if (Date.now() - t0 > ms) return reject(new Error("timed out waiting"));
-      setTimeout(tick, 50);
-    };
-    tick();
-  });
-}
+afterEach(closeAll);
 
 describe.each(["2.0.0", "1.0.0"])("realtime (protocol %s)", (vsn) => {
   async function clientFor(email: string): Promise<SupabaseClient> {
@@ -93,7 +75,7 @@ describe("realtime endpoint", () => {
   it("refuses postgres_changes, which the stand-in does not serve", async () => {
     const client = createClient(stack().env.API_URL, stack().env.ANON_KEY);
     const channel = client.channel("any-table").on("postgres_changes", { event: "*", schema: "public", table: "profiles" }, () => {});
-    open.push({ client, channel });
+    opened.push({ client, channel });
     const result = await new Promise<{ status: string; error?: string }>((resolve) => {
       channel.subscribe((status, err) => {
         if (status !== "SUBSCRIBED" && status !== "CLOSED") resolve({ status, error: err?.message });
@@ -105,22 +87,13 @@ describe("realtime endpoint", () => {
 });
 
 describe("realtime protocol, frame by frame", () => {
-  /** A raw vsn 1.0.0 socket that records every frame it receives. */
-  async function rawSocket(token: string) {
-    const frames: { topic: string; event: string; payload: Record<string, unknown>; ref: string | null }[] = [];
-    const ws = new WebSocket(`${stack().env.API_URL.replace(/^http/, "ws")}/realtime/v1/websocket?apikey=${stack().env.ANON_KEY}&vsn=1.0.0`);
-    ws.onmessage = (e) => frames.push(JSON.parse(String(e.data)));
-    await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
-    let ref = 0;
-    const push = async (topic: string, event: string, payload: Record<string, unknown>) => {
-      const r = String(++ref);
-      ws.send(JSON.stringify({ topic, event, payload, ref: r, join_ref: "1" }));
-      return await waitFor(() => frames.find((f) => f.ref === r && f.event === "phx_reply"));
-    };
+  /** A raw vsn 1.0.0 socket joined to Alice's topic. */
+  async function aliceSocket(token: string) {
+    const socket = await rawSocket("1.0.0");
     const topic = `realtime:coach_interactions:${ALICE}`;
-    const joined = await push(topic, "phx_join", { config: { private: true, broadcast: {}, presence: {}, postgres_changes: [] }, access_token: token });
+    const joined = await socket.join(topic, token);
     expect(joined.payload.status).toBe("ok");
-    return { ws, frames, push, topic };
+    return { ...socket, topic };
   }
 
   async function logAsAlice(): Promise<string> {
@@ -134,8 +107,8 @@ describe("realtime protocol, frame by frame", () => {
 
   it("answers heartbeats and delivers to a joined socket until it leaves", async () => {
     const token = await mintToken(stack().cfg, { email: "alice@example.com" });
-    const watcher = await rawSocket(token);
-    const leaver = await rawSocket(token);
+    const watcher = await aliceSocket(token);
+    const leaver = await aliceSocket(token);
     const beat = await leaver.push("phoenix", "heartbeat", {});
     expect(beat.payload).toEqual({ status: "ok", response: {} });
 
@@ -152,8 +125,8 @@ describe("realtime protocol, frame by frame", () => {
 
   it("stops delivering to a channel whose new access token is invalid", async () => {
     const token = await mintToken(stack().cfg, { email: "alice@example.com" });
-    const watcher = await rawSocket(token);
-    const revoked = await rawSocket(token);
+    const watcher = await aliceSocket(token);
+    const revoked = await aliceSocket(token);
     revoked.ws.send(JSON.stringify({ topic: revoked.topic, event: "access_token", payload: { access_token: "not-a-token" }, ref: "99", join_ref: "1" }));
     await waitFor(() => revoked.frames.find((f) => f.event === "phx_close"));
     const text = await logAsAlice();
