@@ -133,14 +133,20 @@ export function gatewayError(
   return jsonResponse(status, { message }, headers);
 }
 
-/** 413: the body is over the limit (PGRST413 on /rest/v1 is the stand-in's own code: PostgREST has none). */
+/**
+ * 413: the body is over the limit (PGRST413 on /rest/v1 is the stand-in's own code:
+ * PostgREST has none). The connection is closed after it, so the rest of the body is
+ * never read.
+ */
 export function payloadTooLarge(family: Family, maxBytes: number): Response {
+  const headers = { Connection: "close" };
   return family === "rest"
     ? gatewayError("rest", 413, "Request body is too large", {
       code: "PGRST413",
       details: `The local gateway accepts bodies of at most ${maxBytes} bytes.`,
+      headers,
     })
-    : gatewayError(family, 413, `Request body is larger than ${maxBytes} bytes`, { code: "PAYLOAD_TOO_LARGE" });
+    : gatewayError(family, 413, `Request body is larger than ${maxBytes} bytes`, { code: "PAYLOAD_TOO_LARGE", headers });
 }
 
 /** 408: the body did not arrive in time; the connection is closed after the answer. */

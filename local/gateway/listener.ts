@@ -202,6 +202,7 @@ export function startListener(opts: ListenerOptions): Listener {
     const methods: string[] = []; // methods of requests whose responses have not started yet
     let forwarded = 0;
     let completed = 0;
+    let lingering = false; // answered before the request body ended: read and drop the rest, then close
     let headTimer: ReturnType<typeof setTimeout> | undefined;
     let idleTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -287,6 +288,16 @@ export function startListener(opts: ListenerOptions): Listener {
             }
             rmode = null;
             completed++;
+            if (forwarded === completed && mode.kind !== "none" && mode.kind !== "tunnel") {
+              // The gateway answered (a 413, a 401…) before the body ended: stop relaying it,
+              // tell the client we are done, and drop what it still sends for a moment so
+              // that our answer is not lost to a reset, as nginx's lingering close does.
+              lingering = true;
+              up.close();
+              try { await client.closeWrite(); } catch { /* gone */ }
+              setTimeout(close, 2_000);
+              return;
+            }
             if (forwarded === completed && mode.kind === "none" && pending.length === 0) armIdleTimer();
           }
           buf = buf.slice(i);
@@ -303,6 +314,7 @@ export function startListener(opts: ListenerOptions): Listener {
         const n = await client.read(readChunk);
         if (n === null) break;
         clearTimeout(idleTimer);
+        if (lingering) continue;
         pending = concat(pending, readChunk.slice(0, n));
         while (pending.length > 0 && !closed) {
           if (mode.kind === "tunnel") {
@@ -366,6 +378,10 @@ export function startListener(opts: ListenerOptions): Listener {
       }
     } catch {
       // the client or the gateway went away
+    }
+    while (lingering && !closed) {
+      const n = await client.read(readChunk).catch(() => null);
+      if (n === null) break;
     }
     // The client is gone (or closed its side): closing the upstream connection too is what
     // lets Deno abort the request's signal for a function still running.

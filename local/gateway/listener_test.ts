@@ -52,6 +52,7 @@ Deno.test({
         await new Promise((r) => setTimeout(r, limits.keepAliveTimeoutMs + limits.headersTimeoutMs + 100));
         return new Response("slow", { headers: { "content-length": "4" } });
       }
+      if (url.pathname === "/early") return new Response("no", { status: 413, headers: { "content-length": "2" } });
       if (url.pathname === "/wait") {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, 5_000);
@@ -88,6 +89,15 @@ Deno.test({
         await conn.write(enc.encode("lo\r\n6;ext=1\r\n world\r\n0\r\n\r\n"));
         const res = await readFrom(conn, responses(1));
         assert.deepEqual(bodyOf(res.text), { method: "POST", path: "/c", body: "hello world" });
+        conn.close();
+      });
+      await t.step("an answer given before the body ended reaches the client, and the rest of the body is not relayed", async () => {
+        const conn = await connect();
+        await conn.write(enc.encode(`POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n${"x".repeat(1000)}`));
+        const res = await readFrom(conn);
+        assert.match(res.text, /^HTTP\/1\.1 413/);
+        assert.ok(res.text.endsWith("no"));
+        assert.ok(res.closed);
         conn.close();
       });
       await t.step("a head that does not arrive in time is answered 408 as JSON, in the route's error shape", async () => {
