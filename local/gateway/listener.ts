@@ -36,6 +36,9 @@ export interface Listener {
 }
 
 const CRLFCRLF = [13, 10, 13, 10];
+/** How long, and how much, a lingering close reads and drops (nginx: lingering_time, here far shorter). */
+const LINGER_MS = 1_000;
+const LINGER_BYTES = 1024 * 1024;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP\/1\.[01]$/;
 const STATUS_TEXT: Record<number, string> = { 400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large" };
@@ -295,7 +298,7 @@ export function startListener(opts: ListenerOptions): Listener {
               lingering = true;
               up.close();
               try { await client.closeWrite(); } catch { /* gone */ }
-              setTimeout(close, 2_000);
+              setTimeout(close, LINGER_MS);
               return;
             }
             if (forwarded === completed && mode.kind === "none" && pending.length === 0) armIdleTimer();
@@ -379,9 +382,12 @@ export function startListener(opts: ListenerOptions): Listener {
     } catch {
       // the client or the gateway went away
     }
-    while (lingering && !closed) {
+    // Lingering: drop at most LINGER_BYTES more (the client stops once it reads our answer).
+    let dropped = 0;
+    while (lingering && !closed && dropped < LINGER_BYTES) {
       const n = await client.read(readChunk).catch(() => null);
       if (n === null) break;
+      dropped += n;
     }
     // The client is gone (or closed its side): closing the upstream connection too is what
     // lets Deno abort the request's signal for a function still running.
