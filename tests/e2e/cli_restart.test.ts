@@ -1,13 +1,14 @@
 /**
- * `npm run local -- stop` then `start` on an existing cluster, and a Postgres crash, each on
- * a stack of its own so the shared one is untouched (issue 8, items 4 and 8).
+ * `npm run local -- stop` then `start` on an existing cluster, and a Postgres crash, on a
+ * stack of their own so the shared one is untouched (issue 8, items 4 and 8). Each test
+ * begins with `start`, so each holds alone.
  */
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import postgres from "postgres";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ANON_KEY, mintToken, root, startThrowawayStack, statusEnv, type ThrowawayStack } from "../../local/stack.ts";
 
 function cliFor(stack: ThrowawayStack, extra: Record<string, string> = {}) {
@@ -43,11 +44,20 @@ const listening = (port: number) => new Promise<boolean>((resolve) => {
   s.on("error", () => resolve(false));
 });
 
+let stack: ThrowawayStack;
+const functionsDir = join(root, "local", "gateway", "testdata", "functions");
+beforeAll(async () => {
+  stack = await startThrowawayStack({ prefix: "coach-ledger-restart", fast: true, gateway: false });
+});
+afterAll(async () => {
+  await stack?.dispose();
+});
+
 describe("a warm restart (stop, then start on an existing cluster)", () => {
   it("keeps public closed to the API roles and keeps role settings a migration changed", { timeout: 120_000 }, async () => {
-    const stack = await startThrowawayStack({ prefix: "coach-ledger-warm", fast: true, gateway: false });
-    const cli = cliFor(stack);
-    try {
+    const cli = cliFor(stack, { LOCAL_FUNCTIONS_DIR: functionsDir });
+    await cli("start");
+    {
       const before = postgres(statusEnv(stack.cfg).DB_URL, { max: 1, onnotice: () => {} });
       // What a later migration may do: change an API role's setting.
       await before`alter role anon set statement_timeout = '4s'`;
@@ -85,23 +95,19 @@ describe("a warm restart (stop, then start on an existing cluster)", () => {
       } finally {
         await sql.end();
       }
-    } finally {
-      await stack.dispose();
     }
   });
 });
 
 describe("outages and restarts of the gateway", () => {
   it("answers 503 while Postgres is down, recovers, restarts on a new environment, and stop stops what listens", { timeout: 180_000 }, async () => {
-    const stack = await startThrowawayStack({ prefix: "coach-ledger-outage", fast: true, gateway: false });
-    const functionsDir = join(root, "local", "gateway", "testdata", "functions");
     const cli = cliFor(stack, { LOCAL_FUNCTIONS_DIR: functionsDir });
     const api = statusEnv(stack.cfg).API_URL;
     const fixtureEnv = async () => (await (await fetch(`${api}/functions/v1/env`, { headers: { authorization: `Bearer ${ANON_KEY}` } })).json()).fromDotenv;
     const rpc = (token: string) => fetch(`${api}/rest/v1/rpc/get_my_profile`, {
       method: "POST", headers: { apikey: ANON_KEY, authorization: `Bearer ${token}`, "content-type": "application/json" }, body: "{}",
     });
-    try {
+    {
       await cli("start");
       const first = gatewayState(stack);
       expect(await fixtureEnv()).toBe("loaded from .env");
@@ -142,8 +148,6 @@ describe("outages and restarts of the gateway", () => {
       expect(await listening(stack.cfg.apiPort)).toBe(false);
       expect(alive(second.pid)).toBe(false);
       expect(existsSync(join(stack.cfg.stateDir, "db", "postmaster.pid"))).toBe(false);
-    } finally {
-      await stack.dispose();
     }
   });
 });
