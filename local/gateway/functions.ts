@@ -9,7 +9,7 @@
  * through `req.signal`.
  */
 import { toFileUrl, join } from "./path.ts";
-import { bearerToken, effectiveToken, type Keys, verify } from "./keys.ts";
+import { bearerToken, effectiveToken, type Keys, verifyApiToken } from "./keys.ts";
 import { bodyTimeout, gatewayError, jsonResponse, payloadTooLarge } from "./errors.ts";
 import { type Limits, readBody } from "./limits.ts";
 
@@ -67,7 +67,7 @@ export function createFunctions(opts: FunctionsOptions): (req: Request, url: URL
     if (verifyJwt) {
       // The functions gateway verifies the Authorization bearer; an apikey alone is no JWT to verify.
       token = bearerToken(opts.keys, req);
-      const checked = await verify(opts.keys, token);
+      const checked = await verifyApiToken(opts.keys, token);
       if (!checked.ok) {
         return jsonResponse(401, { msg: checked.problem === "missing" ? "Missing authorization header" : "Invalid JWT" });
       }

@@ -3,11 +3,12 @@
  * `sb_publishable_…` / `sb_secret_…` keys stand for the anon / service_role JWTs, and a
  * request's effective token is its Authorization bearer, or else its `apikey`.
  *
- * A token is accepted only when it is signed with the project's secret and its claims
- * are what GoTrue or the platform put in one: an `exp` (a token that never expires is
- * refused), an issuer we know (`<SUPABASE_URL>/auth/v1` for tokens GoTrue issues,
- * `supabase` / `supabase-demo` for the anon and service_role API keys), and for role
- * `authenticated` the audience `authenticated` and a UUID `sub` (GoTrue's user id).
+ * `verify` checks a token's signature and expiry (what every component checks; Realtime
+ * adds its own claim rules). `verifyApiToken`, for the functions and REST routes, also
+ * wants the claims GoTrue or the platform put in a token: an `exp` (a token that never
+ * expires is refused), an issuer we know (`<SUPABASE_URL>/auth/v1` for tokens GoTrue
+ * issues, `supabase` / `supabase-demo` for the anon and service_role API keys), and for
+ * role `authenticated` the audience `authenticated` and a UUID `sub` (GoTrue's user id).
  */
 import { errors, jwtVerify, type JWTPayload } from "jose";
 
@@ -18,8 +19,8 @@ export interface Keys {
   serviceRoleKey: string;
   publishableKey: string;
   secretKey: string;
-  /** `iss` of the tokens GoTrue issues: `${SUPABASE_URL}/auth/v1`. */
-  authIssuer: string;
+  /** `iss` of the tokens GoTrue issues: `${SUPABASE_URL}/auth/v1`; without it only API-key issuers are accepted. */
+  authIssuer?: string;
 }
 
 /** Issuers of the platform's API keys (`supabase start` signs with `supabase-demo`). */
@@ -87,7 +88,7 @@ export function claimsProblem(keys: Keys, claims: JWTPayload): string | null {
   if (typeof claims.exp !== "number") return "JWT has no 'exp' claim; tokens that never expire are refused";
   const role = typeof claims.role === "string" && claims.role !== "" ? claims.role : "anon";
   const iss = claims.iss;
-  const fromAuth = iss === keys.authIssuer;
+  const fromAuth = keys.authIssuer !== undefined && iss === keys.authIssuer;
   const apiKey = typeof iss === "string" && API_KEY_ISSUERS.has(iss) && API_KEY_ROLES.has(role);
   if (!fromAuth && !apiKey) return "JWT issuer is not accepted";
   if (role === "authenticated") {
@@ -99,17 +100,23 @@ export function claimsProblem(keys: Keys, claims: JWTPayload): string | null {
   return null;
 }
 
-/** Verifies an HS256 token signed with the local secret, then its claims (see claimsProblem). */
+/** Verifies an HS256 token signed with the local secret: signature, and exp / nbf when present. */
 export async function verify(keys: Keys, token: string | null): Promise<Verified> {
   if (!token) return { ok: false, problem: "missing", message: "Missing authorization header" };
-  let claims: JWTPayload;
   try {
-    ({ payload: claims } = await jwtVerify(token, await hmacKey(keys.jwtSecret), { algorithms: ["HS256"] }));
+    const { payload } = await jwtVerify(token, await hmacKey(keys.jwtSecret), { algorithms: ["HS256"] });
+    return { ok: true, claims: payload };
   } catch (err) {
     if (err instanceof errors.JWTExpired) return { ok: false, problem: "expired", message: "JWT expired" };
     if (err instanceof errors.JWTClaimValidationFailed) return { ok: false, problem: "claims", message: err.message };
     return { ok: false, problem: "invalid", message: err instanceof Error ? err.message : "Invalid JWT" };
   }
-  const problem = claimsProblem(keys, claims);
-  return problem ? { ok: false, problem: "claims", message: problem } : { ok: true, claims };
+}
+
+/** Verifies a token for the API gateway's routes: `verify`, then GoTrue's claims (claimsProblem). */
+export async function verifyApiToken(keys: Keys, token: string | null): Promise<Verified> {
+  const checked = await verify(keys, token);
+  if (!checked.ok) return checked;
+  const problem = claimsProblem(keys, checked.claims);
+  return problem ? { ok: false, problem: "claims", message: problem } : checked;
 }

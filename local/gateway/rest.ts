@@ -6,7 +6,7 @@
  * view routes are not served by the stand-in (501).
  */
 import type postgres from "postgres";
-import { apiKeyOf, effectiveToken, isProjectApiKey, type Keys, verify } from "./keys.ts";
+import { apiKeyOf, effectiveToken, isProjectApiKey, type Keys, verifyApiToken } from "./keys.ts";
 import { callRpc } from "./rpc.ts";
 import { bodyTimeout, invalidTokenHeader, jsonResponse, payloadTooLarge, restError } from "./errors.ts";
 import { jsonDepthExceeds, type Limits, readBody } from "./limits.ts";
@@ -41,7 +41,7 @@ export function createRest(opts: RestOptions): (req: Request, url: URL, rest: st
       return jsonResponse(401, { message: "Invalid API key", hint: "Double check your Supabase `anon` or `service_role` API key." });
     }
     const token = effectiveToken(opts.keys, req, url);
-    const checked = await verify(opts.keys, token);
+    const checked = await verifyApiToken(opts.keys, token);
     if (!checked.ok) {
       const code = checked.problem === "expired" || checked.problem === "claims" ? "PGRST303" : "PGRST301";
       return jsonResponse(401, restError(code, checked.message), invalidTokenHeader(checked.message));
