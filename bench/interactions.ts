@@ -159,7 +159,7 @@ values (('00000000-0000-4000-8000-' || lpad(:uid::text, 12, '0'))::uuid, gen_ran
     if (!args.includes("--skip-http")) {
       // 2. log-interaction over HTTP.
       const tokens = await Promise.all(Array.from({ length: 50 }, (_, i) =>
-        signToken({ sub: userId(2 + i), role: "authenticated", aud: "authenticated", exp: Math.floor(Date.now() / 1000) + 3600 })));
+        signToken({ iss: `${env.API_URL}/auth/v1`, sub: userId(2 + i), role: "authenticated", aud: "authenticated", exp: Math.floor(Date.now() / 1000) + 3600 })));
       const url = `${env.FUNCTIONS_URL}/log-interaction`;
       const body = JSON.stringify({ sender: "user", content: { text: "HTTP bench message about my walk" }, sentiment: 0.3 });
       const post = (i: number) => fetch(url, {
@@ -182,7 +182,7 @@ values (('00000000-0000-4000-8000-' || lpad(:uid::text, 12, '0'))::uuid, gen_ran
       console.log(`\nhighest tested rate with p95 under 50 ms and no errors: ${best} req/s`);
 
       // 3. history for the user with 10,000 interactions.
-      const heavy = await signToken({ sub: userId(1), role: "authenticated", aud: "authenticated", exp: Math.floor(Date.now() / 1000) + 3600 });
+      const heavy = await signToken({ iss: `${env.API_URL}/auth/v1`, sub: userId(1), role: "authenticated", aud: "authenticated", exp: Math.floor(Date.now() / 1000) + 3600 });
       const get = () => fetch(`${env.FUNCTIONS_URL}/history?limit=100`, { headers: { authorization: `Bearer ${heavy}` } });
       await constantRate(20, 2, get);
       const hist = await constantRate(50, DURATION, get);

@@ -2,9 +2,10 @@
  * `npm run local -- <command>`: the local stand-in for `supabase start | status | stop | db reset`.
  *
  *   start [--foreground]    create or reuse the cluster, apply platform.sql, migrations and seed,
- *                           start the gateway; --foreground (npm start) prints logs, Ctrl-C stops all
+ *                           start the gateway (a running one is kept if its environment is the
+ *                           same, else restarted); --foreground (npm start) prints logs, Ctrl-C stops all
  *   status [-o env|json]    what `supabase status` prints
- *   stop                    stop the gateway and the database
+ *   stop                    stop the gateway (whatever gateway listens on the API port) and the database
  *   reset                   drop and rebuild the database from migrations and seed
  *   token <email> [--role R] [--expires-in S]
  *                           a signed access token for a seeded user
@@ -12,8 +13,8 @@
  */
 import { existsSync, statSync, openSync, readSync, closeSync } from "node:fs";
 import {
-  ensureSystemPackages, logFiles, mintToken, rebuildDatabase, stackConfig, stackHealth,
-  startDatabase, startGateway, statusEnv, stopStack, waitForGateway, type StackConfig,
+  ensureGateway, ensureSystemPackages, logFiles, mintToken, rebuildDatabase, stackConfig, stackHealth,
+  startDatabase, statusEnv, stopStack, type StackConfig,
 } from "./stack.ts";
 
 const usage = `Usage: npm run local -- <start [--foreground] | status [-o env|json] | stop | reset | token <email> [--role R] [--expires-in S]>`;
@@ -75,14 +76,12 @@ function follow(files: string[]): () => void {
 async function start(cfg: StackConfig, foreground: boolean): Promise<void> {
   const t0 = performance.now();
   ensureSystemPackages();
-  const health = await stackHealth(cfg);
   const { created } = startDatabase(cfg);
-  if (!health.gateway) {
-    startGateway(cfg);
-    await waitForGateway(cfg);
-  }
+  // A gateway that outlived its database is kept if its environment is unchanged, else restarted.
+  const gateway = await ensureGateway(cfg);
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
-  console.log(`Coach Ledger local stack is running (${created ? "new cluster" : "existing cluster"}, ${secs}s).\n`);
+  const gatewayNote = gateway === "started" ? "" : gateway === "kept" ? ", gateway kept" : ", gateway restarted with a new environment";
+  console.log(`Coach Ledger local stack is running (${created ? "new cluster" : "existing cluster"}${gatewayNote}, ${secs}s).\n`);
   printStatus(cfg, undefined);
   if (!foreground) return;
   console.log("\nFollowing logs; Ctrl-C stops the stack.\n");

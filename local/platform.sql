@@ -3,10 +3,24 @@
 -- Applied by the local stack (local/cli.ts) as the bootstrap superuser `supabase_admin`
 -- to the `postgres` database, before the Supabase CLI pushes roles, migrations and seed.
 -- Dev and CI only: never apply this to a hosted project, which already has all of it.
--- Idempotent: safe to run again on a database that has it (every start does).
 -- Facts it follows: ../shared/PLATFORM.md (roles, auth, realtime, storage, extensions).
+--
+-- Every start runs it again, so it is written in two kinds of statements:
+-- - "create what is missing" (create … if not exists, create or replace of the platform's
+--   own functions), which runs every time and can never undo a migration;
+-- - grants, revokes, role settings, ownership and default privileges, which run only on a
+--   fresh database (no migration applied yet: no supabase_migrations.schema_migrations),
+--   as the Supabase image applies its init scripts once, when its database is created.
+--   Our migrations change some of these (the first one revokes the image's default
+--   privileges in public); running them again at a warm start would undo that.
+-- A later addition that creates an object on an existing database must grant what it
+-- needs in the same guarded step (do $$ begin if … is null then create …; grant …; end if;
+-- end $$), never as a bare grant that runs at every start.
 
 set client_min_messages = warning;
+
+-- Whether this database is fresh: the CLI creates schema_migrations on its first push.
+select to_regclass('supabase_migrations.schema_migrations') is null as platform_fresh \gset
 
 -- ---------------------------------------------------------------------------------------
 -- Roles
@@ -40,6 +54,7 @@ begin
 end
 $roles$;
 
+\if :platform_fresh
 -- `postgres` is demoted on Supabase: migrations must never rely on superuser powers.
 alter role postgres with nosuperuser createdb createrole login replication bypassrls
   password 'postgres';
@@ -69,16 +84,12 @@ alter role authenticator set statement_timeout = '8s';
 -- supabase_migrations) and, with --include-roles, custom roles.
 grant create, connect, temporary on database postgres to postgres;
 grant connect on database postgres to anon, authenticated, service_role, authenticator;
+\endif
 
 -- ---------------------------------------------------------------------------------------
 -- Schemas public and extensions
 -- ---------------------------------------------------------------------------------------
-grant usage, create on schema public to postgres;
-grant usage on schema public to anon, authenticated, service_role;
-
 create schema if not exists extensions;
-grant usage on schema extensions to anon, authenticated, service_role;
-grant usage on schema extensions to postgres with grant option;
 
 create extension if not exists pgcrypto with schema extensions;
 create extension if not exists "uuid-ossp" with schema extensions;
@@ -88,6 +99,12 @@ create extension if not exists pgtap with schema extensions;
 create extension if not exists plpgsql_check with schema extensions;
 -- pg_cron is preloaded (shared_preload_libraries) and created in pg_catalog, as on Supabase.
 create extension if not exists pg_cron with schema pg_catalog;
+
+\if :platform_fresh
+grant usage, create on schema public to postgres;
+grant usage on schema public to anon, authenticated, service_role;
+grant usage on schema extensions to anon, authenticated, service_role;
+grant usage on schema extensions to postgres with grant option;
 
 grant usage on schema cron to postgres;
 grant all on all tables in schema cron to postgres;
@@ -103,6 +120,7 @@ alter default privileges for role postgres in schema public
   grant all on sequences to anon, authenticated, service_role;
 alter default privileges for role postgres in schema public
   grant execute on functions to anon, authenticated, service_role;
+\endif
 
 -- ---------------------------------------------------------------------------------------
 -- supabase_migrations (the CLI also creates it when missing)
@@ -113,7 +131,6 @@ create schema if not exists supabase_migrations authorization postgres;
 -- auth
 -- ---------------------------------------------------------------------------------------
 create schema if not exists auth authorization supabase_auth_admin;
-grant usage on schema auth to postgres, anon, authenticated, service_role;
 
 create table if not exists auth.users (
   instance_id uuid,
@@ -140,16 +157,8 @@ create table if not exists auth.users (
   deleted_at timestamptz,
   is_anonymous boolean not null default false
 );
-alter table auth.users owner to supabase_auth_admin;
-alter table auth.users enable row level security;
 create unique index if not exists users_email_partial_key on auth.users (email)
   where is_sso_user = false;
-comment on table auth.users is 'Auth: stores user login data within a secure schema.';
-
--- API roles have no privileges on auth.users; postgres (migrations, seed) has all,
--- which is what lets a migration put a trigger on it.
-revoke all on auth.users from anon, authenticated, service_role;
-grant all on auth.users to postgres;
 
 create or replace function auth.uid() returns uuid
 language sql stable
@@ -187,18 +196,29 @@ as $$
   )::jsonb
 $$;
 
+\if :platform_fresh
+grant usage on schema auth to postgres, anon, authenticated, service_role;
+alter table auth.users owner to supabase_auth_admin;
+alter table auth.users enable row level security;
+comment on table auth.users is 'Auth: stores user login data within a secure schema.';
+
+-- API roles have no privileges on auth.users; postgres (migrations, seed) has all,
+-- which is what lets a migration put a trigger on it.
+revoke all on auth.users from anon, authenticated, service_role;
+grant all on auth.users to postgres;
+
 alter function auth.uid() owner to supabase_auth_admin;
 alter function auth.role() owner to supabase_auth_admin;
 alter function auth.email() owner to supabase_auth_admin;
 alter function auth.jwt() owner to supabase_auth_admin;
 grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
   to postgres, anon, authenticated, service_role;
+\endif
 
 -- ---------------------------------------------------------------------------------------
 -- realtime (Broadcast from Database)
 -- ---------------------------------------------------------------------------------------
 create schema if not exists realtime authorization supabase_realtime_admin;
-grant usage on schema realtime to postgres, anon, authenticated, service_role;
 
 create table if not exists realtime.messages (
   id uuid not null default gen_random_uuid(),
@@ -214,14 +234,9 @@ create table if not exists realtime.messages (
 -- The Realtime server creates daily partitions and drops them after 72 hours; locally one
 -- default partition holds everything and realtime.prune_messages() trims it.
 create table if not exists realtime.messages_default partition of realtime.messages default;
-alter table realtime.messages owner to supabase_realtime_admin;
-alter table realtime.messages_default owner to supabase_realtime_admin;
-alter table realtime.messages enable row level security;
-alter table realtime.messages_default enable row level security;
 create index if not exists messages_inserted_at_topic_index
   on realtime.messages (inserted_at desc, topic)
   where extension = 'broadcast' and private is true;
-grant select, insert, update on realtime.messages to postgres, anon, authenticated, service_role;
 
 create or replace function realtime.topic() returns text
 language sql stable
@@ -294,8 +309,6 @@ begin
   return null;
 end;
 $$;
-alter function realtime._notify_local_gateway() owner to supabase_realtime_admin;
-revoke execute on function realtime._notify_local_gateway() from public;
 create or replace trigger messages_notify_local_gateway
   after insert on realtime.messages
   for each row execute function realtime._notify_local_gateway();
@@ -311,6 +324,16 @@ as $$
   select count(*) from gone
 $$;
 
+\if :platform_fresh
+grant usage on schema realtime to postgres, anon, authenticated, service_role;
+alter table realtime.messages owner to supabase_realtime_admin;
+alter table realtime.messages_default owner to supabase_realtime_admin;
+alter table realtime.messages enable row level security;
+alter table realtime.messages_default enable row level security;
+grant select, insert, update on realtime.messages to postgres, anon, authenticated, service_role;
+
+alter function realtime._notify_local_gateway() owner to supabase_realtime_admin;
+revoke execute on function realtime._notify_local_gateway() from public;
 alter function realtime.topic() owner to supabase_realtime_admin;
 alter function realtime.send(jsonb, text, text, boolean) owner to supabase_realtime_admin;
 alter function realtime.broadcast_changes(text, text, text, text, text, record, record, text)
@@ -321,12 +344,12 @@ grant execute on function realtime.topic(),
   realtime.send(jsonb, text, text, boolean),
   realtime.broadcast_changes(text, text, text, text, text, record, record, text)
   to postgres, anon, authenticated, service_role;
+\endif
 
 -- ---------------------------------------------------------------------------------------
 -- storage
 -- ---------------------------------------------------------------------------------------
 create schema if not exists storage authorization supabase_storage_admin;
-grant usage on schema storage to postgres, anon, authenticated, service_role;
 
 create table if not exists storage.buckets (
   id text primary key,
@@ -350,11 +373,6 @@ create table if not exists storage.objects (
   last_accessed_at timestamptz default now()
 );
 create unique index if not exists bucketid_objname on storage.objects (bucket_id, name);
-alter table storage.buckets owner to supabase_storage_admin;
-alter table storage.objects owner to supabase_storage_admin;
-alter table storage.buckets enable row level security;
-alter table storage.objects enable row level security;
-grant all on storage.buckets, storage.objects to postgres, anon, authenticated, service_role;
 
 create or replace function storage.foldername(name text) returns text[]
 language plpgsql immutable
@@ -391,8 +409,17 @@ begin
 end;
 $$;
 
+\if :platform_fresh
+grant usage on schema storage to postgres, anon, authenticated, service_role;
+alter table storage.buckets owner to supabase_storage_admin;
+alter table storage.objects owner to supabase_storage_admin;
+alter table storage.buckets enable row level security;
+alter table storage.objects enable row level security;
+grant all on storage.buckets, storage.objects to postgres, anon, authenticated, service_role;
+
 alter function storage.foldername(text) owner to supabase_storage_admin;
 alter function storage.filename(text) owner to supabase_storage_admin;
 alter function storage.extension(text) owner to supabase_storage_admin;
 grant execute on function storage.foldername(text), storage.filename(text),
   storage.extension(text) to postgres, anon, authenticated, service_role;
+\endif

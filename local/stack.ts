@@ -5,7 +5,8 @@
  * Used by local/cli.ts (npm start, npm run local) and by the test runner.
  */
 import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -34,6 +35,8 @@ export interface StackConfig {
   /** fsync off: for throwaway test stacks only. */
   fast: boolean;
   functions: Record<string, { verify_jwt: boolean }>;
+  /** The functions the gateway serves (supabase/functions unless LOCAL_FUNCTIONS_DIR says otherwise). */
+  functionsDir: string;
 }
 
 interface ProjectToml {
@@ -47,7 +50,7 @@ export function readProjectConfig(): ProjectToml {
   return parseToml(readFileSync(join(root, "supabase", "config.toml"), "utf8")) as ProjectToml;
 }
 
-/** The stack's configuration: config.toml, overridden by LOCAL_API_PORT, LOCAL_DB_PORT, LOCAL_STATE_DIR. */
+/** The stack's configuration: config.toml, overridden by LOCAL_API_PORT, LOCAL_DB_PORT, LOCAL_STATE_DIR, LOCAL_FUNCTIONS_DIR. */
 export function stackConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
   const toml = readProjectConfig();
   const functions: StackConfig["functions"] = {};
@@ -60,6 +63,7 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
     dbPort: Number(env.LOCAL_DB_PORT ?? toml.db?.port ?? 54322),
     fast: env.LOCAL_DB_FAST === "1",
     functions,
+    functionsDir: resolve(env.LOCAL_FUNCTIONS_DIR ?? join(root, "supabase", "functions")),
   };
 }
 
@@ -90,7 +94,8 @@ const paths = (cfg: StackConfig) => ({
   logs: join(cfg.stateDir, "logs"),
   pgLog: join(cfg.stateDir, "logs", "postgres.log"),
   gatewayLog: join(cfg.stateDir, "logs", "gateway.log"),
-  gatewayPid: join(cfg.stateDir, "gateway.pid"),
+  /** Written by the gateway itself once it listens: {pid, port, fingerprint}. */
+  gatewayState: join(cfg.stateDir, "gateway.json"),
 });
 
 /** The OS user the server runs as: ourselves, or an unprivileged one when we are root. */
@@ -216,8 +221,9 @@ export function gatewayEnv(cfg: StackConfig): Record<string, string> {
   return {
     GATEWAY_PORT: String(cfg.apiPort),
     GATEWAY_FUNCTIONS: JSON.stringify(cfg.functions),
-    GATEWAY_FUNCTIONS_DIR: join(root, "supabase", "functions"),
+    GATEWAY_FUNCTIONS_DIR: cfg.functionsDir ?? join(root, "supabase", "functions"),
     GATEWAY_DB_URL: dbUrl(cfg, "authenticator"),
+    GATEWAY_STATE_FILE: paths(cfg).gatewayState,
     SUPABASE_URL: `http://127.0.0.1:${cfg.apiPort}`,
     SUPABASE_ANON_KEY: ANON_KEY,
     SUPABASE_SERVICE_ROLE_KEY: SERVICE_ROLE_KEY,
@@ -233,10 +239,108 @@ export function gatewayCommand(functionsDir = join(root, "supabase", "functions"
   // Like `supabase functions serve`, the functions get the variables of a .env beside them.
   const envFile = join(functionsDir, ".env");
   return [
-    bin("deno"), "run", "--allow-all", "--config", join(root, "deno.json"),
+    // --unstable-no-legacy-abort: a request's signal aborts only when its client goes away
+    // (so functions can stop work for a gone client), not after every response as well.
+    bin("deno"), "run", "--allow-all", "--unstable-no-legacy-abort", "--config", join(root, "deno.json"),
     ...(existsSync(envFile) ? [`--env-file=${envFile}`] : []),
     join(root, "local", "gateway", "main.ts"),
   ];
+}
+
+const ENV_NAME = /^\s*#?\s*([A-Z][A-Z0-9_]*)=/gm;
+
+/**
+ * What the gateway's behaviour depends on, as one hash: its command, the platform
+ * variables, the functions' variables (every name in supabase/functions/.env.example and
+ * in the functions directory's .env, with the value the gateway would get) and that
+ * .env file. `start` restarts a running gateway whose fingerprint differs.
+ */
+export function gatewayFingerprint(cfg: StackConfig, extraEnv: Record<string, string> = {}): string {
+  const env: Record<string, string | undefined> = { ...process.env, ...gatewayEnv(cfg), ...extraEnv };
+  const functionsDir = env.GATEWAY_FUNCTIONS_DIR!;
+  const envFile = join(functionsDir, ".env");
+  const dotenv = existsSync(envFile) ? readFileSync(envFile, "utf8") : "";
+  const example = join(root, "supabase", "functions", ".env.example");
+  const names = new Set([...Object.keys(gatewayEnv(cfg)), ...Object.keys(extraEnv)]);
+  for (const text of [existsSync(example) ? readFileSync(example, "utf8") : "", dotenv]) {
+    for (const m of text.matchAll(ENV_NAME)) names.add(m[1]);
+  }
+  const vars = [...names].sort().map((n) => [n, env[n] ?? null]);
+  return createHash("sha256").update(JSON.stringify({ command: gatewayCommand(functionsDir), vars, dotenv })).digest("hex");
+}
+
+/** What a running gateway recorded about itself once it listened. */
+export interface GatewayState {
+  pid: number;
+  port: number;
+  fingerprint: string | null;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a process runs this project's gateway (its command line names local/gateway/main.ts). */
+function isGatewayProcess(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(join(root, "local", "gateway", "main.ts"));
+  } catch {
+    return false;
+  }
+}
+
+/** The gateway recorded in the state directory, if that process is still alive and is a gateway. */
+export function recordedGateway(cfg: StackConfig): GatewayState | null {
+  const file = paths(cfg).gatewayState;
+  if (!existsSync(file)) return null;
+  try {
+    const state = JSON.parse(readFileSync(file, "utf8")) as GatewayState;
+    return alive(state.pid) && isGatewayProcess(state.pid) ? state : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Pids of the processes listening on a TCP port of this machine (Linux: /proc/net and /proc/<pid>/fd). */
+export function listeningPids(port: number): number[] {
+  const inodes = new Set<string>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    if (!existsSync(table)) continue;
+    for (const line of readFileSync(table, "utf8").split("\n").slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 10) continue;
+      const localPort = parseInt(cols[1].split(":").at(-1)!, 16);
+      if (localPort === port && cols[3] === "0A") inodes.add(cols[9]);
+    }
+  }
+  if (inodes.size === 0) return [];
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${entry}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${entry}/fd/${fd}`));
+        if (m && inodes.has(m[1])) {
+          pids.push(Number(entry));
+          break;
+        }
+      } catch {
+        // the descriptor closed meanwhile
+      }
+    }
+  }
+  return pids;
 }
 
 /** Starts the gateway in the background, logging to the state directory; returns its pid. */
@@ -245,6 +349,7 @@ export function startGateway(cfg: StackConfig, extraEnv: Record<string, string> 
   mkdirSync(p.logs, { recursive: true });
   const out = openSync(p.gatewayLog, "a");
   const env = { ...process.env, ...gatewayEnv(cfg), ...extraEnv };
+  env.GATEWAY_FINGERPRINT = gatewayFingerprint(cfg, extraEnv);
   const [cmd, ...args] = gatewayCommand(env.GATEWAY_FUNCTIONS_DIR);
   const child = spawn(cmd, args, {
     cwd: root,
@@ -253,52 +358,94 @@ export function startGateway(cfg: StackConfig, extraEnv: Record<string, string> 
     env,
   });
   child.unref();
-  writeFileSync(p.gatewayPid, String(child.pid));
   return child.pid!;
 }
 
-/** Waits until the gateway answers /health, or throws after `timeoutMs`. */
-export async function waitForGateway(cfg: StackConfig, timeoutMs = 60_000): Promise<void> {
+/**
+ * Waits until the gateway answers /health (200), or throws after `timeoutMs`. Given the
+ * pid of a gateway just started, it also waits for that process to record itself as the
+ * listener, and fails at once if it exits first (for example because the port is taken).
+ */
+export async function waitForGateway(cfg: StackConfig, timeoutMs = 60_000, pid?: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "";
+  const logTail = () => existsSync(paths(cfg).gatewayLog) ? readFileSync(paths(cfg).gatewayLog, "utf8").slice(-2000) : "";
   while (Date.now() < deadline) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${cfg.apiPort}/health`);
-      if (res.ok) return;
-      last = `status ${res.status}`;
-    } catch (err) {
-      last = String(err);
+    if (pid !== undefined && !alive(pid)) {
+      throw new Error(`The gateway (pid ${pid}) exited before it listened on port ${cfg.apiPort}.\n${logTail()}`);
     }
-    await new Promise((r) => setTimeout(r, 150));
+    const listening = pid === undefined || recordedGateway(cfg)?.pid === pid;
+    if (listening) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${cfg.apiPort}/health`);
+        await res.body?.cancel();
+        if (res.ok) return;
+        last = `status ${res.status}`;
+      } catch (err) {
+        last = String(err);
+      }
+    } else {
+      last = "not listening yet";
+    }
+    await new Promise((r) => setTimeout(r, 100));
   }
-  const log = existsSync(paths(cfg).gatewayLog) ? readFileSync(paths(cfg).gatewayLog, "utf8").slice(-2000) : "";
-  throw new Error(`The gateway did not answer on port ${cfg.apiPort} (${last}).\n${log}`);
+  throw new Error(`The gateway did not answer on port ${cfg.apiPort} (${last}).\n${logTail()}`);
 }
 
-function gatewayPid(cfg: StackConfig): number | null {
-  const file = paths(cfg).gatewayPid;
-  if (!existsSync(file)) return null;
-  const pid = Number(readFileSync(file, "utf8"));
+async function terminate(pid: number): Promise<void> {
   try {
-    process.kill(pid, 0);
-    return pid;
+    process.kill(-pid, "SIGTERM"); // its whole process group: it was started detached
   } catch {
-    return null;
+    try { process.kill(pid, "SIGTERM"); } catch { return; }
+  }
+  for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  if (alive(pid)) {
+    try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
+    for (let i = 0; i < 20 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-/** Stops the gateway (its whole process group) and the database. */
-export async function stopStack(cfg: StackConfig): Promise<void> {
-  const pid = gatewayPid(cfg);
-  if (pid) {
-    try {
-      process.kill(-pid, "SIGTERM");
-    } catch {
-      process.kill(pid, "SIGTERM");
-    }
-    for (let i = 0; i < 50 && gatewayPid(cfg); i++) await new Promise((r) => setTimeout(r, 100));
+/**
+ * Stops the gateway: the one it recorded, and any gateway of this project still listening
+ * on the API port (one whose record was lost or overwritten). A process on that port that
+ * is not our gateway is left alone.
+ */
+export async function stopGateway(cfg: StackConfig): Promise<void> {
+  const pids = new Set<number>();
+  const recorded = recordedGateway(cfg);
+  if (recorded) pids.add(recorded.pid);
+  for (const pid of listeningPids(cfg.apiPort)) if (isGatewayProcess(pid)) pids.add(pid);
+  for (const pid of pids) await terminate(pid);
+  rmSync(paths(cfg).gatewayState, { force: true });
+}
+
+/**
+ * Makes sure the gateway runs with the environment it would be started with now: a live
+ * gateway with the same fingerprint is kept, one with another is restarted, and a port
+ * held by something else is an error naming it.
+ */
+export async function ensureGateway(cfg: StackConfig): Promise<"started" | "kept" | "restarted"> {
+  const wanted = gatewayFingerprint(cfg);
+  const recorded = recordedGateway(cfg);
+  const listeners = listeningPids(cfg.apiPort);
+  const strangers = listeners.filter((pid) => !isGatewayProcess(pid));
+  if (strangers.length > 0) {
+    throw new Error(`Port ${cfg.apiPort} is taken by another program (pid ${strangers.join(", ")}); stop it or set LOCAL_API_PORT.`);
   }
-  rmSync(paths(cfg).gatewayPid, { force: true });
+  if (recorded && recorded.fingerprint === wanted && listeners.includes(recorded.pid) && listeners.length === 1) {
+    await waitForGateway(cfg);
+    return "kept";
+  }
+  const running = recorded !== null || listeners.length > 0;
+  await stopGateway(cfg);
+  const pid = startGateway(cfg);
+  await waitForGateway(cfg, 60_000, pid);
+  return running ? "restarted" : "started";
+}
+
+/** Stops the gateway (see stopGateway) and the database. */
+export async function stopStack(cfg: StackConfig): Promise<void> {
+  await stopGateway(cfg);
   if (dbRunning(cfg)) runPg("pg_ctl", ["-D", paths(cfg).data, "-m", "fast", "-w", "stop"]);
 }
 
@@ -306,7 +453,9 @@ export async function stopStack(cfg: StackConfig): Promise<void> {
 export async function stackHealth(cfg: StackConfig): Promise<{ db: boolean; gateway: boolean }> {
   let gateway = false;
   try {
-    gateway = (await fetch(`http://127.0.0.1:${cfg.apiPort}/health`)).ok;
+    const res = await fetch(`http://127.0.0.1:${cfg.apiPort}/health`);
+    await res.body?.cancel();
+    gateway = res.ok;
   } catch {
     gateway = false;
   }
@@ -407,8 +556,8 @@ export async function startThrowawayStack(opts: { prefix: string; fast: boolean;
   try {
     startDatabase(cfg);
     if (opts.gateway !== false) {
-      startGateway(cfg);
-      await waitForGateway(cfg);
+      const pid = startGateway(cfg);
+      await waitForGateway(cfg, 60_000, pid);
     }
   } catch (err) {
     await dispose();

@@ -1,16 +1,25 @@
 /**
  * The local gateway: what Supabase's API gateway does for a client, for the routes
- * Coach Ledger uses. `/functions/v1/<name>[/…]` runs the function's exported handler
- * (supabase/functions/<name>/handler.ts) with verify_jwt from config.toml;
- * `/rest/v1/rpc/<fn>` calls a function in `public` with PostgREST's semantics;
- * `/realtime/v1/websocket` serves Broadcast from Database (realtime.ts); other
- * `/rest/v1/…`, `/auth/v1/…`, `/storage/v1/…` routes answer 501.
+ * Coach Ledger uses. This module only routes and decorates; each route lives where the
+ * real component keeps it:
+ *
+ *   /functions/v1/<name>[/…]   functions.ts (functions gateway + edge runtime)
+ *   /rest/v1/…                 rest.ts → rpc.ts (API gateway + PostgREST)
+ *   /realtime/v1/websocket     realtime.ts (Realtime, Broadcast from Database)
+ *   /health                    200 when the database answers, else 503 with Retry-After
+ *   /auth/v1, /storage/v1 …    501: not served by the stand-in
+ *
+ * Every answer, the gateway's own errors included, carries CORS headers, `x-request-id`
+ * (a well-formed incoming one echoed, else a new UUID) and `Server-Timing`. Declared
+ * bodies over the limit are refused here, before any route reads them (limits.ts).
  */
 import type postgres from "postgres";
-import { toFileUrl, join } from "./path.ts";
-import { effectiveToken, type Keys, verify } from "./keys.ts";
-import { callRpc } from "./rpc.ts";
+import type { Keys } from "./keys.ts";
 import type { RealtimeServer } from "./realtime.ts";
+import { createFunctions } from "./functions.ts";
+import { createRest } from "./rest.ts";
+import { connectionError, familyOf, gatewayError, jsonResponse, payloadTooLarge, retryAfter } from "./errors.ts";
+import { declaredLength, DEFAULT_LIMITS, type Limits } from "./limits.ts";
 
 /** What the gateway needs to run. */
 export interface GatewayOptions {
@@ -24,6 +33,8 @@ export interface GatewayOptions {
   log?: (line: Record<string, unknown>) => void;
   /** The local Realtime broadcast endpoint, when running. */
   realtime?: RealtimeServer;
+  /** Overrides of the default limits (tests lower them). */
+  limits?: Partial<Limits>;
 }
 
 const CORS: Record<string, string> = {
@@ -35,133 +46,91 @@ const CORS: Record<string, string> = {
   "Access-Control-Max-Age": "3600",
 };
 
-function withCors(res: Response): Response {
+/** The same pattern as supabase/functions/_shared/http.ts: echo what is well-formed, else make one. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The request's x-request-id when it is well-formed, else a new UUID. */
+export function requestIdOf(req: Request): string {
+  const given = req.headers.get("x-request-id");
+  return given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
+}
+
+/** Adds CORS, x-request-id and Server-Timing (the gateway's own time, after any the function gave). */
+function decorate(res: Response, requestId: string, ms: number): Response {
   const headers = new Headers(res.headers);
   for (const [k, v] of Object.entries(CORS)) if (!headers.has(k)) headers.set(k, v);
+  if (!headers.has("x-request-id")) headers.set("x-request-id", requestId);
+  const gateway = `gateway;dur=${ms.toFixed(1)}`;
+  const timing = headers.get("server-timing");
+  headers.set("Server-Timing", timing ? `${timing}, ${gateway}` : gateway);
   return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
 }
 
-function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(body === undefined ? null : JSON.stringify(body), {
-    status,
-    headers: { "Content-Type": "application/json; charset=utf-8", ...headers },
-  });
+/**
+ * The request's URL as the client addressed it. Behind the TCP front (listener.ts) Deno
+ * serves a Unix socket, whose request URLs have no http origin: the Host header gives it.
+ */
+export function requestUrl(req: Request): URL {
+  const url = new URL(req.url);
+  if (url.protocol === "http:" || url.protocol === "https:") return url;
+  try {
+    return new URL(`${url.pathname}${url.search}`, `http://${req.headers.get("host") ?? "localhost"}`);
+  } catch {
+    return new URL(`${url.pathname}${url.search}`, "http://localhost");
+  }
 }
-
-const SLUG = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 
 /** Builds the gateway's request handler. */
 export function createGateway(opts: GatewayOptions): (req: Request) => Promise<Response> {
   const log = opts.log ?? ((line) => console.log(JSON.stringify(line)));
-  const modules = new Map<string, Promise<{ handler: (req: Request) => Promise<Response> | Response }>>();
+  const limits: Limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const serveFunction = createFunctions({ keys: opts.keys, functionsDir: opts.functionsDir, functions: opts.functions, limits, log });
+  const serveRest = createRest({ keys: opts.keys, sql: opts.sql, limits });
 
-  async function serveFunction(req: Request, url: URL, rest: string): Promise<Response> {
-    const slug = rest.split("/")[0];
-    if (!SLUG.test(slug) || slug.startsWith("_")) {
-      return jsonResponse(404, { code: "NOT_FOUND", message: "Requested function was not found" });
-    }
-    const file = join(opts.functionsDir, slug, "handler.ts");
+  async function health(): Promise<Response> {
     try {
-      await Deno.stat(file);
-    } catch {
-      return jsonResponse(404, { code: "NOT_FOUND", message: "Requested function was not found" });
-    }
-    if (req.method === "OPTIONS") return new Response("ok", { status: 200 });
-    const verifyJwt = opts.functions[slug]?.verify_jwt ?? true;
-    const token = effectiveToken(opts.keys, req, url);
-    if (verifyJwt) {
-      const checked = await verify(opts.keys, token);
-      if (!checked.ok) {
-        return jsonResponse(401, { msg: checked.problem === "missing" ? "Missing authorization header" : "Invalid JWT" });
-      }
-    }
-    // The function sees the path without /functions/v1, and the mapped bearer token.
-    const headers = new Headers(req.headers);
-    if (token) headers.set("authorization", `Bearer ${token}`);
-    const inner = new Request(new URL(`/${rest}${url.search}`, url.origin), {
-      method: req.method,
-      headers,
-      body: req.body,
-    });
-    let mod = modules.get(slug);
-    if (!mod) {
-      mod = import(toFileUrl(file).href);
-      modules.set(slug, mod);
-    }
-    try {
-      const { handler } = await mod;
-      if (typeof handler !== "function") throw new Error(`${slug}/handler.ts does not export a handler function`);
-      return await handler(inner);
+      await opts.sql`select 1`;
+      return jsonResponse(200, { status: "ok" });
     } catch (err) {
-      log({ level: "error", function: slug, msg: "function threw", error: err instanceof Error ? err.stack ?? err.message : String(err) });
-      return jsonResponse(500, { code: "WORKER_ERROR", message: "Function exited due to an error (please check logs)" });
+      const conn = connectionError(err);
+      const detail = err instanceof Error ? err.message : String(err);
+      return jsonResponse(503, { status: "unavailable", message: "The database is not reachable.", details: conn?.details ?? detail }, retryAfter());
     }
   }
 
-  async function serveRest(req: Request, url: URL, rest: string): Promise<Response> {
-    if (req.method === "OPTIONS") return new Response(null, { status: 200 });
-    const token = effectiveToken(opts.keys, req, url);
-    if (!token) {
-      return jsonResponse(401, { message: "No API key found in request", hint: "No `apikey` request header or url param was found." });
+  async function route(req: Request, url: URL, requestId: string): Promise<Response> {
+    const path = url.pathname;
+    const declared = declaredLength(req);
+    if (declared !== null && !Number.isNaN(declared) && declared > limits.maxBodyBytes) {
+      await req.body?.cancel().catch(() => {});
+      return payloadTooLarge(familyOf(path), limits.maxBodyBytes);
     }
-    const checked = await verify(opts.keys, token);
-    if (!checked.ok) {
-      const code = checked.problem === "expired" ? "PGRST303" : "PGRST301";
-      return jsonResponse(401, { code, details: null, hint: null, message: checked.message }, {
-        "WWW-Authenticate": `Bearer error="invalid_token", error_description="${checked.message.replaceAll('"', "'")}"`,
-      });
+    if (path === "/health") return await health();
+    if (path.startsWith("/functions/v1/")) return await serveFunction(req, url, path.slice("/functions/v1/".length), requestId);
+    if (path.startsWith("/rest/v1/")) return await serveRest(req, url, path.slice("/rest/v1/".length));
+    if (/^\/(auth|storage|realtime|graphql)\/v1(\/|$)/.test(path)) {
+      return jsonResponse(501, { message: `${path.split("/")[1]} is not served by the local stand-in; it needs hosted Supabase or supabase start.` });
     }
-    const m = /^rpc\/([^/]+)$/.exec(rest);
-    if (!m) {
-      return jsonResponse(501, {
-        code: "PGRST501",
-        message: `Table and view routes (/rest/v1/${rest}) are not served by the local stand-in; they need hosted Supabase or supabase start. Use an RPC (/rest/v1/rpc/<function>).`,
-        details: null,
-        hint: null,
-      });
-    }
-    const claims = checked.claims as Record<string, unknown>;
-    const role = typeof claims.role === "string" && claims.role !== "" ? claims.role : "anon";
-    const result = await callRpc(opts.sql, {
-      name: decodeURIComponent(m[1]),
-      method: req.method,
-      path: `/rpc/${m[1]}`,
-      headers: req.headers,
-      query: url.searchParams,
-      body: req.method === "POST" ? await req.text() : "",
-      role,
-      claims,
-    });
-    if (result.status === 204) return new Response(null, { status: 204, headers: result.headers });
-    return jsonResponse(result.status, req.method === "HEAD" ? undefined : result.body, result.headers);
+    return jsonResponse(404, { message: "no Route matched with those values" });
   }
 
   return async function gateway(req: Request): Promise<Response> {
-    const url = new URL(req.url);
+    const url = requestUrl(req);
     const started = performance.now();
+    if (url.pathname === "/realtime/v1/websocket" && opts.realtime) {
+      // The upgrade response must be returned as Deno made it.
+      return await opts.realtime.handle(req, url);
+    }
+    const requestId = requestIdOf(req);
     let res: Response;
     try {
-      if (url.pathname === "/health") {
-        await opts.sql`select 1`;
-        res = jsonResponse(200, { status: "ok" });
-      } else if (url.pathname.startsWith("/functions/v1/")) {
-        res = await serveFunction(req, url, url.pathname.slice("/functions/v1/".length));
-      } else if (url.pathname.startsWith("/rest/v1/")) {
-        res = await serveRest(req, url, url.pathname.slice("/rest/v1/".length));
-      } else if (url.pathname === "/realtime/v1/websocket" && opts.realtime) {
-        return await opts.realtime.handle(req, url);
-      } else if (/^\/(auth|storage|realtime|graphql)\/v1(\/|$)/.test(url.pathname)) {
-        res = jsonResponse(501, {
-          message: `${url.pathname.split("/")[1]} is not served by the local stand-in; it needs hosted Supabase or supabase start.`,
-        });
-      } else {
-        res = jsonResponse(404, { message: "no Route matched with those values" });
-      }
+      res = await route(req, url, requestId);
     } catch (err) {
-      log({ level: "error", path: url.pathname, msg: "gateway error", error: err instanceof Error ? err.stack ?? err.message : String(err) });
-      res = jsonResponse(500, { message: "The local gateway failed; see its log." });
+      log({ level: "error", request_id: requestId, path: url.pathname, msg: "gateway error", error: err instanceof Error ? err.stack ?? err.message : String(err) });
+      res = gatewayError(familyOf(url.pathname), 500, "The local gateway failed; see its log.", { code: familyOf(url.pathname) === "rest" ? "PGRSTX00" : "GATEWAY_ERROR" });
     }
-    log({ level: "info", method: req.method, path: url.pathname, status: res.status, ms: Math.round(performance.now() - started) });
-    return withCors(res);
+    const ms = performance.now() - started;
+    log({ level: "info", request_id: requestId, method: req.method, path: url.pathname, status: res.status, ms: Math.round(ms) });
+    return decorate(res, requestId, ms);
   };
 }

@@ -2,11 +2,21 @@
  * Entry point of the local gateway (run with Deno by local/stack.ts). Configuration
  * comes from the environment the stack sets: GATEWAY_PORT, GATEWAY_DB_URL (the
  * `authenticator` role), GATEWAY_FUNCTIONS_DIR, GATEWAY_FUNCTIONS (config.toml's
- * [functions.*] as JSON), SUPABASE_JWT_SECRET and the keys; functions read the same env.
+ * [functions.*] as JSON), SUPABASE_URL, SUPABASE_JWT_SECRET and the keys; optionally
+ * GATEWAY_LIMITS (JSON overrides of limits.ts, for tests), GATEWAY_STATE_FILE and
+ * GATEWAY_FINGERPRINT. Functions read the same environment.
+ *
+ * Once the port is bound, the gateway writes GATEWAY_STATE_FILE ({pid, port, fingerprint}):
+ * only a gateway that really listens is ever recorded, so `npm run local -- stop` stops
+ * what is listening and `start` can tell whether the running gateway has the environment
+ * it would start one with.
  */
 import postgres from "postgres";
 import { createGateway } from "./app.ts";
 import { createRealtime } from "./realtime.ts";
+import { startListener } from "./listener.ts";
+import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
+import { join } from "./path.ts";
 
 function need(name: string): string {
   const v = Deno.env.get(name);
@@ -14,21 +24,28 @@ function need(name: string): string {
   return v;
 }
 
+/** Seconds postgres.js waits for a connection before the request is answered 503. */
+const CONNECT_TIMEOUT_SECONDS = 2;
+
 const sql = postgres(need("GATEWAY_DB_URL"), {
   max: 10,
   prepare: false,
   idle_timeout: 30,
+  connect_timeout: CONNECT_TIMEOUT_SECONDS,
   onnotice: () => {},
   connection: { application_name: "coach-ledger-gateway" },
 });
 
+const supabaseUrl = need("SUPABASE_URL");
 const keys = {
   jwtSecret: need("SUPABASE_JWT_SECRET"),
   anonKey: need("SUPABASE_ANON_KEY"),
   serviceRoleKey: need("SUPABASE_SERVICE_ROLE_KEY"),
   publishableKey: need("SUPABASE_PUBLISHABLE_KEY"),
   secretKey: need("SUPABASE_SECRET_KEY"),
+  authIssuer: `${supabaseUrl}/auth/v1`,
 };
+const limits: Limits = { ...DEFAULT_LIMITS, ...JSON.parse(Deno.env.get("GATEWAY_LIMITS") ?? "{}") };
 const log = (line: Record<string, unknown>) => console.log(JSON.stringify(line));
 const realtime = await createRealtime({ keys, sql, log });
 const handler = createGateway({
@@ -38,16 +55,31 @@ const handler = createGateway({
   keys,
   log,
   realtime,
+  limits,
 });
 
+// Deno.serve answers on a private Unix socket; the TCP front (listener.ts) bounds heads and idles.
+const socketDir = await Deno.makeTempDir({ prefix: "coach-ledger-gateway-" });
+const upstreamPath = join(socketDir, "http.sock");
+const server = Deno.serve({ transport: "unix", path: upstreamPath, onListen: () => {} }, handler);
 const port = Number(need("GATEWAY_PORT"));
-const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => console.log(JSON.stringify({ level: "info", msg: `gateway listening on http://127.0.0.1:${port}` })) }, handler);
+const front = startListener({ hostname: "127.0.0.1", port, upstreamPath, limits, log });
+
+const stateFile = Deno.env.get("GATEWAY_STATE_FILE");
+if (stateFile) {
+  const state = { pid: Deno.pid, port: front.addr.port, fingerprint: Deno.env.get("GATEWAY_FINGERPRINT") ?? null };
+  await Deno.writeTextFile(`${stateFile}.tmp`, JSON.stringify(state));
+  await Deno.rename(`${stateFile}.tmp`, stateFile);
+}
+console.log(JSON.stringify({ level: "info", msg: `gateway listening on http://127.0.0.1:${front.addr.port}`, pid: Deno.pid }));
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(signal, async () => {
+    front.close();
     await server.shutdown();
     await realtime.close();
     await sql.end({ timeout: 2 });
+    await Deno.remove(socketDir, { recursive: true }).catch(() => {});
     Deno.exit(0);
   });
 }

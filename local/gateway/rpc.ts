@@ -5,21 +5,9 @@
  * PostgREST's return shapes, error JSON and status mapping. Only the `public` schema.
  */
 import type postgres from "postgres";
+import { databaseErrorResult, restError, type RestError, type RestResult } from "./errors.ts";
 
-/** A PostgREST-style error body. */
-export interface RestError {
-  code: string;
-  message: string;
-  details: string | null;
-  hint: string | null;
-}
-
-/** A response: status, JSON body (or none) and extra headers. */
-export interface RestResult {
-  status: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-}
+export type { RestError, RestResult };
 
 interface FunctionInfo {
   oid: number;
@@ -28,31 +16,15 @@ interface FunctionInfo {
   return_type: string;
   return_kind: string;
   args: { name: string; type: string; has_default: boolean }[];
+  /**
+   * The function's own settings that PostgREST hoists to the transaction
+   * (db-hoisted-tx-settings' default, less the isolation level): a `set statement_timeout`
+   * in the definition would come too late, the statement's timer already runs.
+   */
+  settings: Record<string, string>;
 }
 
 const SCHEMA = "public";
-
-/** HTTP status for a SQLSTATE, per PostgREST's table (42501 depends on authentication). */
-export function statusForSqlState(code: string, authenticated: boolean): number {
-  if (/^PT\d{3}$/.test(code)) return Number(code.slice(2));
-  const exact: Record<string, number> = {
-    "23503": 409, "23505": 409, "25006": 405, "53400": 500, "P0001": 400,
-    "42883": 404, "42P01": 404, "42P17": 500,
-  };
-  if (code in exact) return exact[code];
-  if (code === "42501") return authenticated ? 403 : 401;
-  const prefix: [string, number][] = [
-    ["08", 503], ["09", 500], ["0L", 403], ["0P", 403], ["25", 500], ["28", 403], ["2D", 500],
-    ["38", 500], ["39", 500], ["3B", 500], ["40", 500], ["53", 503], ["54", 500], ["55", 500],
-    ["57", 500], ["58", 500], ["F0", 500], ["HV", 500], ["P0", 500], ["XX", 500],
-  ];
-  for (const [p, status] of prefix) if (code.startsWith(p)) return status;
-  return 400;
-}
-
-function restError(code: string, message: string, details: string | null = null, hint: string | null = null): RestError {
-  return { code, message, details, hint };
-}
 
 async function lookup(sql: postgres.Sql, name: string): Promise<FunctionInfo[]> {
   return await sql<FunctionInfo[]>`
@@ -73,7 +45,12 @@ async function lookup(sql: postgres.Sql, name: string): Promise<FunctionInfo[]> 
                from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) with ordinality as u(typ, ord)
                where coalesce(p.proargmodes[u.ord], 'i') in ('i', 'b', 'v')
              ) a
-           ), '[]'::json) as args
+           ), '[]'::json) as args,
+           coalesce((
+             select json_object_agg(substr(c.setting, 1, strpos(c.setting, '=') - 1), substr(c.setting, strpos(c.setting, '=') + 1))
+             from unnest(p.proconfig) as c(setting)
+             where substr(c.setting, 1, strpos(c.setting, '=') - 1) in ('statement_timeout', 'plan_filter.statement_cost_limit')
+           ), '{}'::json) as settings
     from pg_catalog.pg_proc p
     join pg_catalog.pg_namespace n on n.oid = p.pronamespace
     join pg_catalog.pg_type t on t.oid = p.prorettype
@@ -147,12 +124,27 @@ export async function callRpc(sql: postgres.Sql, req: RpcRequest): Promise<RestR
     }
   } else if (req.method === "GET" || req.method === "HEAD") {
     for (const [k, v] of req.query) if (!RESERVED_QUERY.has(k)) args[k] = v;
+  } else if (["PUT", "PATCH", "DELETE"].includes(req.method)) {
+    return fail(405, restError("PGRST101", `Cannot use the ${req.method} method on RPC`));
   } else {
     return fail(405, restError("PGRST117", `Unsupported HTTP method: ${req.method}`));
   }
 
+  try {
+    return await plan(sql, req, args, rawBody);
+  } catch (err) {
+    const mapped = databaseErrorResult(err, authenticated);
+    if (mapped) return mapped;
+    throw err;
+  }
+}
+
+/** Finds the function, builds the call and runs it as the request's role (PostgREST's Plan, Query and Response). */
+async function plan(sql: postgres.Sql, req: RpcRequest, args: Record<string, unknown>, rawBody: unknown): Promise<RestResult> {
+  const fail = (status: number, e: RestError): RestResult => ({ status, body: e });
   const keys = Object.keys(args);
-  const candidates = await lookup(sql, req.name);
+  // No function name holds a NUL (PostgreSQL cannot even be asked about one): not found.
+  const candidates = req.name.includes("\0") ? [] : await lookup(sql, req.name);
   let wholeBody = false;
   const matches = choose(candidates, keys);
   if (matches.length > 1) {
@@ -198,40 +190,46 @@ export async function callRpc(sql: postgres.Sql, req: RpcRequest): Promise<RestR
   const headers: Record<string, string> = {};
   for (const [k, v] of req.headers) headers[k.toLowerCase()] = v;
 
-  try {
-    const rows = await sql.begin(readOnly ? "read only" : "read write", async (tx) => {
-      await tx`select set_config('role', ${req.role}, true),
-                      set_config('request.jwt.claims', ${JSON.stringify(req.claims)}, true),
-                      set_config('request.headers', ${JSON.stringify(headers)}, true),
-                      set_config('request.cookies', '{}', true),
-                      set_config('request.method', ${req.method}, true),
-                      set_config('request.path', ${req.path}, true),
-                      set_config('search_path', 'public, extensions', true)`;
-      return await tx.unsafe<{ body: unknown; n: number }[]>(query, wholeBody || from ? [param] : []);
-    });
-    const { body, n } = rows[0];
-    if (isVoid) return { status: 204 };
-    const wantsObject = (req.headers.get("accept") ?? "").includes("application/vnd.pgrst.object+json");
-    if (fn.returns_set) {
-      const list = body as unknown[];
-      const out: Record<string, string> = { "Content-Range": n > 0 ? `0-${n - 1}/*` : "*/*" };
-      if (/count=exact/.test(req.headers.get("prefer") ?? "")) {
-        out["Content-Range"] = n > 0 ? `0-${n - 1}/${n}` : `*/0`;
-      }
-      if (wantsObject) {
-        if (list.length !== 1) {
-          return fail(406, restError("PGRST116", "Cannot coerce the result to a single JSON object",
-            `The result contains ${list.length} rows`));
-        }
-        return { status: 200, body: list[0], headers: out };
-      }
-      return { status: 200, body: list, headers: out };
+  const rows = await sql.begin(readOnly ? "read only" : "read write", async (tx) => {
+    // The role's own settings (statement_timeout: anon 3 s, authenticated 8 s on Supabase)
+    // apply to the transaction, as PostgREST applies impersonated role settings (`set role`
+    // alone would not); then the function's own hoisted settings, which win.
+    await tx`select (select count(set_config(kv.k, kv.v, true))
+                     from pg_catalog.pg_roles r
+                     cross join unnest(r.rolconfig) as c(setting)
+                     cross join lateral (select substr(c.setting, 1, strpos(c.setting, '=') - 1) as k,
+                                                substr(c.setting, strpos(c.setting, '=') + 1) as v) kv
+                     join pg_catalog.pg_settings ps
+                       on ps.name = kv.k
+                      and (ps.context = 'user' or has_parameter_privilege(session_user, ps.name, 'set'))
+                     where r.rolname = ${req.role} and kv.k <> 'default_transaction_isolation'),
+                    (select count(set_config(f.k, f.v, true)) from json_each_text(${JSON.stringify(fn.settings)}::text::json) as f(k, v)),
+                    set_config('role', ${req.role}, true),
+                    set_config('request.jwt.claims', ${JSON.stringify(req.claims)}, true),
+                    set_config('request.headers', ${JSON.stringify(headers)}, true),
+                    set_config('request.cookies', '{}', true),
+                    set_config('request.method', ${req.method}, true),
+                    set_config('request.path', ${req.path}, true),
+                    set_config('search_path', 'public, extensions', true)`;
+    return await tx.unsafe<{ body: unknown; n: number }[]>(query, wholeBody || from ? [param] : []);
+  });
+  const { body, n } = rows[0];
+  if (isVoid) return { status: 204 };
+  const wantsObject = (req.headers.get("accept") ?? "").includes("application/vnd.pgrst.object+json");
+  if (fn.returns_set) {
+    const list = body as unknown[];
+    const out: Record<string, string> = { "Content-Range": n > 0 ? `0-${n - 1}/*` : "*/*" };
+    if (/count=exact/.test(req.headers.get("prefer") ?? "")) {
+      out["Content-Range"] = n > 0 ? `0-${n - 1}/${n}` : `*/0`;
     }
-    return { status: 200, body };
-  } catch (err) {
-    const e = err as { code?: string; message?: string; detail?: string; hint?: string };
-    if (typeof e.code !== "string" || !/^[0-9A-Z]{5}$/.test(e.code)) throw err;
-    return fail(statusForSqlState(e.code, authenticated),
-      restError(e.code, e.message ?? "", e.detail ?? null, e.hint ?? null));
+    if (wantsObject) {
+      if (list.length !== 1) {
+        return fail(406, restError("PGRST116", "Cannot coerce the result to a single JSON object",
+          `The result contains ${list.length} rows`));
+      }
+      return { status: 200, body: list[0], headers: out };
+    }
+    return { status: 200, body: list, headers: out };
   }
+  return { status: 200, body };
 }

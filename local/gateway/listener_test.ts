@@ -1,0 +1,191 @@
+/** The TCP front (listener.ts) with small limits, in front of a Deno.serve on a Unix socket. */
+import assert from "node:assert/strict";
+import { join } from "./path.ts";
+import { startListener } from "./listener.ts";
+
+const limits = { headersTimeoutMs: 300, maxHeaderBytes: 1024, maxHeaderCount: 20, keepAliveTimeoutMs: 300 };
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Reads from a connection until it closes (or `until` says the bytes so far are enough). */
+async function readFrom(conn: Deno.Conn, until?: (text: string) => boolean): Promise<{ text: string; closed: boolean }> {
+  let text = "";
+  const buf = new Uint8Array(64 * 1024);
+  while (true) {
+    const n = await conn.read(buf).catch(() => null);
+    if (n === null) return { text, closed: true };
+    text += dec.decode(buf.subarray(0, n));
+    if (until?.(text)) return { text, closed: false };
+  }
+}
+
+/** Whether `text` holds `count` complete responses with Content-Length bodies. */
+function responses(count: number): (text: string) => boolean {
+  return (text) => {
+    let rest = text;
+    for (let i = 0; i < count; i++) {
+      const end = rest.indexOf("\r\n\r\n");
+      if (end < 0) return false;
+      const length = Number(/content-length: (\d+)/i.exec(rest.slice(0, end))?.[1] ?? 0);
+      if (rest.length < end + 4 + length) return false;
+      rest = rest.slice(end + 4 + length);
+    }
+    return true;
+  };
+}
+
+function bodyOf(text: string): unknown {
+  return JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4));
+}
+
+Deno.test({
+  name: "listener",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const dir = await Deno.makeTempDir({ prefix: "listener-test-" });
+    const socket = join(dir, "http.sock");
+    const aborted: string[] = [];
+    const server = Deno.serve({ transport: "unix", path: socket, onListen: () => {} }, async (req) => {
+      const url = new URL(req.url);
+      if (url.pathname === "/slow") {
+        await new Promise((r) => setTimeout(r, limits.keepAliveTimeoutMs + limits.headersTimeoutMs + 100));
+        return new Response("slow", { headers: { "content-length": "4" } });
+      }
+      if (url.pathname === "/early") return new Response("no", { status: 413, headers: { "content-length": "2" } });
+      if (url.pathname === "/wait") {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 5_000);
+          req.signal.addEventListener("abort", () => {
+            clearTimeout(timer);
+            aborted.push(url.pathname);
+            resolve();
+          });
+        });
+        return new Response("waited");
+      }
+      const body = req.body ? await req.text() : "";
+      return Response.json({ method: req.method, path: url.pathname, body });
+    });
+    const front = startListener({ hostname: "127.0.0.1", port: 0, upstreamPath: socket, limits });
+    const connect = () => Deno.connect({ hostname: "127.0.0.1", port: front.addr.port });
+    try {
+      await t.step("requests pass through, several on one keep-alive connection, pipelined too", async () => {
+        const conn = await connect();
+        await conn.write(enc.encode("GET /one HTTP/1.1\r\nHost: x\r\n\r\n"));
+        const first = await readFrom(conn, responses(1));
+        assert.match(first.text, /^HTTP\/1\.1 200/);
+        assert.deepEqual(bodyOf(first.text), { method: "GET", path: "/one", body: "" });
+        await conn.write(enc.encode("POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /three HTTP/1.1\r\nHost: x\r\n\r\n"));
+        const next = await readFrom(conn, responses(2));
+        assert.match(next.text, /"path":"\/two","body":"hello"/);
+        assert.match(next.text, /"path":"\/three"/);
+        conn.close();
+      });
+      await t.step("a chunked body passes through whole, in pieces", async () => {
+        const conn = await connect();
+        await conn.write(enc.encode("POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"));
+        await new Promise((r) => setTimeout(r, 20));
+        await conn.write(enc.encode("lo\r\n6;ext=1\r\n world\r\n0\r\n\r\n"));
+        const res = await readFrom(conn, responses(1));
+        assert.deepEqual(bodyOf(res.text), { method: "POST", path: "/c", body: "hello world" });
+        conn.close();
+      });
+      await t.step("an answer given before the body ended reaches the client, and the rest of the body is not relayed", async () => {
+        const conn = await connect();
+        await conn.write(enc.encode(`POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n${"x".repeat(1000)}`));
+        const res = await readFrom(conn);
+        assert.match(res.text, /^HTTP\/1\.1 413/);
+        assert.ok(res.text.endsWith("no"));
+        assert.ok(res.closed);
+        conn.close();
+      });
+      await t.step("a head that does not arrive in time is answered 408 as JSON, in the route's error shape", async () => {
+        const conn = await connect();
+        await conn.write(enc.encode("GET /rest/v1/rpc/x HTTP/1.1\r\nHost: x\r\n"));
+        const res = await readFrom(conn);
+        assert.ok(res.closed);
+        assert.match(res.text, /^HTTP\/1\.1 408 Request Timeout\r\n/);
+        assert.match(res.text, /content-type: application\/json/);
+        assert.match(res.text, /x-request-id: [0-9a-f-]{36}/);
+        assert.match(res.text, /server-timing: gateway;dur=/);
+        assert.deepEqual(bodyOf(res.text), { code: "PGRST408", message: "Request head not received within 300 ms", details: null, hint: null });
+      });
+      await t.step("a connection that sends nothing is closed with 408 too", async () => {
+        const conn = await connect();
+        const res = await readFrom(conn);
+        assert.ok(res.closed);
+        assert.deepEqual(bodyOf(res.text), { message: "Request head not received within 300 ms" });
+      });
+      await t.step("200 slow connections are all answered and closed, none left open", async () => {
+        const conns = await Promise.all(Array.from({ length: 200 }, () => connect()));
+        await Promise.all(conns.map((c) => c.write(enc.encode("GET /functions/v1/x HTTP/1.1\r\n"))));
+        const results = await Promise.all(conns.map((c) => readFrom(c)));
+        assert.equal(results.filter((r) => r.closed && /^HTTP\/1\.1 408/.test(r.text)).length, 200);
+        assert.deepEqual(bodyOf(results[0].text), { code: "REQUEST_TIMEOUT", message: "Request head not received within 300 ms" });
+      });
+      await t.step("an oversized head is answered 431 as JSON", async () => {
+        const conn = await connect();
+        await conn.write(enc.encode(`GET /functions/v1/echo HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(2000)}\r\n\r\n`));
+        const res = await readFrom(conn);
+        assert.match(res.text, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+        assert.deepEqual(bodyOf(res.text), { code: "REQUEST_HEADER_FIELDS_TOO_LARGE", message: "Request head is larger than 1024 bytes" });
+        const partial = await connect();
+        await partial.write(enc.encode(`GET / HTTP/1.1\r\nX-Big: ${"a".repeat(2000)}`));
+        assert.match((await readFrom(partial)).text, /^HTTP\/1\.1 431/, "without waiting for the end of the head");
+      });
+      await t.step("a head with too many header lines is answered 431 as JSON", async () => {
+        const conn = await connect();
+        const many = Array.from({ length: 21 }, (_, i) => `X-H${i}: v\r\n`).join("");
+        await conn.write(enc.encode(`GET /rest/v1/rpc/x HTTP/1.1\r\n${many}\r\n`));
+        const res = await readFrom(conn);
+        assert.match(res.text, /^HTTP\/1\.1 431/);
+        assert.equal((bodyOf(res.text) as { code: string }).code, "PGRST431");
+      });
+      await t.step("a malformed head, or Content-Length with Transfer-Encoding, is answered 400 as JSON", async () => {
+        for (const head of [
+          "NOT HTTP AT ALL\r\n\r\n",
+          "GET / HTTP/1.1\r\nBad Header Name: x\r\n\r\n",
+          "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+          "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        ]) {
+          const conn = await connect();
+          await conn.write(enc.encode(head));
+          const res = await readFrom(conn);
+          assert.match(res.text, /^HTTP\/1\.1 400 Bad Request\r\n/, head);
+          assert.ok(typeof (bodyOf(res.text) as { message: string }).message === "string");
+        }
+      });
+      await t.step("an idle keep-alive connection is closed after keepAliveTimeoutMs", async () => {
+        const conn = await connect();
+        await conn.write(enc.encode("GET /idle HTTP/1.1\r\nHost: x\r\n\r\n"));
+        const res = await readFrom(conn, responses(1));
+        assert.match(res.text, /^HTTP\/1\.1 200/);
+        const after = await readFrom(conn);
+        assert.ok(after.closed);
+        assert.equal(after.text, "", "closed without an answer: no request was under way");
+      });
+      await t.step("a slow handler is not cut off by the idle or head timers", async () => {
+        const conn = await connect();
+        await conn.write(enc.encode("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+        const res = await readFrom(conn, responses(1));
+        assert.match(res.text, /^HTTP\/1\.1 200/);
+        assert.ok(res.text.endsWith("slow"));
+        conn.close();
+      });
+      await t.step("a client that goes away aborts the handler's request signal", async () => {
+        const before = aborted.length;
+        const conn = await connect();
+        await conn.write(enc.encode("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n"));
+        await new Promise((r) => setTimeout(r, 50));
+        conn.close();
+        for (let i = 0; i < 50 && aborted.length === before; i++) await new Promise((r) => setTimeout(r, 20));
+        assert.equal(aborted.length, before + 1);
+      });
+    } finally {
+      front.close();
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -1,0 +1,95 @@
+/**
+ * `/rest/v1/…`: Supabase's API gateway in front of PostgREST. The gateway (Kong's
+ * key-auth) wants a project API key in the `apikey` header or query parameter on every
+ * request, even with a bearer token; PostgREST then verifies the JWT (the bearer, else
+ * the apikey), reads the body within the limits and calls the RPC (rpc.ts). Table and
+ * view routes are not served by the stand-in (501).
+ */
+import type postgres from "postgres";
+import { apiKeyOf, effectiveToken, isProjectApiKey, type Keys, verifyApiToken } from "./keys.ts";
+import { callRpc } from "./rpc.ts";
+import { bodyTimeout, invalidTokenHeader, jsonResponse, payloadTooLarge, restError } from "./errors.ts";
+import { jsonDepthExceeds, type Limits, readBody } from "./limits.ts";
+
+/** What serving /rest/v1 needs. */
+export interface RestOptions {
+  keys: Keys;
+  /** postgres.js pool connected as `authenticator`. */
+  sql: postgres.Sql;
+  limits: Limits;
+}
+
+/** Decodes a path segment as Warp does for PostgREST: an invalid escape is kept as it was sent. */
+export function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/** Builds the `/rest/v1` route; `rest` is the path after `/rest/v1/`. */
+export function createRest(opts: RestOptions): (req: Request, url: URL, rest: string) => Promise<Response> {
+  return async function serveRest(req, url, rest) {
+    if (req.method === "OPTIONS") return new Response(null, { status: 200 });
+
+    const apikey = apiKeyOf(req, url);
+    if (!apikey) {
+      return jsonResponse(401, { message: "No API key found in request", hint: "No `apikey` request header or url param was found." });
+    }
+    if (!isProjectApiKey(opts.keys, apikey)) {
+      return jsonResponse(401, { message: "Invalid API key", hint: "Double check your Supabase `anon` or `service_role` API key." });
+    }
+    const token = effectiveToken(opts.keys, req, url);
+    const checked = await verifyApiToken(opts.keys, token);
+    if (!checked.ok) {
+      const code = checked.problem === "expired" || checked.problem === "claims" ? "PGRST303" : "PGRST301";
+      return jsonResponse(401, restError(code, checked.message), invalidTokenHeader(checked.message));
+    }
+
+    const m = /^rpc\/([^/]+)$/.exec(rest);
+    if (!m) {
+      if (rest.startsWith("rpc/") || rest === "rpc") {
+        return jsonResponse(404, restError("PGRST125", "Invalid path specified in request URL"));
+      }
+      return jsonResponse(501, restError("PGRST501",
+        `Table and view routes (/rest/v1/${rest}) are not served by the local stand-in; they need hosted Supabase or supabase start. Use an RPC (/rest/v1/rpc/<function>).`));
+    }
+
+    let body = "";
+    if (req.method === "POST") {
+      const read = await readBody(req, opts.limits);
+      if (!read.ok) {
+        if (read.reason === "too_large") return payloadTooLarge("rest", opts.limits.maxBodyBytes);
+        if (read.reason === "timeout") return bodyTimeout("rest", opts.limits.bodyTimeoutMs);
+        return jsonResponse(400, restError("PGRST102", "Empty or invalid json", "The request body could not be read."));
+      }
+      try {
+        body = read.bytes ? new TextDecoder("utf-8", { fatal: true }).decode(read.bytes) : "";
+      } catch {
+        return jsonResponse(400, restError("PGRST102", "Empty or invalid json", "The request body is not valid UTF-8."));
+      }
+      if (jsonDepthExceeds(body, opts.limits.maxJsonDepth)) {
+        return jsonResponse(400, restError("PGRST102", "Empty or invalid json",
+          `JSON nested deeper than ${opts.limits.maxJsonDepth} levels is refused.`));
+      }
+    } else {
+      await req.body?.cancel().catch(() => {});
+    }
+
+    const claims = checked.claims as Record<string, unknown>;
+    const role = typeof claims.role === "string" && claims.role !== "" ? claims.role : "anon";
+    const result = await callRpc(opts.sql, {
+      name: decodeSegment(m[1]),
+      method: req.method,
+      path: `/rpc/${m[1]}`,
+      headers: req.headers,
+      query: url.searchParams,
+      body,
+      role,
+      claims,
+    });
+    if (result.status === 204) return new Response(null, { status: 204, headers: result.headers });
+    return jsonResponse(result.status, req.method === "HEAD" ? undefined : result.body, result.headers);
+  };
+}
