@@ -5,7 +5,7 @@
  * Used by local/cli.ts (npm start, npm run local) and by the test runner.
  */
 import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, generateKeyPairSync } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -216,9 +216,30 @@ export function startDatabase(cfg: StackConfig): { created: boolean } {
   return { created };
 }
 
+/**
+ * The local stack's audit signing key (a private Ed25519 JWK, as the audit-checkpoint
+ * function takes it), created on first use in the state directory (mode 0600). Dev and CI
+ * only: on a hosted project the key is a function secret that no database role can read.
+ */
+export function localAuditSigningKey(cfg: StackConfig): string {
+  const file = join(cfg.stateDir, "audit-signing-key.jwk.json");
+  if (!existsSync(file)) {
+    mkdirSync(cfg.stateDir, { recursive: true });
+    const { privateKey } = generateKeyPairSync("ed25519");
+    const jwk = { ...privateKey.export({ format: "jwk" }), kid: `local-${new Date().toISOString().slice(0, 10)}` };
+    writeFileSync(file, JSON.stringify(jwk) + "\n", { mode: 0o600 });
+  }
+  return readFileSync(file, "utf8").trim();
+}
+
 /** The environment the gateway and the functions run with. */
 export function gatewayEnv(cfg: StackConfig): Record<string, string> {
+  // A key given in the shell or the functions' .env wins over the local one.
+  const functionsDir = cfg.functionsDir ?? join(root, "supabase", "functions");
+  const dotenv = existsSync(join(functionsDir, ".env")) ? readFileSync(join(functionsDir, ".env"), "utf8") : "";
+  const ownAuditKey = process.env.AUDIT_SIGNING_KEY || /^\s*AUDIT_SIGNING_KEY=\S/m.test(dotenv);
   return {
+    ...(ownAuditKey ? {} : { AUDIT_SIGNING_KEY: localAuditSigningKey(cfg) }),
     GATEWAY_PORT: String(cfg.apiPort),
     GATEWAY_FUNCTIONS: JSON.stringify(cfg.functions),
     GATEWAY_FUNCTIONS_DIR: cfg.functionsDir ?? join(root, "supabase", "functions"),

@@ -1,0 +1,234 @@
+/**
+ * Malformed-input fuzz of every edge function and every RPC the API roles may call, through
+ * the gateway as a client would send it: generated bodies (wrong types, unknown and missing
+ * fields, huge and deep values, NUL bytes, broken JSON and UTF-8), query strings, methods,
+ * odd RPC names, and every kind of token (none, anon, users, service, ingest, expired,
+ * foreign-signed, garbage). Every answer must be below 500 with a JSON body, and an answer
+ * that is not 2xx must have written nothing (a fingerprint of every table a request can
+ * write is compared around it). Deterministic: FUZZ_SEED and FUZZ_CASES reproduce a run.
+ * It runs on a stack of its own: valid requests among the generated ones change seed data.
+ * The one 5xx allowed is the local stand-in's documented 501 for what it does not serve yet
+ * (filters and shaping on RPC results: the supabase.from() issue), counted apart.
+ */
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SignJWT } from "jose";
+import { ALICE, BOB } from "../helpers.ts";
+import { mintToken, startThrowawayStack, statusEnv, type ThrowawayStack } from "../../local/stack.ts";
+
+const SEED = Number(process.env.FUZZ_SEED ?? 20261124);
+const CASES = Number(process.env.FUZZ_CASES ?? 2500);
+
+let own: ThrowawayStack;
+let sql: postgres.Sql;
+beforeAll(async () => {
+  own = await startThrowawayStack({ prefix: "coach-ledger-fuzz", fast: true });
+  sql = postgres(statusEnv(own.cfg).DB_URL, { max: 2, onnotice: () => {} });
+}, 180_000);
+afterAll(async () => {
+  await sql?.end();
+  await own?.dispose();
+});
+
+/** The stand-in's documented answer for RPC filters and shaping, which it does not serve yet. */
+function notServedYet(status: number, text: string): boolean {
+  return status === 501 && /"code":"PGRST000".*is not supported by the local gateway/.test(text);
+}
+
+/** mulberry32: a small seeded PRNG, so a failing case can be replayed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const FUNCTIONS: { name: string; methods: string[]; fields: string[]; query?: string[] }[] = [
+  {
+    name: "log-interaction", methods: ["POST"],
+    fields: ["request_id", "user_id", "sender", "channel", "session_id", "conversation_id", "coach_persona", "content", "metadata",
+      "model", "latency_ms", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd", "sentiment", "momentum_state",
+      "status", "error_code", "tracked_skill_id", "created_at"],
+  },
+  { name: "history", methods: ["GET"], fields: [], query: ["user_id", "limit", "before", "redacted", "purpose"] },
+  { name: "interaction-aggregate", methods: ["POST"], fields: ["from", "to"] },
+  { name: "summary", methods: ["POST"], fields: ["session_id", "refresh"] },
+  { name: "me", methods: ["GET"], fields: [] },
+  { name: "audit-checkpoint", methods: ["POST"], fields: [] },
+];
+
+const ODD_STRINGS = [
+  "", " ", "a", "null", "true", "0", "-1", "1e309", "NaN", "🙂", "\u0000", "a\u0000b", "\ud800", "\\", "\"", "'; drop table x; --",
+  "%00", "%ZZ", "../..", "<script>", "x".repeat(300), "y".repeat(70_000), ALICE, BOB, crypto.randomUUID(), "2026-13-45",
+  "2026-11-24", "2026-11-24T00:00:00Z", "user", "ai_coach", "human_coach", "rating", "chat", "ok", "error", "gpt-4o",
+];
+
+function pick<T>(r: () => number, xs: readonly T[]): T {
+  return xs[Math.floor(r() * xs.length)];
+}
+
+/** A random JSON value, nested up to `depth`. */
+function value(r: () => number, depth: number): unknown {
+  const k = r();
+  if (depth <= 0 || k < 0.45) {
+    const s = r();
+    if (s < 0.1) return null;
+    if (s < 0.2) return r() < 0.5;
+    if (s < 0.4) return pick(r, [0, -1, 1, 1.5, 2 ** 31, 2 ** 53 + 2, -(2 ** 63), 1e308, -0, 100_000_001, 5, 3]);
+    return pick(r, ODD_STRINGS);
+  }
+  if (k < 0.7) return Array.from({ length: Math.floor(r() * 4) }, () => value(r, depth - 1));
+  const o: Record<string, unknown> = {};
+  for (let i = Math.floor(r() * 4); i > 0; i--) o[pick(r, ["text", "a", "", "sender", "__proto__", "x".repeat(40)])] = value(r, depth - 1);
+  return o;
+}
+
+/** An object over the target's fields (a random subset, random values) plus, sometimes, unknown keys. */
+function fieldsObject(r: () => number, fields: string[]): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const f of fields) if (r() < 0.5) o[f] = r() < 0.3 ? { text: pick(r, ODD_STRINGS) } : value(r, 3);
+  if (r() < 0.2) o[pick(r, ["unknown", "role", "id", "actor_id"])] = value(r, 2);
+  return o;
+}
+
+/** A request body: mostly JSON, sometimes broken text or bytes, sometimes huge or deep. */
+function body(r: () => number, fields: string[]): BodyInit | undefined {
+  const k = r();
+  if (k < 0.05) return undefined;
+  if (k < 0.1) return pick(r, ["{", "{\"a\":", "[1,2", "nul", "\"unterminated", "{}}", "{\"a\":1,}", "\u0000"]);
+  if (k < 0.13) return new Uint8Array([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]);
+  if (k < 0.15) return "[".repeat(20_000) + "]".repeat(20_000);
+  if (k < 0.16) return JSON.stringify({ content: { text: "x", deep: JSON.parse("[".repeat(1500) + "]".repeat(1500)) }, sender: "user" });
+  if (k < 0.17) return `{"sender":"user","content":{"text":"x","deep":${"[".repeat(20_000)}${"]".repeat(20_000)}},"responses":${"{\"a\":".repeat(5000)}1${"}".repeat(5000)}}`;
+  if (k < 0.18) return JSON.stringify({ text: "z".repeat(3_000_000) });
+  if (k < 0.3) return JSON.stringify(value(r, 4));
+  return JSON.stringify(fieldsObject(r, fields));
+}
+
+interface Rpc {
+  name: string;
+  args: string[];
+}
+
+interface Fingerprint {
+  [table: string]: string;
+}
+
+/** Counts and last updates of every table a request can write. */
+async function fingerprint(): Promise<Fingerprint> {
+  const [row] = await sql`
+    select (select count(*) from public.coach_interactions)::text as interactions,
+           (select count(*) from public.interaction_events)::text as events,
+           (select count(*) from audit.phi_access_log)::text as phi_access_log,
+           (select count(*) from audit.phi_access_checkpoints)::text as checkpoints,
+           (select count(*) from private.interaction_requests)::text as idempotency_keys,
+           (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.coaching_sessions) as sessions,
+           (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.stage_responses) as stages,
+           (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.action_plans) as plans,
+           (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.milestones) as milestones,
+           (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.profiles) as profiles,
+           (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.coach_assignments) as assignments,
+           (select count(*) || '/' || coalesce(max(computed_at)::text, '') from analytics.coach_interaction_metrics) as metrics`;
+  return row as Fingerprint;
+}
+
+describe("malformed-input fuzz of every function and RPC", () => {
+  it(`${CASES} generated requests: no 5xx, JSON error bodies, and nothing written by a non-2xx answer (seed ${SEED})`,
+    { timeout: 480_000 }, async () => {
+      const cfg = own.cfg;
+      const env = statusEnv(cfg);
+      const r = prng(SEED);
+      const rpcs = (await sql<Rpc[]>`
+        select p.proname as name,
+               coalesce((select array_agg(n) from unnest(p.proargnames) n where n <> ''), '{}') as args
+        from pg_proc p
+        where p.pronamespace = 'public'::regnamespace and p.prokind = 'f'
+          and (has_function_privilege('anon', p.oid, 'execute') or has_function_privilege('authenticated', p.oid, 'execute')
+               or has_function_privilege('service_role', p.oid, 'execute'))`).map((x) => ({ name: x.name, args: x.args }));
+      expect(rpcs.length).toBeGreaterThan(10);
+
+      const foreign = await new SignJWT({ sub: ALICE, role: "authenticated", aud: "authenticated", exp: Math.floor(Date.now() / 1000) + 600 })
+        .setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(new TextEncoder().encode("another-projects-secret-with-at-least-32-chars"));
+      // Mostly tokens that get past authentication, so most cases reach the handlers and SQL.
+      const valid: string[] = [
+        env.ANON_KEY, env.SERVICE_ROLE_KEY, env.PUBLISHABLE_KEY, env.SECRET_KEY,
+        await mintToken(cfg, { email: "alice@example.com" }), await mintToken(cfg, { email: "bob@example.com" }),
+        await mintToken(cfg, { email: "carol@example.com" }), await mintToken(cfg, { role: "coach_ingest" }),
+      ];
+      const invalid: (string | null)[] = [
+        null, foreign, "not.a.jwt", "Bearer", await mintToken(cfg, { email: "alice@example.com", expiresIn: -60 }),
+      ];
+
+      const failures: string[] = [];
+      const statuses = new Map<number, number>();
+      let notServed = 0;
+      let before = await fingerprint();
+      for (let i = 0; i < CASES; i++) {
+        const token = r() < 0.8 ? pick(r, valid) : pick(r, invalid);
+        const headers: Record<string, string> = {};
+        if (token !== null && r() < 0.9) headers.authorization = `Bearer ${token}`;
+        if (r() < 0.85) headers.apikey = r() < 0.9 ? env.ANON_KEY : pick(r, ["", "garbage", env.SECRET_KEY]);
+        if (r() < 0.8) headers["content-type"] = pick(r, ["application/json", "application/json", "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin1"]);
+        if (r() < 0.1) headers["idempotency-key"] = pick(r, ["k-1", "", "x".repeat(200), "bad key", "k\u00e9"]);
+        if (r() < 0.1) headers.prefer = pick(r, ["count=exact", "return=representation", "params=single-object", "tx=rollback"]);
+        if (r() < 0.1) headers.accept = pick(r, ["application/vnd.pgrst.object+json", "text/csv", "*/*", "application/xml"]);
+        if (r() < 0.1) headers.range = pick(r, ["0-1", "5-2", "abc", "0-"]);
+
+        let url: string;
+        let method: string;
+        let payload: BodyInit | undefined;
+        if (r() < 0.45) {
+          const f = pick(r, FUNCTIONS);
+          method = r() < 0.85 ? pick(r, f.methods) : pick(r, ["GET", "POST", "PUT", "DELETE", "PATCH"]);
+          const suffix = r() < 0.1 ? pick(r, ["/", "/x", "/jwks", "/%ZZ", "/%00", "/../me"]) : "";
+          const params = new URLSearchParams();
+          for (const q of f.query ?? []) if (r() < 0.5) params.set(q, String(pick(r, ODD_STRINGS)));
+          if (r() < 0.1) params.set(pick(r, ["unknown", "limit", "select"]), String(pick(r, ODD_STRINGS)));
+          url = `${env.API_URL}/functions/v1/${f.name}${suffix}${params.size ? `?${params}` : ""}`;
+          payload = method === "GET" ? undefined : body(r, f.fields);
+        } else {
+          const fn = r() < 0.95 ? pick(r, rpcs) : { name: pick(r, ["%ZZ", "%00", "no_such_function", "log%00coach", "%C0%AF", "a%2Fb"]), args: [] };
+          const name = /%/.test(fn.name) ? fn.name : encodeURIComponent(fn.name);
+          method = r() < 0.8 ? "POST" : pick(r, ["GET", "HEAD", "PUT", "DELETE", "PATCH"]);
+          const params = new URLSearchParams();
+          if (method !== "POST") for (const a of fn.args) if (r() < 0.5) params.set(a, String(pick(r, ODD_STRINGS)));
+          if (r() < 0.1) params.set(pick(r, ["select", "limit", "offset", "order", "id"]), String(pick(r, ODD_STRINGS)));
+          url = `${env.REST_URL}/rpc/${name}${params.size ? `?${params}` : ""}`;
+          payload = method === "POST" ? body(r, fn.args) : undefined;
+        }
+
+        const label = `case ${i}: ${method} ${url.slice(env.API_URL.length, env.API_URL.length + 120)}`;
+        let res: Response;
+        try {
+          res = await fetch(url, { method, headers, body: payload, signal: AbortSignal.timeout(30_000) });
+        } catch (err) {
+          failures.push(`${label}: no answer (${err instanceof Error ? err.message : err})`);
+          continue;
+        }
+        const text = method === "HEAD" ? "" : await res.text();
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        if (notServedYet(res.status, text)) notServed++;
+        else if (res.status >= 500) failures.push(`${label}: ${res.status} ${text.slice(0, 200)}`);
+        if (res.status >= 400 && method !== "HEAD") {
+          try {
+            JSON.parse(text);
+          } catch {
+            failures.push(`${label}: ${res.status} with a body that is not JSON: ${text.slice(0, 100)}`);
+          }
+        }
+        const after = await fingerprint();
+        if (res.status >= 300) {
+          const changed = Object.keys(after).filter((k) => after[k] !== before[k]);
+          if (changed.length) failures.push(`${label}: answered ${res.status} but changed ${changed.join(", ")}`);
+        }
+        before = after;
+      }
+      console.log(`fuzz seed ${SEED}: ${CASES} cases; statuses ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}; ` +
+        `${notServed} of the 501s are the stand-in's documented "not served yet" for RPC filters`);
+      expect(failures).toEqual([]);
+    });
+});
