@@ -5,13 +5,15 @@
  * 201 with the stored row on the first write, 200 with the same row on a replay, 409 while
  * the same key is in flight, 422 for a key reused with another payload. A raw tracked skill
  * id (body `tracked_skill_id` or header X-Tracked-Skill-Id) is hashed here (SHA-256) and
- * never stored or logged.
+ * never stored or logged. Rate limited per user or per token (policy "log-interaction":
+ * RateLimit headers on every response that got past validation, 429 with Retry-After).
  */
 import { z } from "zod";
 import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
 import { authenticate } from "../_shared/auth.ts";
 import { type JSONValue, withUser } from "../_shared/db.ts";
 import { parseOrThrow, readJson, sha256Hex } from "../_shared/validate.ts";
+import { enforceRateLimit } from "../_shared/rate_limit.ts";
 
 /** Largest accepted body, in bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -87,6 +89,7 @@ export function handler(req: Request): Promise<Response> {
       return { body, trackedSkillHash: skill ? await sha256Hex(skill) : null };
     });
 
+    await enforceRateLimit("log-interaction", claims, ctx);
     const rows = await ctx.timing.measure("db", () =>
       withUser(claims, (tx) => tx`
         select to_json(r.interaction) as interaction, r.replayed
