@@ -6,9 +6,9 @@
  * Beyond the signature, a token must carry what GoTrue and Supabase's API keys carry, or it
  * is refused with 401 (never 403 or 422: the token, not the request, is wrong):
  * - `exp` (a token that never expires is refused) and a `role`;
- * - `iss`: `${SUPABASE_URL}/auth/v1` (GoTrue's issuer) for a user's token; for a role token
- *   (anon, service_role, coach_ingest) also "supabase" (hosted API keys) or "supabase-demo"
- *   (the CLI's local keys);
+ * - `iss`: `${SUPABASE_URL}/auth/v1` (GoTrue's issuer; also what our coach_ingest tokens
+ *   carry), or for the anon and service_role API keys "supabase" (hosted) or "supabase-demo"
+ *   (the CLI's local keys). The local gateway applies the same rules (local/gateway/keys.ts);
  * - role `authenticated`: `aud` "authenticated" and a UUID `sub`, as GoTrue issues them.
  */
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from "jose";
@@ -45,8 +45,9 @@ function hmacKey(secret: string): Promise<CryptoKey> {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Issuers of Supabase's API keys: hosted projects and the CLI's local stack. */
+/** Issuers of Supabase's API keys (hosted projects, the CLI's local stack), for the roles they carry. */
 export const API_KEY_ISSUERS = ["supabase", "supabase-demo"];
+const API_KEY_ROLES = ["anon", "service_role"];
 
 /** GoTrue's issuer for this project: SUPABASE_URL + /auth/v1. */
 export function authIssuer(): string {
@@ -61,8 +62,7 @@ function unauthorized(detail: string): HttpError {
 function checkClaims(payload: JWTPayload): Claims {
   const role = payload.role;
   if (typeof role !== "string" || role === "") throw unauthorized("The token has no role claim.");
-  const userIssuer = authIssuer();
-  const issuers = role === "authenticated" ? [userIssuer] : [userIssuer, ...API_KEY_ISSUERS];
+  const issuers = API_KEY_ROLES.includes(role) ? [authIssuer(), ...API_KEY_ISSUERS] : [authIssuer()];
   if (typeof payload.iss !== "string" || !issuers.includes(payload.iss)) {
     throw unauthorized(`The token's issuer (iss) must be ${issuers.map((i) => `"${i}"`).join(" or ")}.`);
   }

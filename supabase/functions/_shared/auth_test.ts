@@ -24,11 +24,13 @@ Deno.test("verifyToken() returns the claims of a valid user token", async () => 
   assert.ok(isUser(claims));
 });
 
-Deno.test("verifyToken() accepts the API keys' issuers for role tokens", async () => {
-  for (const iss of ["supabase", "supabase-demo", authIssuer()]) {
-    const claims = await verifyToken(await sign({ iss, role: "coach_ingest", exp: now() + 60 }));
-    assert.equal(claims.role, "coach_ingest");
+Deno.test("verifyToken() accepts the API keys' issuers for the anon and service_role keys, and GoTrue's for any role", async () => {
+  for (const role of ["anon", "service_role"]) {
+    for (const iss of ["supabase", "supabase-demo", authIssuer()]) {
+      assert.equal((await verifyToken(await sign({ iss, role, exp: now() + 60 }))).role, role);
+    }
   }
+  assert.equal((await verifyToken(await sign({ iss: authIssuer(), role: "coach_ingest", exp: now() + 60 }))).role, "coach_ingest");
 });
 
 Deno.test("verifyToken() refuses an expired token, a foreign signature and a token without role", async () => {
@@ -48,6 +50,7 @@ Deno.test("verifyToken() refuses a token from another issuer", async () => {
   await status401(verifyToken(await sign(user({ iss: undefined }))), /issuer/);
   await status401(verifyToken(await sign(user({ iss: "supabase" }))), /issuer/);
   await status401(verifyToken(await sign({ iss: "someone-else", role: "service_role", exp: now() + 60 })), /issuer/);
+  await status401(verifyToken(await sign({ iss: "supabase", role: "coach_ingest", exp: now() + 60 })), /issuer/);
 });
 
 Deno.test("verifyToken() refuses a user token without aud authenticated or without a UUID sub (401, not 422)", async () => {

@@ -18,17 +18,19 @@ export async function sign(claims: Record<string, unknown>, secret = requireEnv(
 /**
  * A token with the claims the platform puts in one, valid for ten minutes, `claims` on top:
  * for role authenticated what GoTrue issues (iss SUPABASE_URL/auth/v1, aud, iat, exp, aal,
- * amr, session_id, is_anonymous); for another role what an API key carries (iss
- * "supabase-demo", iat, exp).
+ * amr, session_id, is_anonymous); for anon and service_role what the CLI's API keys carry
+ * (iss "supabase-demo", iat, exp); for another role (coach_ingest) what
+ * `npm run local -- token --role` mints (iss SUPABASE_URL/auth/v1, iat, exp).
  */
 export async function token(claims: Record<string, unknown>, secret?: string): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
+  const authIssuer = `${requireEnv("SUPABASE_URL").replace(/\/+$/, "")}/auth/v1`;
   const base: Record<string, unknown> = claims.role === "authenticated"
     ? {
-      iss: `${requireEnv("SUPABASE_URL").replace(/\/+$/, "")}/auth/v1`, aud: "authenticated", iat: now, exp: now + 600,
+      iss: authIssuer, aud: "authenticated", iat: now, exp: now + 600,
       aal: "aal1", amr: [{ method: "password", timestamp: now }], session_id: crypto.randomUUID(), is_anonymous: false,
     }
-    : { iss: "supabase-demo", iat: now, exp: now + 600 };
+    : { iss: claims.role === "anon" || claims.role === "service_role" ? "supabase-demo" : authIssuer, iat: now, exp: now + 600 };
   return await sign({ ...base, ...claims }, secret);
 }
 
