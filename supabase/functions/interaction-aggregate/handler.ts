@@ -13,7 +13,7 @@
 import { z } from "zod";
 import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
 import { authenticate } from "../_shared/auth.ts";
-import { withServiceRole } from "../_shared/db.ts";
+import { callerKey, withServiceRole } from "../_shared/db.ts";
 import { parseOrThrow, readJson } from "../_shared/validate.ts";
 
 const MAX_DAYS = 366;
@@ -47,7 +47,7 @@ export function handler(req: Request): Promise<Response> {
       withServiceRole((tx) => tx`
         select to_char(day, 'YYYY-MM-DD') as day, users, messages
         from analytics.aggregate_interaction_metrics(${body.from}::date, ${body.to ?? body.from}::date)`,
-        { requestId: ctx.requestId, statementTimeout: BACKFILL_STATEMENT_TIMEOUT })
+        { requestId: ctx.requestId, statementTimeout: BACKFILL_STATEMENT_TIMEOUT, caller: callerKey(claims) })
     );
     return json({
       from: body.from,
