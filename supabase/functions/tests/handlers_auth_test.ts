@@ -3,7 +3,8 @@
  * so no verify_jwt in front), each answers 401 to a token signed with another key, an
  * expired one, one without exp, one from another issuer and a user token without a UUID sub
  * or the "authenticated" audience. Handlers are found on disk, so a new function is covered
- * without editing this file.
+ * without editing this file. (supabase/functions/tests/ is where Supabase's guide to testing
+ * edge functions puts tests that span functions; it has no index.ts, so it is no function.)
  */
 import assert from "node:assert/strict";
 import { ALICE, FOREIGN_SECRET, request, sign, token } from "../_shared/testing/fixtures.ts";
