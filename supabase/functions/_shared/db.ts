@@ -10,9 +10,11 @@
  *   `postgres` (no timeout), so a role without its own statement_timeout falls back to the
  *   authenticator's, as it does behind PostgREST: locally and on Supabase anon 3 s,
  *   authenticated 8 s, service_role 8 s (authenticator's), coach_ingest 8 s.
- * - A caller (a user, or a role token) holds at most PER_CALLER_MAX of the POOL_MAX
- *   connections at once; a further call waits up to CALLER_WAIT_MS for one of its own to end,
- *   else 429 with Retry-After. So one user's slow queries cannot starve everyone else.
+ * - A caller holds at most a share of the POOL_MAX connections at once: a user
+ *   PER_USER_MAX, a role token (an AI backend's coach_ingest token, the service key: one
+ *   caller carrying many users' traffic) PER_TOKEN_MAX. A further call waits up to
+ *   CALLER_WAIT_MS for one of the caller's own to end, else 429 with Retry-After. So one
+ *   caller's slow queries cannot starve everyone else.
  * - A call waits up to POOL_WAIT_MS for a free connection, else 503 with Retry-After; a
  *   connection attempt gives up after CONNECT_TIMEOUT_S (503 with Retry-After).
  */
@@ -28,8 +30,10 @@ export type JSONValue = postgres.JSONValue;
 
 /** Connections in the pool. */
 export const POOL_MAX = 10;
-/** Connections one caller may hold at once (a fraction of the pool). */
-export const PER_CALLER_MAX = 3;
+/** Connections one user may hold at once (a fraction of the pool). */
+export const PER_USER_MAX = 3;
+/** Connections one role token may hold at once: more than a user, still not the whole pool. */
+export const PER_TOKEN_MAX = 6;
 /** How long a caller's call waits for one of the caller's own connections to end. */
 export const CALLER_WAIT_MS = 2_000;
 /** How long a call waits for any free connection. */
@@ -58,8 +62,8 @@ export interface CallOptions {
   requestId?: string;
   /** Replaces the role's statement_timeout for this call (e.g. "120s"). */
   statementTimeout?: string;
-  /** Whose share of the pool the call uses (callerKey); withServiceRole defaults to the service. */
-  caller?: string;
+  /** Whose share of the pool the call uses (callerOf); withServiceRole defaults to the functions' own. */
+  caller?: Caller;
 }
 
 /** A counting semaphore whose waiters give up after a bounded time. */
@@ -104,31 +108,42 @@ class Slots {
 const poolSlots = new Slots(POOL_MAX);
 const callerSlots = new Map<string, Slots>();
 
-/** Whose share of the pool a call uses: the user, or for a role token the token (its claims). */
-export function callerKey(claims: Claims): string {
-  return isUser(claims) ? `user:${claims.sub}` : `${claims.role}:${JSON.stringify(claims)}`;
+/** Who a call counts against: a key and how many connections that caller may hold at once. */
+export interface Caller {
+  key: string;
+  max: number;
 }
 
+/** The caller of a token: the user (PER_USER_MAX), or for a role token the token itself, by its claims (PER_TOKEN_MAX). */
+export function callerOf(claims: Claims): Caller {
+  return isUser(claims)
+    ? { key: `user:${claims.sub}`, max: PER_USER_MAX }
+    : { key: `${claims.role}:${JSON.stringify(claims)}`, max: PER_TOKEN_MAX };
+}
+
+/** The functions' own server-side work (withServiceRole without a caller). */
+const FUNCTIONS_CALLER: Caller = { key: "service_role:functions", max: PER_TOKEN_MAX };
+
 /**
- * Waits for one of the caller's PER_CALLER_MAX slots, then for a pool connection; returns the
- * release function. 429 when the caller's own calls keep their slots too long, 503 when the
- * pool stays full.
+ * Waits for one of the caller's slots, then for a pool connection; returns the release
+ * function. 429 when the caller's own calls keep their slots too long, 503 when the pool
+ * stays full.
  */
-async function admit(caller: string): Promise<() => void> {
-  let own = callerSlots.get(caller);
-  if (!own) callerSlots.set(caller, own = new Slots(PER_CALLER_MAX));
+async function admit(caller: Caller): Promise<() => void> {
+  let own = callerSlots.get(caller.key);
+  if (!own) callerSlots.set(caller.key, own = new Slots(caller.max));
   const forget = () => {
-    if (own.idle && callerSlots.get(caller) === own) callerSlots.delete(caller);
+    if (own.idle && callerSlots.get(caller.key) === own) callerSlots.delete(caller.key);
   };
   if (!await own.acquire(CALLER_WAIT_MS)) {
     forget();
     throw new HttpError(429, "Too Many Requests",
-      `You have ${PER_CALLER_MAX} requests in progress, the most one caller may have at once; retry when one has finished.`, {
+      `You have ${own.size} requests in progress, the most one caller may have at once; retry when one has finished.`, {
         type: "https://iana.org/assignments/http-problem-types#quota-exceeded",
         extensions: { "violated-policies": ["concurrency"] },
         headers: {
           "Retry-After": "1",
-          "RateLimit-Policy": `"concurrency";q=${PER_CALLER_MAX};qu="concurrent-requests"`,
+          "RateLimit-Policy": `"concurrency";q=${own.size};qu="concurrent-requests"`,
           "RateLimit": `"concurrency";r=0`,
         },
       });
@@ -192,7 +207,7 @@ async function withClaims<T>(
   claims: Record<string, unknown>,
   fn: (tx: Tx) => Promise<T>,
   opts: CallOptions,
-  caller: string,
+  caller: Caller,
 ): Promise<T> {
   const release = await admit(caller);
   try {
@@ -222,12 +237,12 @@ export async function withUser<T>(claims: Claims, fn: (tx: Tx) => Promise<T>, op
   if (!API_ROLES.has(claims.role)) {
     throw new HttpError(403, "Forbidden", `A token with role ${claims.role} cannot call this function.`);
   }
-  return await withClaims(claims.role, claims, fn, opts, opts.caller ?? callerKey(claims));
+  return await withClaims(claims.role, claims, fn, opts, opts.caller ?? callerOf(claims));
 }
 
 /** Runs fn in a transaction as service_role (bypasses RLS; use for server-side work only). */
 export async function withServiceRole<T>(fn: (tx: Tx) => Promise<T>, opts: CallOptions = {}): Promise<T> {
-  return await withClaims("service_role", { role: "service_role" }, fn, opts, opts.caller ?? "service_role:functions");
+  return await withClaims("service_role", { role: "service_role" }, fn, opts, opts.caller ?? FUNCTIONS_CALLER);
 }
 
 /** A rate limit after one take (private.take_rate_limit); quota and the rest are null when the role has no policy. */
@@ -245,7 +260,7 @@ export interface RateLimitTake {
  * part of the caller's write transaction, so the counter row is locked only for the take.
  */
 export async function takeRateLimit(endpoint: string, claims: Claims): Promise<RateLimitTake> {
-  const release = await admit(callerKey(claims));
+  const release = await admit(callerOf(claims));
   try {
     const sql = db();
     const [row] = await sql`select * from private.take_rate_limit(${endpoint}, ${sql.json(claims as JSONValue)}::jsonb)`;

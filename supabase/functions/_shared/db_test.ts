@@ -1,7 +1,7 @@
 /** Runs against the test run's database (SUPABASE_DB_URL from npm test). */
 import assert from "node:assert/strict";
 import {
-  apiRoleSettings, closeDb, CONSTRAINT_FIELDS, PER_CALLER_MAX, POOL_MAX, toHttpError, withServiceRole, withUser,
+  apiRoleSettings, callerOf, closeDb, CONSTRAINT_FIELDS, PER_TOKEN_MAX, PER_USER_MAX, POOL_MAX, toHttpError, withServiceRole, withUser,
 } from "./db.ts";
 import { HttpError } from "./http.ts";
 import { adminSql, withDatabaseDown } from "./testing/fixtures.ts";
@@ -100,7 +100,7 @@ Deno.test({
                 and query like '%pg_advisory_xact_lock_shared%'`;
             return n as number;
           };
-          for (let i = 0; await blocked() < PER_CALLER_MAX; i++) {
+          for (let i = 0; await blocked() < PER_USER_MAX; i++) {
             assert.ok(i < 1000, "Alice's first calls never reached the lock");
             await new Promise((r) => setTimeout(r, 10));
           }
@@ -109,23 +109,34 @@ Deno.test({
           events.push("bob ok");
           assert.equal(bob[0].uid, BOB);
           assert.deepEqual(events, ["bob ok"], "Bob's call finished while all of Alice's were still waiting");
-          assert.equal(await blocked(), PER_CALLER_MAX, `Alice holds exactly ${PER_CALLER_MAX} connections, not the pool`);
+          assert.equal(await blocked(), PER_USER_MAX, `Alice holds exactly ${PER_USER_MAX} connections, not the pool`);
 
           // Alice's calls beyond her share wait a bounded time for one of her own, then 429.
-          for (let i = 0; outcomes.filter(Boolean).length < n - PER_CALLER_MAX; i++) {
+          for (let i = 0; outcomes.filter(Boolean).length < n - PER_USER_MAX; i++) {
             assert.ok(i < 1000, "Alice's queued calls never gave up");
             await new Promise((r) => setTimeout(r, 10));
           }
-          assert.deepEqual(outcomes.filter(Boolean), Array(n - PER_CALLER_MAX).fill("429 1"));
+          assert.deepEqual(outcomes.filter(Boolean), Array(n - PER_USER_MAX).fill("429 1"));
         } finally {
           await holder`select pg_advisory_unlock(${LOCK})`;
           holder.release();
           await Promise.all(calls);
         }
-        assert.equal(outcomes.filter((o) => o === "ok").length, PER_CALLER_MAX, "Alice's admitted calls finish once the lock is free");
+        assert.equal(outcomes.filter((o) => o === "ok").length, PER_USER_MAX, "Alice's admitted calls finish once the lock is free");
         assert.deepEqual(events.slice(0, 1), ["bob ok"]);
       });
 
+      await t.step("a user is one caller across tokens; a role token is a caller of its own, with a larger share", () => {
+        const a1 = callerOf({ role: "authenticated", sub: ALICE, session_id: "s1" });
+        const a2 = callerOf({ role: "authenticated", sub: ALICE, session_id: "s2" });
+        assert.deepEqual(a1, a2);
+        assert.equal(a1.max, PER_USER_MAX);
+        const i1 = callerOf({ role: "coach_ingest", iat: 1, exp: 2 });
+        const i2 = callerOf({ role: "coach_ingest", iat: 3, exp: 4 });
+        assert.notEqual(i1.key, i2.key);
+        assert.equal(i1.max, PER_TOKEN_MAX);
+        assert.ok(PER_USER_MAX < PER_TOKEN_MAX && PER_TOKEN_MAX < POOL_MAX);
+      });
       await t.step("a named constraint becomes a field error through the explicit map", () => {
         const err = toHttpError({ code: "23514", message: "violates check", constraint_name: "coach_interactions_sentiment_range" });
         assert.ok(err instanceof HttpError && err.status === 422);

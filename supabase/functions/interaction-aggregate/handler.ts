@@ -8,12 +8,12 @@
  * rollup of one day holding a million interactions takes about 2 s (docs/testing), so a
  * range of busy days needs more than 8 s, and it stays under the 150 s in which Supabase's
  * edge runtime must answer. A range that needs longer fails whole (504, nothing changes);
- * split it. The service role's share of the pool stays bounded (PER_CALLER_MAX in db.ts).
+ * split it. The service role's share of the pool stays bounded (PER_TOKEN_MAX in db.ts).
  */
 import { z } from "zod";
 import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
 import { authenticate } from "../_shared/auth.ts";
-import { callerKey, withServiceRole } from "../_shared/db.ts";
+import { callerOf, withServiceRole } from "../_shared/db.ts";
 import { parseOrThrow, readJson } from "../_shared/validate.ts";
 
 const MAX_DAYS = 366;
@@ -47,7 +47,7 @@ export function handler(req: Request): Promise<Response> {
       withServiceRole((tx) => tx`
         select to_char(day, 'YYYY-MM-DD') as day, users, messages
         from analytics.aggregate_interaction_metrics(${body.from}::date, ${body.to ?? body.from}::date)`,
-        { requestId: ctx.requestId, statementTimeout: BACKFILL_STATEMENT_TIMEOUT, caller: callerKey(claims) })
+        { requestId: ctx.requestId, statementTimeout: BACKFILL_STATEMENT_TIMEOUT, caller: callerOf(claims) })
     );
     return json({
       from: body.from,

@@ -17,7 +17,7 @@
 import { z } from "zod";
 import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
 import { authenticate, type Claims } from "../_shared/auth.ts";
-import { callerKey, type JSONValue, type Tx, withServiceRole, withUser } from "../_shared/db.ts";
+import { callerOf, type JSONValue, type Tx, withServiceRole, withUser } from "../_shared/db.ts";
 import { createProvider, LlmError, type LlmResult } from "../_shared/llm.ts";
 import { enforceRateLimit } from "../_shared/rate_limit.ts";
 import { parseOrThrow, readJson } from "../_shared/validate.ts";
@@ -161,7 +161,7 @@ export function handler(req: Request): Promise<Response> {
 
     await enforceRateLimit("summary", claims, ctx);
     const provider = createProvider();
-    const caller = callerKey(claims);
+    const caller = callerOf(claims);
     let result: LlmResult<SessionSummary>;
     try {
       result = await ctx.timing.measure("llm", () => provider.completeJson({
