@@ -64,6 +64,11 @@ export interface CallOptions {
   statementTimeout?: string;
   /** Whose share of the pool the call uses (callerOf); withServiceRole defaults to the functions' own. */
   caller?: Caller;
+  /**
+   * Takes one request from this endpoint's rate limit (private.take_rate_limit) before the
+   * transaction writes anything; onTake sees the answer first and may throw (a 429) to stop it.
+   */
+  rateLimit?: { endpoint: string; onTake: (take: RateLimitTake) => void };
 }
 
 /** A counting semaphore whose waiters give up after a bounded time. */
@@ -210,10 +215,18 @@ async function withClaims<T>(
   caller: Caller,
 ): Promise<T> {
   const release = await admit(caller);
+  // The take runs in a statement of its own on another pooled connection, committed at once:
+  // its counter row is locked only for the take, never for this transaction (one token's
+  // requests all share that row). It is sent before BEGIN, so the two overlap (no round trip
+  // more), and postgres.js hands out connections in order, so a transaction that holds a
+  // connection never waits for a take that still needs one.
+  const take = opts.rateLimit ? queryTake(opts.rateLimit.endpoint, claims) : undefined;
+  take?.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
   try {
     const settings = { ...(await apiRoleSettings()).get(role) };
     if (opts.statementTimeout) settings.statement_timeout = opts.statementTimeout;
     return await db().begin(async (tx) => {
+      if (take) opts.rateLimit!.onTake(await take);
       const headers = JSON.stringify(opts.requestId ? { "x-request-id": opts.requestId } : {});
       // Not awaited before fn runs: fn's first query is pipelined behind this one on the
       // same connection (one round trip less). Order is kept, and if this statement fails
@@ -255,16 +268,22 @@ export interface RateLimitTake {
   reset_seconds: number | null;
 }
 
+/** The take itself: one autocommitted statement on the pool. */
+async function queryTake(endpoint: string, claims: Record<string, unknown>): Promise<RateLimitTake> {
+  const sql = db();
+  const [row] = await sql`select * from private.take_rate_limit(${endpoint}, ${sql.json(claims as JSONValue)}::jsonb)`;
+  return row as RateLimitTake;
+}
+
 /**
- * Takes one request from the caller's rate limit for endpoint. A statement of its own, not
- * part of the caller's write transaction, so the counter row is locked only for the take.
+ * Takes one request from the caller's rate limit for endpoint, when no transaction follows
+ * at once (summary takes before its LLM call). A statement of its own, so the counter row is
+ * locked only for the take.
  */
 export async function takeRateLimit(endpoint: string, claims: Claims): Promise<RateLimitTake> {
   const release = await admit(callerOf(claims));
   try {
-    const sql = db();
-    const [row] = await sql`select * from private.take_rate_limit(${endpoint}, ${sql.json(claims as JSONValue)}::jsonb)`;
-    return row as RateLimitTake;
+    return await queryTake(endpoint, claims);
   } catch (err) {
     throw toHttpError(err);
   } finally {

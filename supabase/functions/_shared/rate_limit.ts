@@ -12,19 +12,31 @@
  *   "violated-policies".
  */
 import type { Claims } from "./auth.ts";
-import { takeRateLimit } from "./db.ts";
+import { type CallOptions, type RateLimitTake, takeRateLimit } from "./db.ts";
 import { HttpError, type RequestContext } from "./http.ts";
 
 /** The draft's problem type for a request over its quota. */
 export const QUOTA_EXCEEDED = "https://iana.org/assignments/http-problem-types#quota-exceeded";
 
 /**
- * Takes one request from the caller's limit for endpoint and puts the RateLimit headers on
- * the request's response; throws 429 when the limit is used up. A role with no policy for
- * the endpoint is not limited (no headers).
+ * Takes one request from the caller's limit for endpoint and applies the answer (below). For
+ * a request whose next step is not a database write (summary's LLM call); a write passes
+ * `rateLimitFor(endpoint, ctx)` to withUser, which takes inside the same round trip.
  */
 export async function enforceRateLimit(endpoint: string, claims: Claims, ctx: RequestContext): Promise<void> {
-  const take = await ctx.timing.measure("ratelimit", () => takeRateLimit(endpoint, claims));
+  applyRateLimit(await ctx.timing.measure("ratelimit", () => takeRateLimit(endpoint, claims)), ctx);
+}
+
+/** The withUser option that takes from endpoint's limit before the write and applies the answer. */
+export function rateLimitFor(endpoint: string, ctx: RequestContext): NonNullable<CallOptions["rateLimit"]> {
+  return { endpoint, onTake: (take) => applyRateLimit(take, ctx) };
+}
+
+/**
+ * Puts the RateLimit headers of a take on the request's response; throws 429 when the limit
+ * is used up. A role with no policy for the endpoint is not limited (no headers).
+ */
+export function applyRateLimit(take: RateLimitTake, ctx: RequestContext): void {
   if (take.quota === null || take.window_seconds === null || take.remaining === null || take.reset_seconds === null) return;
   const name = JSON.stringify(take.policy);
   ctx.headers["RateLimit-Policy"] = `${name};q=${take.quota};w=${take.window_seconds}`;

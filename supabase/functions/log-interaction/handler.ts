@@ -13,7 +13,7 @@ import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
 import { authenticate } from "../_shared/auth.ts";
 import { type JSONValue, withUser } from "../_shared/db.ts";
 import { parseOrThrow, readJson, sha256Hex } from "../_shared/validate.ts";
-import { enforceRateLimit } from "../_shared/rate_limit.ts";
+import { rateLimitFor } from "../_shared/rate_limit.ts";
 
 /** Largest accepted body, in bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -89,7 +89,6 @@ export function handler(req: Request): Promise<Response> {
       return { body, trackedSkillHash: skill ? await sha256Hex(skill) : null };
     });
 
-    await enforceRateLimit("log-interaction", claims, ctx);
     const rows = await ctx.timing.measure("db", () =>
       withUser(claims, (tx) => tx`
         select to_json(r.interaction) as interaction, r.replayed
@@ -115,7 +114,7 @@ export function handler(req: Request): Promise<Response> {
           error_code => ${body.error_code ?? null},
           tracked_skill_id_hash => ${trackedSkillHash},
           created_at => ${body.created_at ?? null}::timestamptz
-        ) r`, { requestId: ctx.requestId })
+        ) r`, { requestId: ctx.requestId, rateLimit: rateLimitFor("log-interaction", ctx) })
     );
     const { interaction, replayed } = rows[0] as { interaction: Record<string, unknown>; replayed: boolean };
     return json(interaction, replayed ? 200 : 201, replayed ? { "Idempotent-Replayed": "true" } : {});
