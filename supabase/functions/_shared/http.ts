@@ -9,7 +9,8 @@ export const corsHeaders: Record<string, string> = {
   "Access-Control-Allow-Headers":
     "authorization, x-client-info, apikey, content-type, idempotency-key, x-request-id",
   "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
-  "Access-Control-Expose-Headers": "x-request-id, server-timing",
+  "Access-Control-Expose-Headers":
+    "x-request-id, server-timing, ratelimit, ratelimit-policy, retry-after, idempotent-replayed",
 };
 
 /** One invalid field in a request, as listed in a 422 problem. */
@@ -18,18 +19,34 @@ export interface FieldError {
   message: string;
 }
 
+/** What an HttpError may carry besides status, title and detail. */
+export interface ProblemExtras {
+  /** Field errors of a 422. */
+  errors?: FieldError[];
+  /** Response headers (Retry-After, Allow, ...). */
+  headers?: Record<string, string>;
+  /** The problem type URI (RFC 9457 `type`); "about:blank" when not given. */
+  type?: string;
+  /** Extension members of the problem body, e.g. "violated-policies". */
+  extensions?: Record<string, unknown>;
+}
+
 /** An error that becomes a problem+json response with its status. */
 export class HttpError extends Error {
   readonly status: number;
   readonly title: string;
   readonly errors?: FieldError[];
   readonly headers?: Record<string, string>;
-  constructor(status: number, title: string, detail: string, opts: { errors?: FieldError[]; headers?: Record<string, string> } = {}) {
+  readonly type?: string;
+  readonly extensions?: Record<string, unknown>;
+  constructor(status: number, title: string, detail: string, opts: ProblemExtras = {}) {
     super(detail);
     this.status = status;
     this.title = title;
     this.errors = opts.errors;
     this.headers = opts.headers;
+    this.type = opts.type;
+    this.extensions = opts.extensions;
   }
 }
 
@@ -51,10 +68,14 @@ export class Timing {
   }
 }
 
-/** Per-request context: request id and timings, applied to the response by `respond`. */
+/**
+ * Per-request context: request id, timings and headers that belong on whatever response the
+ * request ends with (e.g. RateLimit), applied to the response by `respond`.
+ */
 export interface RequestContext {
   requestId: string;
   timing: Timing;
+  headers: Record<string, string>;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -67,6 +88,7 @@ export function requestIdOf(req: Request): string {
 
 function decorate(res: Response, ctx: RequestContext): Response {
   for (const [k, v] of Object.entries(corsHeaders)) res.headers.set(k, v);
+  for (const [k, v] of Object.entries(ctx.headers)) if (!res.headers.has(k)) res.headers.set(k, v);
   res.headers.set("x-request-id", ctx.requestId);
   const timing = ctx.timing.header();
   if (timing) res.headers.set("Server-Timing", timing);
@@ -86,9 +108,9 @@ export function problem(
   status: number,
   title: string,
   detail: string,
-  extra: { errors?: FieldError[]; requestId?: string; headers?: Record<string, string> } = {},
+  extra: ProblemExtras & { requestId?: string } = {},
 ): Response {
-  const body: Record<string, unknown> = { type: "about:blank", title, status, detail };
+  const body: Record<string, unknown> = { type: extra.type ?? "about:blank", title, status, detail, ...extra.extensions };
   if (extra.errors) body.errors = extra.errors;
   if (extra.requestId) body.request_id = extra.requestId;
   return new Response(JSON.stringify(body), {
@@ -111,14 +133,14 @@ export async function respond(
   req: Request,
   body: (ctx: RequestContext) => Promise<Response>,
 ): Promise<Response> {
-  const ctx: RequestContext = { requestId: requestIdOf(req), timing: new Timing() };
+  const ctx: RequestContext = { requestId: requestIdOf(req), timing: new Timing(), headers: {} };
   if (req.method === "OPTIONS") return decorate(preflight(), ctx);
   try {
     return decorate(await body(ctx), ctx);
   } catch (err) {
     if (err instanceof HttpError) {
       return decorate(problem(err.status, err.title, err.message, {
-        errors: err.errors, requestId: ctx.requestId, headers: err.headers,
+        errors: err.errors, requestId: ctx.requestId, headers: err.headers, type: err.type, extensions: err.extensions,
       }), ctx);
     }
     console.error(JSON.stringify({

@@ -2,8 +2,11 @@
  * One interface for LLM calls that return structured JSON. With OPENAI_API_KEY set, calls
  * any OpenAI-compatible chat completions API through the `openai` package
  * (OPENAI_BASE_URL, OPENAI_MODEL, default gpt-4o-mini) with a JSON-schema response format,
- * validating the answer with zod; one retry on 429/5xx (with the package's backoff);
- * LLM_TIMEOUT_MS per attempt (default 30 s). Without a key, an offline provider returns the
+ * validating the answer with zod; one retry on 429/5xx (with the package's backoff).
+ * LLM_TIMEOUT_MS (default 30 s) is the deadline of the whole call, retries and backoff
+ * included (the package's own `timeout` is per attempt, so on its own a 20 s timeout could
+ * wait 40 s). The caller's AbortSignal (the HTTP request's) cancels the call: an abandoned
+ * request stops the provider's work. Without a key, an offline provider returns the
  * caller's deterministic fallback and says so: model "offline".
  */
 import OpenAI from "openai";
@@ -25,9 +28,12 @@ export interface LlmResult<T> {
   usage: LlmUsage;
 }
 
-/** Why a call failed: the provider timed out (504), answered badly (502) or failed (502). */
+/**
+ * Why a call failed: the provider timed out (504), answered badly (502) or failed (502), or
+ * the caller went away (aborted).
+ */
 export class LlmError extends Error {
-  readonly kind: "timeout" | "malformed" | "upstream";
+  readonly kind: "timeout" | "malformed" | "upstream" | "aborted";
   readonly model: string;
   readonly latencyMs: number;
   constructor(kind: LlmError["kind"], message: string, model: string, latencyMs: number) {
@@ -47,24 +53,26 @@ export interface JsonRequest<T> {
   fallback: () => T;
 }
 
+/** Per-call options: the caller's AbortSignal (e.g. the HTTP request's `req.signal`). */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
 /** Something that answers JSON requests. */
 export interface LlmProvider {
   readonly model: string;
-  completeJson<T>(req: JsonRequest<T>): Promise<LlmResult<T>>;
+  completeJson<T>(req: JsonRequest<T>, opts?: CallOptions): Promise<LlmResult<T>>;
 }
 
 /** The provider the environment configures: OpenAI-compatible with a key, else offline. */
 export function createProvider(): LlmProvider {
   const apiKey = optionalEnv("OPENAI_API_KEY");
   if (!apiKey) return offlineProvider;
+  const timeoutMs = Number(optionalEnv("LLM_TIMEOUT_MS") ?? 30_000);
   return new OpenAiProvider(
-    new OpenAI({
-      apiKey,
-      baseURL: optionalEnv("OPENAI_BASE_URL"),
-      timeout: Number(optionalEnv("LLM_TIMEOUT_MS") ?? 30_000),
-      maxRetries: 1,
-    }),
+    new OpenAI({ apiKey, baseURL: optionalEnv("OPENAI_BASE_URL"), timeout: timeoutMs, maxRetries: 1 }),
     optionalEnv("OPENAI_MODEL") ?? "gpt-4o-mini",
+    timeoutMs,
   );
 }
 
@@ -84,14 +92,20 @@ export const offlineProvider: LlmProvider = {
 class OpenAiProvider implements LlmProvider {
   readonly model: string;
   #client: OpenAI;
-  constructor(client: OpenAI, model: string) {
+  #timeoutMs: number;
+  constructor(client: OpenAI, model: string, timeoutMs: number) {
     this.#client = client;
     this.model = model;
+    this.#timeoutMs = timeoutMs;
   }
 
-  async completeJson<T>(req: JsonRequest<T>): Promise<LlmResult<T>> {
+  async completeJson<T>(req: JsonRequest<T>, opts: CallOptions = {}): Promise<LlmResult<T>> {
     const t0 = performance.now();
     const elapsed = () => Math.round(performance.now() - t0);
+    // One deadline for the whole call: attempts, the backoff between them and reading the
+    // answer. The package stops (sleep included) as soon as the signal aborts.
+    const deadline = AbortSignal.timeout(this.#timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, deadline]) : deadline;
     let completion: OpenAI.Chat.Completions.ChatCompletion;
     try {
       completion = await this.#client.chat.completions.create({
@@ -101,9 +115,12 @@ class OpenAiProvider implements LlmProvider {
           type: "json_schema",
           json_schema: { name: req.schemaName, strict: true, schema: z.toJSONSchema(req.schema) as Record<string, unknown> },
         },
-      });
+      }, { signal });
     } catch (err) {
-      if (err instanceof OpenAI.APIConnectionTimeoutError) {
+      if (opts.signal?.aborted) {
+        throw new LlmError("aborted", "The request was abandoned by the client, so the language model call was cancelled.", this.model, elapsed());
+      }
+      if (deadline.aborted || err instanceof OpenAI.APIConnectionTimeoutError) {
         throw new LlmError("timeout", "The language model did not answer in time.", this.model, elapsed());
       }
       const status = err instanceof OpenAI.APIError ? ` (${err.status ?? "no status"})` : "";

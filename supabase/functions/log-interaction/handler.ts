@@ -5,13 +5,15 @@
  * 201 with the stored row on the first write, 200 with the same row on a replay, 409 while
  * the same key is in flight, 422 for a key reused with another payload. A raw tracked skill
  * id (body `tracked_skill_id` or header X-Tracked-Skill-Id) is hashed here (SHA-256) and
- * never stored or logged.
+ * never stored or logged. Rate limited per user or per token (policy "log-interaction":
+ * RateLimit headers on every response that got past validation, 429 with Retry-After).
  */
 import { z } from "zod";
 import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
 import { authenticate } from "../_shared/auth.ts";
 import { type JSONValue, withUser } from "../_shared/db.ts";
 import { parseOrThrow, readJson, sha256Hex } from "../_shared/validate.ts";
+import { rateLimitFor } from "../_shared/rate_limit.ts";
 
 /** Largest accepted body, in bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -112,7 +114,7 @@ export function handler(req: Request): Promise<Response> {
           error_code => ${body.error_code ?? null},
           tracked_skill_id_hash => ${trackedSkillHash},
           created_at => ${body.created_at ?? null}::timestamptz
-        ) r`, { requestId: ctx.requestId })
+        ) r`, { requestId: ctx.requestId, rateLimit: rateLimitFor("log-interaction", ctx) })
     );
     const { interaction, replayed } = rows[0] as { interaction: Record<string, unknown>; replayed: boolean };
     return json(interaction, replayed ? 200 : 201, replayed ? { "Idempotent-Replayed": "true" } : {});

@@ -153,6 +153,83 @@ Deno.test({
         assert.equal(res.status, 405);
         await res.body?.cancel();
       });
+      await t.step("handler() puts the IETF RateLimit headers on a successful write", async () => {
+        const res = await post(alice, { sender: "user", content: { text: "counted" } });
+        assert.equal(res.status, 201);
+        await res.body?.cancel();
+        assert.equal(res.headers.get("ratelimit-policy"), '"log-interaction";q=120;w=60');
+        assert.match(res.headers.get("ratelimit") ?? "", /^"log-interaction";r=\d+;t=\d+$/);
+        assert.match(res.headers.get("access-control-expose-headers") ?? "", /ratelimit, ratelimit-policy, retry-after/);
+        const ai = await post(ingest, { sender: "ai_coach", user_id: ALICE, content: { text: "counted per token" } });
+        await ai.body?.cancel();
+        assert.equal(ai.headers.get("ratelimit-policy"), '"log-interaction";q=120000;w=60');
+      });
+      await t.step("handler() answers 429 with Retry-After and RateLimit once a user's limit is used up, and stores nothing", async () => {
+        const user = crypto.randomUUID();
+        await admin`insert into auth.users (id, email) values (${user}, ${`limited-${user}@example.com`})`;
+        // Use up the user's window through the same SQL rule the handler calls.
+        const claims = { role: "authenticated", sub: user };
+        const [{ remaining }] = await admin`select min(r) as remaining from (
+          select (private.take_rate_limit('log-interaction', ${admin.json(claims)}::jsonb)).remaining as r from generate_series(1, 120)) x`;
+        assert.equal(remaining, 0);
+        const key = crypto.randomUUID();
+        const res = await post(await userToken(user), { sender: "user", content: { text: "one too many" }, request_id: key });
+        assert.equal(res.status, 429);
+        const limit = /^"log-interaction";r=0;t=(\d+)$/.exec(res.headers.get("ratelimit") ?? "");
+        assert.ok(limit, `RateLimit: ${res.headers.get("ratelimit")}`);
+        assert.equal(res.headers.get("retry-after"), limit[1]);
+        assert.equal(res.headers.get("ratelimit-policy"), '"log-interaction";q=120;w=60');
+        const problem = await res.json();
+        assert.equal(problem.type, "https://iana.org/assignments/http-problem-types#quota-exceeded");
+        assert.deepEqual(problem["violated-policies"], ["log-interaction"]);
+        assert.match(problem.detail, /used all 120 requests to log-interaction allowed per 60 s/);
+        const [{ n }] = await admin`select count(*)::int as n from public.coach_interactions where request_id = ${key}`;
+        assert.equal(n, 0);
+        const other = await post(alice, { sender: "user", content: { text: "Alice is not limited by another user" } });
+        assert.equal(other.status, 201);
+        await other.body?.cancel();
+      });
+      await t.step("handler() counts a request that passed validation even when the write is refused", async () => {
+        const remaining = (res: Response) => Number(/;r=(\d+);/.exec(res.headers.get("ratelimit") ?? "")?.[1]);
+        const ok = await post(alice, { sender: "user", content: { text: "counted once" } });
+        await ok.body?.cancel();
+        const refused = await post(alice, { sender: "user", content: { text: "not for Bob" }, user_id: BOB });
+        assert.equal(refused.status, 403);
+        await refused.body?.cancel();
+        const after = await post(alice, { sender: "user", content: { text: "counted after" } });
+        await after.body?.cancel();
+        assert.equal(remaining(refused), remaining(ok) - 1);
+        assert.equal(remaining(after), remaining(ok) - 2, "the refused write's take is committed on its own, not rolled back with the write");
+      });
+      await t.step("handler() does not make one token's requests wait for each other's writes (no counter row lock held by a write)", async () => {
+        const holder = await admin.reserve();
+        let bob: Promise<Response> | undefined;
+        try {
+          // The barrier: Bob's write blocks on his profile row, which the test holds.
+          await holder`begin`;
+          await holder`select 1 from public.profiles where id = ${BOB} for update`;
+          bob = post(ingest, { sender: "ai_coach", user_id: BOB, content: { text: "waits for the lock" } });
+          for (let i = 0; ; i++) {
+            const [{ n }] = await admin`select count(*)::int as n from pg_stat_activity
+              where application_name = 'coach-ledger-functions' and wait_event_type = 'Lock'`;
+            if (n > 0) break;
+            assert.ok(i < 1000, "Bob's write never reached the lock");
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          let bobDone = false;
+          bob.then(() => bobDone = true, () => bobDone = true);
+          const other = await post(ingest, { sender: "ai_coach", user_id: ALICE, content: { text: "same token, other user" } });
+          assert.equal(other.status, 201);
+          await other.body?.cancel();
+          assert.equal(bobDone, false, "the same token's second write had to wait until its first write's transaction ended");
+        } finally {
+          await holder`rollback`;
+          holder.release();
+        }
+        const res = await bob!;
+        assert.equal(res.status, 201);
+        await res.body?.cancel();
+      });
       await t.step("handler() returns 503 when the database is unavailable", async () => {
         await withDatabaseDown(closeDb, async () => {
           const res = await post(alice, { sender: "user", content: { text: "x" } });

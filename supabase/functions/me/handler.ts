@@ -13,7 +13,8 @@ export function handler(req: Request): Promise<Response> {
     allowMethods(req, "GET");
     const claims = await authenticate(req);
     if (!isUser(claims)) {
-      throw new HttpError(404, "Not Found", `A ${claims.role} token belongs to no user, so it has no profile.`);
+      const article = /^[aeiou]/i.test(claims.role) ? "An" : "A";
+      throw new HttpError(404, "Not Found", `${article} ${claims.role} token belongs to no user, so it has no profile.`);
     }
     const [profile] = await ctx.timing.measure("db", () =>
       withUser(claims, (tx) => tx`select * from public.get_my_profile() where id is not null`)

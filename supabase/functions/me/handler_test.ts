@@ -29,10 +29,13 @@ Deno.test({
         assert.equal(res.headers.get("content-type"), "application/problem+json; charset=utf-8");
         await res.body?.cancel();
       });
-      await t.step("handler() returns 404 for the service role, which is no user", async () => {
+      await t.step("handler() returns 404 for the service role and anon keys, which are no users", async () => {
         const res = await handler(get(await token({ role: "service_role" })));
         assert.equal(res.status, 404);
-        assert.match((await res.json()).detail, /service_role token belongs to no user/);
+        assert.match((await res.json()).detail, /^A service_role token belongs to no user/);
+        const anon = await handler(get(await token({ role: "anon" })));
+        assert.equal(anon.status, 404);
+        assert.match((await anon.json()).detail, /^An anon token belongs to no user/);
       });
       await t.step("handler() returns 404 for a user with no profile", async () => {
         const res = await handler(get(await token({ sub: crypto.randomUUID(), role: "authenticated" })));

@@ -7,12 +7,19 @@
  * proposes. Every LLM call, failed ones included, is logged as a coach_interactions row
  * (ai_coach, channel api, metadata.operation = summary) with model, latency, tokens, cost.
  * A timeout answers 504; a malformed or schema-violating answer 502, and nothing is saved.
+ *
+ * Only the session's owner and the service role may spend on a generation: an assigned
+ * coach reads sessions but does not spend, so a coach gets the cached summary, or 403 when
+ * there is none or when asking for a refresh. Generations are rate limited (policy
+ * "summary", per user or per token; 429 with Retry-After). Abandoning the request (the
+ * client goes away) cancels the LLM call.
  */
 import { z } from "zod";
 import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
 import { authenticate, type Claims } from "../_shared/auth.ts";
-import { type JSONValue, type Tx, withServiceRole, withUser } from "../_shared/db.ts";
+import { callerOf, type JSONValue, type Tx, withServiceRole, withUser } from "../_shared/db.ts";
 import { createProvider, LlmError, type LlmResult } from "../_shared/llm.ts";
+import { enforceRateLimit } from "../_shared/rate_limit.ts";
 import { parseOrThrow, readJson } from "../_shared/validate.ts";
 import { StageSchemas } from "../_shared/stages.ts";
 
@@ -144,22 +151,33 @@ export function handler(req: Request): Promise<Response> {
     if (!s.stages.some((st) => st.stage_number === 5 && st.completed_at)) {
       throw new HttpError(409, "Conflict", "The summary is generated once stage 5 (check out) is complete.");
     }
+    const spender = claims.role === "service_role" || s.user_id === claims.sub;
+    if (!spender && (body.refresh || !s.summary)) {
+      throw new HttpError(403, "Forbidden", body.refresh
+        ? "Only the session's owner or the service role can refresh its summary; a coach reads the cached one."
+        : "This session has no summary yet; only the session's owner or the service role can generate one.");
+    }
     if (s.summary && !body.refresh) return cached(s);
 
+    await enforceRateLimit("summary", claims, ctx);
     const provider = createProvider();
+    const caller = callerOf(claims);
     let result: LlmResult<SessionSummary>;
     try {
       result = await ctx.timing.measure("llm", () => provider.completeJson({
         system: SYSTEM_PROMPT, user: buildPrompt(s), schemaName: "session_summary", schema: SessionSummary,
         fallback: () => offlineSummary(s),
-      }));
+      }, { signal: req.signal }));
     } catch (err) {
       if (!(err instanceof LlmError)) throw err;
       await withServiceRole((tx) => logCall(tx, s, ctx.requestId, {
         model: err.model, latencyMs: err.latencyMs, text: err.message, errorCode: `llm_${err.kind}`,
-      }));
+      }), { caller });
       throw err.kind === "timeout"
         ? new HttpError(504, "Gateway Timeout", err.message)
+        : err.kind === "aborted"
+        // Nobody reads this answer; 499 (nginx's "client closed request") names what happened in logs.
+        ? new HttpError(499, "Client Closed Request", err.message)
         : new HttpError(502, "Bad Gateway", err.message);
     }
     const markdown = renderMarkdown(result.data);
@@ -168,7 +186,7 @@ export function handler(req: Request): Promise<Response> {
         ${s.id}::uuid, ${markdown}, ${tx.json(result.data as unknown as JSONValue)}::jsonb, ${result.model}) s`;
       await logCall(tx, s, ctx.requestId, { model: result.model, latencyMs: result.latencyMs, text: result.data.executive_summary, usage: result.usage });
       return row.session as Session;
-    }, { requestId: ctx.requestId }));
+    }, { requestId: ctx.requestId, caller }));
     return json({
       session_id: s.id, summary: saved.summary, summary_data: saved.summary_data, model: saved.summary_model,
       generated_at: saved.summary_generated_at, cached: false,

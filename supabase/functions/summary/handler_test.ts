@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { handler, type SessionSummary } from "./handler.ts";
 import { closeDb } from "../_shared/db.ts";
-import { adminSql, ALICE, BOB, request, userToken } from "../_shared/testing/fixtures.ts";
+import { adminSql, ALICE, BOB, CAROL, request, token, userToken } from "../_shared/testing/fixtures.ts";
 import { startLlmTestServer } from "../_shared/testing/llm_server.ts";
 
 const admin = adminSql();
@@ -53,6 +53,11 @@ async function summaryCalls(sessionId: string) {
                          from public.coach_interactions where session_id = ${sessionId} order by created_at`];
 }
 
+/** Forgets the summary generations Alice has taken from her rate limit (they add up over the steps). */
+async function resetAliceLimit(): Promise<void> {
+  await admin`delete from private.rate_limit_counters where endpoint = 'summary' and subject = ${"user:" + ALICE}`;
+}
+
 Deno.test({
   name: "summary handler",
   sanitizeOps: false,
@@ -60,6 +65,7 @@ Deno.test({
   async fn(t) {
     const alice = await userToken(ALICE);
     const post = (body: unknown, bearer = alice) => handler(request("/summary", { bearer, body }));
+    await resetAliceLimit();
     try {
       await t.step("handler() sends the model, the stage responses and a JSON-schema response format", async () => {
         useLlm();
@@ -158,6 +164,99 @@ Deno.test({
         assert.equal(llm.requests.length - before, 2);
       });
 
+      await t.step("handler() makes LLM_TIMEOUT_MS the deadline of the whole call, retries included", async () => {
+        useLlm(2000);
+        const id = await completedSession();
+        const before = llm.requests.length;
+        // Each attempt alone fits in 2 s (with a per-attempt timeout the call would succeed
+        // after 2.4 s); the first and its retry together do not.
+        llm.script.push(
+          { status: 500, delayMs: 1200, headers: { "retry-after-ms": "1" } },
+          { content: JSON.stringify(GOOD), delayMs: 1200 },
+        );
+        const res = await post({ session_id: id });
+        assert.equal(res.status, 504);
+        await res.body?.cancel();
+        assert.equal(llm.requests.length - before, 2, "the retry was sent, and cut off by the deadline");
+        assert.deepEqual((await summaryCalls(id)).map((c) => c.error_code), ["llm_timeout"]);
+        llm.script.length = 0;
+      });
+
+      await t.step("handler() cancels the LLM call when the client goes away, and saves nothing", async () => {
+        useLlm();
+        const id = await completedSession();
+        const before = llm.aborted;
+        llm.script.push({ content: JSON.stringify(GOOD), bodyDelayMs: 30_000 });
+        const client = new AbortController();
+        const arrived = llm.nextRequest();
+        const abandoned = llm.nextAbort();
+        const pending = handler(request("/summary", { bearer: alice, body: { session_id: id }, signal: client.signal }));
+        await arrived;
+        client.abort();
+        const res = await pending; // without cancelling, this would wait for the model's whole answer
+        assert.equal(res.status, 499);
+        await res.body?.cancel();
+        await abandoned;
+        assert.equal(llm.aborted - before, 1, "the model's server saw its client go away");
+        const [{ summary }] = await admin`select summary from public.coaching_sessions where id = ${id}`;
+        assert.equal(summary, null);
+        assert.deepEqual((await summaryCalls(id)).map((c) => [c.status, c.error_code]), [["error", "llm_aborted"]]);
+      });
+
+      await t.step("handler() lets an assigned coach read the cached summary but not generate or refresh one", async () => {
+        offline();
+        const carol = await userToken(CAROL);
+        const id = await completedSession();
+        let res = await post({ session_id: id }, carol);
+        assert.equal(res.status, 403);
+        assert.match((await res.json()).detail, /no summary yet; only the session's owner or the service role can generate one/);
+        assert.deepEqual(await summaryCalls(id), [], "no LLM call was made or logged for the coach");
+        await (await post({ session_id: id })).body?.cancel();
+        res = await post({ session_id: id }, carol);
+        assert.equal(res.status, 200);
+        const body = await res.json();
+        assert.equal(body.cached, true);
+        assert.equal(body.model, "offline");
+        res = await post({ session_id: id, refresh: true }, carol);
+        assert.equal(res.status, 403);
+        assert.match((await res.json()).detail, /Only the session's owner or the service role can refresh/);
+        assert.equal((await summaryCalls(id)).length, 1, "only the owner's generation was made");
+      });
+
+      await t.step("handler() lets the service role generate and refresh any session's summary", async () => {
+        offline();
+        const service = await token({ role: "service_role" });
+        const id = await completedSession();
+        const res = await post({ session_id: id, refresh: true }, service);
+        assert.equal(res.status, 200);
+        assert.equal((await res.json()).cached, false);
+        assert.equal(res.headers.get("ratelimit-policy"), '"summary";q=1000;w=3600');
+      });
+
+      await t.step("handler() rate-limits generations: RateLimit headers on a generation, none on a cached answer, 429 when used up", async () => {
+        offline();
+        await resetAliceLimit();
+        const id = await completedSession();
+        let res = await post({ session_id: id });
+        assert.equal(res.status, 200);
+        await res.body?.cancel();
+        assert.equal(res.headers.get("ratelimit-policy"), '"summary";q=20;w=3600');
+        assert.match(res.headers.get("ratelimit") ?? "", /^"summary";r=19;t=\d+$/);
+        res = await post({ session_id: id });
+        assert.equal((await res.json()).cached, true);
+        assert.equal(res.headers.get("ratelimit"), null, "a cached answer spends nothing");
+        await admin`select (private.take_rate_limit('summary', ${admin.json({ role: "authenticated", sub: ALICE })}::jsonb)).remaining
+                    from generate_series(1, 19)`;
+        const calls = (await summaryCalls(id)).length;
+        res = await post({ session_id: id, refresh: true });
+        assert.equal(res.status, 429);
+        assert.match(res.headers.get("ratelimit") ?? "", /^"summary";r=0;t=\d+$/);
+        assert.ok(Number(res.headers.get("retry-after")) >= 1);
+        assert.deepEqual((await res.json())["violated-policies"], ["summary"]);
+        assert.equal((await summaryCalls(id)).length, calls, "a refused refresh calls no model");
+        await resetAliceLimit();
+      });
+
       await t.step("handler() uses the offline provider without OPENAI_API_KEY and says so", async () => {
         offline();
         const id = await completedSession();
@@ -184,6 +283,7 @@ Deno.test({
       });
     } finally {
       offline();
+      await resetAliceLimit();
       await llm.close();
       await closeDb();
       await admin.end();
