@@ -141,9 +141,34 @@ export function ensureSystemPackages(): void {
   run("bash", [join(root, "local", "ensure-system.sh")], { stdio: "inherit" });
 }
 
+/**
+ * After a crash (the postmaster killed), its postmaster.pid stays behind naming a process
+ * that is dead, or a zombie until PID 1 reaps it (which can take seconds in a container).
+ * pg_ctl takes a zombie for a live server: `status` says running and `start` refuses the
+ * lock file. A zombie's lock is stale, so it is removed here before asking pg_ctl.
+ */
+function clearStaleLock(cfg: StackConfig): void {
+  const p = paths(cfg);
+  // The data directory's lock and the Unix socket's lock both name the postmaster.
+  for (const lock of [join(p.data, "postmaster.pid"), join(p.run, `.s.PGSQL.${cfg.dbPort}.lock`)]) {
+    if (!existsSync(lock)) continue;
+    const pid = Number(readFileSync(lock, "utf8").split("\n")[0]);
+    let state: string | undefined;
+    try {
+      // /proc/<pid>/stat: "pid (comm) S ...": the state follows the last ')'.
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    } catch {
+      state = undefined; // no such process (or no /proc): pg_ctl handles a dead pid itself
+    }
+    if (state === "Z") rmSync(lock, { force: true });
+  }
+}
+
 function dbRunning(cfg: StackConfig): boolean {
   const p = paths(cfg);
   if (!existsSync(join(p.data, "PG_VERSION"))) return false;
+  clearStaleLock(cfg);
   const user = serverUser();
   const cmd = join(pgBin, "pg_ctl");
   const args = ["-D", p.data, "status"];

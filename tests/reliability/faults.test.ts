@@ -26,7 +26,7 @@ describe("Postgres killed during writes", () => {
       const env = statusEnv(own.cfg);
       const token = await mintToken(own.cfg, { role: "coach_ingest" });
       const acknowledged: string[] = [];
-      const outage: { status: number; retryAfter: string | null; ms: number }[] = [];
+      const outage: { status: number; retryAfter: string | null; ms: number; body?: string }[] = [];
       let writing = true;
       let n = 0;
       const writer = async (w: number) => {
@@ -40,15 +40,16 @@ describe("Postgres killed during writes", () => {
               body: JSON.stringify({ sender: "ai_coach", user_id: ALICE, content: { text: `write ${key}` } }),
               signal: AbortSignal.timeout(30_000),
             });
-            await res.body?.cancel();
+            const text = await res.text();
             if (res.status === 201 || res.status === 200) acknowledged.push(key);
-            else outage.push({ status: res.status, retryAfter: res.headers.get("retry-after"), ms: performance.now() - t0 });
-          } catch {
-            outage.push({ status: 0, retryAfter: null, ms: performance.now() - t0 });
+            else outage.push({ status: res.status, retryAfter: res.headers.get("retry-after"), ms: performance.now() - t0, body: text.slice(0, 300) });
+          } catch (err) {
+            outage.push({ status: 0, retryAfter: null, ms: performance.now() - t0, body: String(err) });
           }
         }
       };
-      const writers = Array.from({ length: 8 }, (_, w) => writer(w));
+      // Six writers: one ingest token may hold six of the functions' ten connections.
+      const writers = Array.from({ length: 6 }, (_, w) => writer(w));
       await sleep(1500);
       const before = acknowledged.length;
       const pid = Number(readFileSync(join(own.cfg.stateDir, "db", "postmaster.pid"), "utf8").split("\n")[0]);
@@ -59,7 +60,10 @@ describe("Postgres killed during writes", () => {
       const { stdout } = await promisify(execFile)(process.execPath, ["local/cli.ts", "start"], {
         env: { ...process.env, LOCAL_STATE_DIR: own.cfg.stateDir, LOCAL_API_PORT: String(own.cfg.apiPort), LOCAL_DB_PORT: String(own.cfg.dbPort) },
       });
-      expect(stdout).toContain("gateway kept");
+      // The gateway outlived the crash: start keeps it (a dead one would be "started" anew).
+      const gatewayLog = () => readFileSync(join(own.cfg.stateDir, "logs", "gateway.log"), "utf8")
+        .split("\n").filter((l) => !l.includes('"level":"info"')).slice(-40).join("\n");
+      expect(stdout.split("\n")[0], gatewayLog()).toContain("gateway kept");
       const restarted = acknowledged.length;
       await sleep(1500);
       writing = false;
@@ -74,9 +78,11 @@ describe("Postgres killed during writes", () => {
       } finally {
         await sql.end();
       }
-      // During the outage: 503 with Retry-After, not 500s or hangs.
+      console.log(JSON.stringify(outage.map((o) => ({ status: o.status, ms: Math.round(o.ms), body: o.body?.slice(0, 120) }))));
+      // During the outage: 503 (or 429 for a caller over its share of the pool while
+      // connections wait to connect), always with Retry-After; never a 500.
       expect(outage.length).toBeGreaterThan(0);
-      expect(outage.filter((o) => o.status !== 503)).toEqual([]);
+      expect(outage.filter((o) => o.status !== 503 && o.status !== 429)).toEqual([]);
       expect(outage.every((o) => o.retryAfter !== null)).toBe(true);
       console.log(`crash test: ${acknowledged.length} acknowledged writes (${before} before the kill), all present after recovery; ` +
         `${outage.length} answers during the outage, slowest ${Math.round(Math.max(...outage.map((o) => o.ms)))} ms`);

@@ -40,6 +40,8 @@ export const CALLER_WAIT_MS = 2_000;
 export const POOL_WAIT_MS = 5_000;
 /** How long a new connection may take (TCP, TLS, startup, authentication). */
 export const CONNECT_TIMEOUT_S = 3;
+/** How long to wait before reconnecting after a failed attempt. */
+export const RECONNECT_BACKOFF_S = 0.1;
 
 let pool: postgres.Sql | undefined;
 
@@ -50,6 +52,10 @@ export function db(): postgres.Sql {
     max: POOL_MAX,
     idle_timeout: 20,
     connect_timeout: CONNECT_TIMEOUT_S,
+    // postgres.js waits 3^failures / 100 s (up to 20 s) before reconnecting after failed
+    // attempts, and queued calls wait with it: during an outage concurrent calls took 15-20 s
+    // to get their 503. A constant short backoff keeps every answer within the connect timeout.
+    backoff: () => RECONNECT_BACKOFF_S,
     connection: { application_name: "coach-ledger-functions" },
   });
 }
@@ -318,6 +324,14 @@ export const CONSTRAINT_FIELDS: Readonly<Record<string, string | string[]>> = {
   coach_interactions_tracked_skill_id_hash_format: "tracked_skill_id",
   coach_interactions_session_id_fkey: "session_id",
   coach_interactions_user_id_fkey: "user_id",
+  coach_interactions_content_bounded: "content",
+  coach_interactions_metadata_bounded: "metadata",
+};
+
+/** Titles of the statuses a PTnnn code can ask for (PostgREST's custom status codes). */
+const STATUS_TITLES: Record<number, string> = {
+  400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict", 422: "Unprocessable Content",
+  429: "Too Many Requests",
 };
 
 /**
@@ -338,7 +352,7 @@ export function toHttpError(err: unknown): unknown {
     return new HttpError(504, "Gateway Timeout", "The database did not finish within the statement timeout of your role, so the query was cancelled.");
   }
   const pt = /^PT(\d{3})$/.exec(code);
-  if (pt) return new HttpError(Number(pt[1]), pt[1] === "409" ? "Conflict" : "Unprocessable Content", detail);
+  if (pt) return new HttpError(Number(pt[1]), STATUS_TITLES[Number(pt[1])] ?? "Error", detail);
   if (code === "42501") return new HttpError(403, "Forbidden", detail);
   if (/^(23514|23502|23503|22023|22P02|22001|22003|22007|22008)$/.test(code)) {
     const fields = [e.constraint_name ? CONSTRAINT_FIELDS[e.constraint_name] ?? [] : []].flat();
