@@ -89,6 +89,12 @@ const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
 
 const FIXTURES = `
   create sequence public.gw_test_seq;
+  create table public.gw_test_log (id serial primary key);
+  create function public.gw_test_log_rows(n int) returns setof int language sql volatile
+    as 'insert into public.gw_test_log default values; select generate_series(1, n)';
+  grant insert on public.gw_test_log to anon, authenticated;
+  grant usage on sequence public.gw_test_log_id_seq to anon, authenticated;
+  grant execute on function public.gw_test_log_rows(int) to anon, authenticated;
   create type public.gw_test_pair as (a int, b text);
   create function public.gw_test_set(n int) returns setof int language sql stable as 'select generate_series(1, n)';
   create function public.gw_test_rows() returns setof public.gw_test_pair language sql stable
@@ -136,6 +142,8 @@ const CLEANUP = `
     public.gw_test_text(text), public.gw_test_timeout(), public.gw_test_sleep(float8), public.gw_test_sleep_long(float8);
   drop type if exists public.gw_test_pair;
   drop sequence if exists public.gw_test_seq;
+  drop function if exists public.gw_test_log_rows(int);
+  drop table if exists public.gw_test_log;
 `;
 
 async function call(path: string, init: RequestInit & { headers?: Record<string, string> } = {}): Promise<Response> {
@@ -330,6 +338,15 @@ Deno.test({
         const res = await rpc("gw_test_set", { n: 2 }, accept);
         assert.equal(res.status, 406);
         assert.equal((await res.json()).code, "PGRST116");
+      });
+      await t.step("rpc: a 406 PGRST116 rolls back what the call wrote, as PostgREST does", async () => {
+        const accept = { accept: "application/vnd.pgrst.object+json" };
+        const res = await rpc("gw_test_log_rows", { n: 3 }, accept);
+        assert.equal(res.status, 406);
+        assert.equal((await res.json()).details, "The result contains 3 rows");
+        assert.deepEqual([...await admin`select count(*)::int as n from public.gw_test_log`], [{ n: 0 }]);
+        assert.equal(await (await rpc("gw_test_log_rows", { n: 1 }, accept)).json(), 1);
+        assert.deepEqual([...await admin`select count(*)::int as n from public.gw_test_log`], [{ n: 1 }]);
       });
       await t.step("rpc: a schema other than public answers 406 PGRST106", async () => {
         const res = await rpc("gw_test_row", {}, { "content-profile": "private" });

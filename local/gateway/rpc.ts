@@ -190,6 +190,7 @@ async function plan(sql: postgres.Sql, req: RpcRequest, args: Record<string, unk
   const headers: Record<string, string> = {};
   for (const [k, v] of req.headers) headers[k.toLowerCase()] = v;
 
+  const wantsObject = (req.headers.get("accept") ?? "").includes("application/vnd.pgrst.object+json");
   const rows = await sql.begin(readOnly ? "read only" : "read write", async (tx) => {
     // The role's own settings (statement_timeout: anon 3 s, authenticated 8 s on Supabase)
     // apply to the transaction, as PostgREST applies impersonated role settings (`set role`
@@ -211,11 +212,20 @@ async function plan(sql: postgres.Sql, req: RpcRequest, args: Record<string, unk
                     set_config('request.method', ${req.method}, true),
                     set_config('request.path', ${req.path}, true),
                     set_config('search_path', 'public, extensions', true)`;
-    return await tx.unsafe<{ body: unknown; n: number }[]>(query, wholeBody || from ? [param] : []);
+    const result = await tx.unsafe<{ body: unknown; n: number }[]>(query, wholeBody || from ? [param] : []);
+    // PostgREST checks a singular response inside the transaction and rolls it back when
+    // the result is not one row: nothing the call wrote (an audit row, say) is kept.
+    if (wantsObject && fn.returns_set && result[0].n !== 1) throw new NotSingular(result[0].n);
+    return result;
+  }).catch((err) => {
+    if (err instanceof NotSingular) return err;
+    throw err;
   });
+  if (rows instanceof NotSingular) {
+    return fail(406, restError("PGRST116", "Cannot coerce the result to a single JSON object", `The result contains ${rows.rows} rows`));
+  }
   const { body, n } = rows[0];
   if (isVoid) return { status: 204 };
-  const wantsObject = (req.headers.get("accept") ?? "").includes("application/vnd.pgrst.object+json");
   if (fn.returns_set) {
     const list = body as unknown[];
     const out: Record<string, string> = { "Content-Range": n > 0 ? `0-${n - 1}/*` : "*/*" };
@@ -232,4 +242,13 @@ async function plan(sql: postgres.Sql, req: RpcRequest, args: Record<string, unk
     return { status: 200, body: list, headers: out };
   }
   return { status: 200, body };
+}
+
+/** Thrown inside the transaction to roll it back when a singular response has not one row. */
+class NotSingular extends Error {
+  readonly rows: number;
+  constructor(rows: number) {
+    super("not one row");
+    this.rows = rows;
+  }
 }

@@ -336,7 +336,8 @@ const STATUS_TITLES: Record<number, string> = {
 
 /**
  * Maps a database error to the HTTP error a client should see: the database unreachable →
- * 503; the statement timeout → 504; a refused permission → 403; invalid values → 422 (with
+ * 503; the statement timeout → 504; a refused permission → 403; invalid values (NUL bytes
+ * and bad encodings among them: 22P05, 22021) → 422 (with
  * the field from CONSTRAINT_FIELDS); PostgREST-style PTnnn codes → nnn.
  * Anything else is returned unchanged (a 500 when it reaches respond()).
  */
@@ -354,7 +355,7 @@ export function toHttpError(err: unknown): unknown {
   const pt = /^PT(\d{3})$/.exec(code);
   if (pt) return new HttpError(Number(pt[1]), STATUS_TITLES[Number(pt[1])] ?? "Error", detail);
   if (code === "42501") return new HttpError(403, "Forbidden", detail);
-  if (/^(23514|23502|23503|22023|22P02|22001|22003|22007|22008)$/.test(code)) {
+  if (/^(23514|23502|23503|22023|22P02|22P05|22021|22001|22003|22007|22008)$/.test(code)) {
     const fields = [e.constraint_name ? CONSTRAINT_FIELDS[e.constraint_name] ?? [] : []].flat();
     return new HttpError(422, "Unprocessable Content", detail, fields.length ? { errors: fields.map((field) => ({ field, message: detail })) } : {});
   }

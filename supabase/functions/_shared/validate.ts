@@ -47,12 +47,54 @@ export async function readJson(req: Request, maxBytes: number): Promise<unknown>
       chunks.push(value);
     }
   }
-  const text = new TextDecoder().decode(concat(chunks, size));
+  let text: string;
   try {
-    return JSON.parse(text);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(concat(chunks, size));
+  } catch {
+    throw new HttpError(400, "Bad Request", "The body is not valid UTF-8.");
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
   } catch {
     throw new HttpError(400, "Bad Request", "The body is not valid JSON.");
   }
+  const errors = unstorable(value);
+  if (errors.length) {
+    throw new HttpError(422, "Unprocessable Content", `The request body has invalid fields: ${errors.map((e) => e.field).join(", ")}.`, { errors });
+  }
+  return value;
+}
+
+/** Deepest nesting of a request body the functions read (PostgREST's stand-in refuses deeper too). */
+export const MAX_JSON_DEPTH = 512;
+
+/**
+ * What JSON can say but Postgres cannot store, found without recursion: nesting deeper than
+ * MAX_JSON_DEPTH (Postgres's JSON parser would run out of stack), the NUL character (jsonb
+ * and text refuse \u0000) and unpaired UTF-16 surrogates (not Unicode). Each is a field error.
+ */
+export function unstorable(value: unknown): FieldError[] {
+  const errors: FieldError[] = [];
+  const stack: [unknown, string, number][] = [[value, "", 1]];
+  while (stack.length > 0 && errors.length < 20) {
+    const [v, path, depth] = stack.pop()!;
+    const field = path || "(body)";
+    if (typeof v === "string") {
+      if (v.includes("\u0000")) errors.push({ field, message: "Contains a NUL character (\\u0000), which cannot be stored" });
+      else if (!v.isWellFormed()) errors.push({ field, message: "Contains an unpaired surrogate: not valid Unicode" });
+    } else if (v !== null && typeof v === "object") {
+      if (depth > MAX_JSON_DEPTH) {
+        errors.push({ field, message: `Nested deeper than ${MAX_JSON_DEPTH} levels` });
+        continue;
+      }
+      for (const [k, child] of Object.entries(v)) {
+        if (k.includes("\u0000") || !k.isWellFormed()) errors.push({ field: path ? `${path}.${k}` : k, message: "The key is not storable text" });
+        stack.push([child, path ? `${path}.${k}` : k, depth + 1]);
+      }
+    }
+  }
+  return errors;
 }
 
 function concat(chunks: Uint8Array[], size: number): Uint8Array {

@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { HttpError } from "./http.ts";
+import { MAX_JSON_DEPTH, readJson, unstorable } from "./validate.ts";
+
+const post = (body: BodyInit) => new Request("http://functions.test/x", { method: "POST", body });
+
+async function refusal(body: BodyInit): Promise<HttpError> {
+  try {
+    await readJson(post(body), 1_000_000);
+  } catch (err) {
+    if (err instanceof HttpError) return err;
+    throw err;
+  }
+  throw new Error("readJson accepted the body");
+}
+
+Deno.test("readJson() refuses a NUL character anywhere in the body, naming the field (422)", async () => {
+  const err = await refusal(JSON.stringify({ content: { text: "ok", extra: "a\u0000b" } }));
+  assert.equal(err.status, 422);
+  assert.deepEqual(err.errors, [{ field: "content.extra", message: "Contains a NUL character (\\u0000), which cannot be stored" }]);
+});
+
+Deno.test("readJson() refuses unpaired surrogates and unstorable keys (422)", async () => {
+  const err = await refusal('{"a": ["\\ud800"], "b\\u0000": 1}');
+  assert.equal(err.status, 422);
+  assert.deepEqual(err.errors?.map((e) => e.field).sort(), ["a.0", "b\u0000"]);
+});
+
+Deno.test("readJson() refuses JSON nested deeper than MAX_JSON_DEPTH (422) and accepts it at the limit", async () => {
+  const deep = (n: number) => "[".repeat(n) + "]".repeat(n);
+  assert.equal((await refusal(deep(20_000))).status, 422);
+  assert.deepEqual(unstorable(JSON.parse(deep(MAX_JSON_DEPTH))), []);
+  assert.equal(unstorable(JSON.parse(deep(MAX_JSON_DEPTH + 1))).length, 1);
+});
+
+Deno.test("readJson() refuses a body that is not UTF-8 (400) or not JSON (400)", async () => {
+  assert.equal((await refusal(new Uint8Array([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]))).status, 400);
+  assert.equal((await refusal("{")).status, 400);
+});
+
+Deno.test("readJson() returns ordinary JSON as parsed", async () => {
+  assert.deepEqual(await readJson(post('{"text": "héllo 💥", "n": [1, {"m": null}]}'), 1000), { text: "héllo 💥", n: [1, { m: null }] });
+});
