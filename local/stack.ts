@@ -319,6 +319,8 @@ export function gatewayFingerprint(cfg: StackConfig, extraEnv: Record<string, st
 export interface GatewayState {
   pid: number;
   port: number;
+  /** The Unix socket its Deno.serve answers on, behind the TCP front. */
+  upstream?: string;
   fingerprint: string | null;
 }
 

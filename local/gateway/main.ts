@@ -72,7 +72,7 @@ const front = startListener({ hostname: "127.0.0.1", port, upstreamPath, limits,
 
 const stateFile = Deno.env.get("GATEWAY_STATE_FILE");
 if (stateFile) {
-  const state = { pid: Deno.pid, port: front.addr.port, fingerprint: Deno.env.get("GATEWAY_FINGERPRINT") ?? null };
+  const state = { pid: Deno.pid, port: front.addr.port, upstream: upstreamPath, fingerprint: Deno.env.get("GATEWAY_FINGERPRINT") ?? null };
   await Deno.writeTextFile(`${stateFile}.tmp`, JSON.stringify(state));
   await Deno.rename(`${stateFile}.tmp`, stateFile);
 }
