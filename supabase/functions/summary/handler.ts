@@ -33,18 +33,21 @@ const day = z.iso.date().nullable();
 
 /** The structured summary the LLM must return (strict JSON schema: every key required). */
 export const SessionSummary = z.strictObject({
-  executive_summary: z.string().min(1),
-  key_insights: z.array(z.string().min(1)).min(1),
-  goal_statement: z.string().min(1),
+  // Bounded so that an answer always fits what the database stores (the summary's JSON and
+  // markdown, plan descriptions up to 4,000 and goals up to 1,000 characters): a longer
+  // answer is the model's fault, a 502, not a 422 for the client.
+  executive_summary: z.string().min(1).max(4000),
+  key_insights: z.array(z.string().min(1).max(500)).min(1).max(20),
+  goal_statement: z.string().min(1).max(1000),
   action_plan: z.array(z.strictObject({
     title: z.string().min(1).max(200),
-    description: z.string(),
+    description: z.string().max(2000),
     priority: z.int().min(1).max(5),
     due_date: day,
-    milestones: z.array(z.strictObject({ title: z.string().min(1).max(200), due_date: day })),
+    milestones: z.array(z.strictObject({ title: z.string().min(1).max(200), due_date: day })).max(20),
   })).min(1).max(10),
-  success_metrics: z.array(z.string().min(1)),
-  support_and_accountability: z.array(z.string().min(1)),
+  success_metrics: z.array(z.string().min(1).max(500)).max(20),
+  support_and_accountability: z.array(z.string().min(1).max(500)).max(20),
 });
 export type SessionSummary = z.infer<typeof SessionSummary>;
 
@@ -89,15 +92,17 @@ export function offlineSummary(session: Session): SessionSummary {
   const checkOut = StageSchemas[5].parse(stage(5));
   const learnings = checkOut.key_learnings;
   const insights = [...checkOut.insights, ...connect.insights].slice(0, 8);
+  // Stage answers may be up to 4,000 characters; the summary's fields are shorter.
+  const cut = (text: string, max: number) => text.length > max ? `${text.slice(0, max - 1)}…` : text;
   return {
-    executive_summary: `Your goal: ${finish.goal_statement}.${learnings.length ? ` What you learned: ${learnings.join("; ")}.` : ""}`,
-    key_insights: insights.length ? insights : [finish.goal_statement],
-    goal_statement: finish.goal_statement,
+    executive_summary: cut(`Your goal: ${finish.goal_statement}.${learnings.length ? ` What you learned: ${learnings.join("; ")}.` : ""}`, 4000),
+    key_insights: (insights.length ? insights : [finish.goal_statement]).map((x) => cut(x, 500)),
+    goal_statement: cut(finish.goal_statement, 1000),
     action_plan: (finish.action_steps.length ? finish.action_steps : [finish.goal_statement]).slice(0, 10).map((title, i) => ({
-      title: title.slice(0, 200), description: "", priority: Math.min(i + 1, 5), due_date: null, milestones: [],
+      title: cut(title, 200), description: "", priority: Math.min(i + 1, 5), due_date: null, milestones: [],
     })),
-    success_metrics: [finish.smart_criteria.measurable, finish.smart_criteria.time_bound],
-    support_and_accountability: finish.contingency_plans,
+    success_metrics: [finish.smart_criteria.measurable, finish.smart_criteria.time_bound].map((x) => cut(x, 500)),
+    support_and_accountability: finish.contingency_plans.slice(0, 20).map((x) => cut(x, 500)),
   };
 }
 

@@ -3,7 +3,7 @@
  * server that this test starts (no network beyond loopback).
  */
 import assert from "node:assert/strict";
-import { handler, type SessionSummary } from "./handler.ts";
+import { handler, offlineSummary, SessionSummary } from "./handler.ts";
 import { closeDb } from "../_shared/db.ts";
 import { adminSql, ALICE, BOB, CAROL, request, token, userToken } from "../_shared/testing/fixtures.ts";
 import { startLlmTestServer } from "../_shared/testing/llm_server.ts";
@@ -135,11 +135,16 @@ Deno.test({
         res = await post({ session_id: id });
         assert.equal(res.status, 502);
         assert.match((await res.json()).detail, /does not match the schema: action_plan\.0\./);
+        // Longer than the database stores: the model's fault (502), not the client's (422).
+        llm.script.push({ content: JSON.stringify({ ...GOOD, action_plan: [{ ...GOOD.action_plan[0], description: "d".repeat(4001) }] }) });
+        res = await post({ session_id: id });
+        assert.equal(res.status, 502);
+        assert.match((await res.json()).detail, /does not match the schema: action_plan\.0\.description/);
         const [{ summary }] = await admin`select summary from public.coaching_sessions where id = ${id}`;
         assert.equal(summary, null);
         const [{ n }] = await admin`select count(*)::int as n from public.action_plans where session_id = ${id}`;
         assert.equal(n, 0);
-        assert.deepEqual((await summaryCalls(id)).map((c) => [c.status, c.error_code]), [["error", "llm_malformed"], ["error", "llm_malformed"]]);
+        assert.deepEqual((await summaryCalls(id)).map((c) => [c.status, c.error_code]), [["error", "llm_malformed"], ["error", "llm_malformed"], ["error", "llm_malformed"]]);
       });
 
       await t.step("handler() answers 504 when the model times out", async () => {
@@ -289,4 +294,24 @@ Deno.test({
       await admin.end();
     }
   },
+});
+
+Deno.test("offlineSummary() fits the schema however long the stage answers are", () => {
+
+  const long = (c: string) => c.repeat(4000);
+  const list = (n: number) => Array.from({ length: n }, (_, i) => `${long("x").slice(0, 3990)} ${i}`);
+  const session = {
+    id: crypto.randomUUID(), user_id: crypto.randomUUID(), theme: null, session_type: "self_coaching",
+    summary: null, summary_data: null, summary_model: null, summary_generated_at: null,
+    stages: [
+      { stage_number: 3, stage_name: "connect", completed_at: "x", responses: { options: ["o"], insights: list(12), challenges: ["c"], barriers: ["b"] } },
+      { stage_number: 4, stage_name: "finish", completed_at: "x", responses: {
+        goal_statement: long("g"), action_steps: list(15), obstacles: ["o"], contingency_plans: list(30),
+        smart_criteria: { specific: "s", measurable: long("m"), achievable: "a", relevant: "r", time_bound: long("t") } } },
+      { stage_number: 5, stage_name: "check_out", completed_at: "x", responses: {
+        key_learnings: list(3), insights: list(3), session_value_rating: 5, clarity_level: 5 } },
+    ],
+  };
+  const parsed = SessionSummary.safeParse(offlineSummary(session));
+  assert.ok(parsed.success, parsed.success ? "" : JSON.stringify(parsed.error.issues.slice(0, 3)));
 });
