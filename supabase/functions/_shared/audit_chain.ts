@@ -70,8 +70,10 @@ export async function signingKey(privateJwk: string): Promise<{ key: CryptoKey; 
     throw new Error("AUDIT_SIGNING_KEY must be a private Ed25519 JWK (kty OKP, crv Ed25519, d) with a kid");
   }
   const key = await importJWK(jwk, "EdDSA") as CryptoKey;
-  const { d: _d, ...publicJwk } = jwk;
-  return { key, kid: jwk.kid, publicJwk: { ...publicJwk, alg: "EdDSA", use: "sig" } };
+  // The public half: no private part, and none of the private key's usages (a WebCrypto
+  // export says key_ops ["sign"], which a verifier could not import).
+  const { kty, crv, x, kid } = jwk;
+  return { key, kid, publicJwk: { kty, crv, x, kid, alg: "EdDSA", use: "sig" } };
 }
 
 /** Signs a checkpoint as a compact JWS. */
