@@ -2,7 +2,7 @@
 -- the bounds, session references scoped to the same user, erasure as the only delete, and
 -- idempotency over the normalised request with keys scoped by actor.
 begin;
-select plan(43);
+select plan(52);
 
 select tests.create_supabase_user('hank@example.com', null, 'Hank Hostile');
 select tests.create_supabase_user('ivy@example.com', null, 'Ivy Ivers');
@@ -28,8 +28,14 @@ select throws_ok($$ select public.log_coach_interaction(sender => 'user',
 select throws_ok($$ select public.log_coach_interaction(sender => 'user', content => jsonb_build_object('text', repeat('a', 32769))) $$,
   '23514', 'content has a string longer than 32768 characters', 'A string over 32,768 characters is refused');
 select throws_ok($$ select public.log_coach_interaction(sender => 'user',
-    content => jsonb_build_object('text', 'x') || (select jsonb_object_agg('k' || n, n) from generate_series(1, 1000) n)) $$,
-  '23514', 'content has more than 1000 keys', 'More than 1,000 keys are refused');
+    content => jsonb_build_object('text', 'x') || (select jsonb_object_agg('k' || n, n) from generate_series(1, 2000) n)) $$,
+  '23514', 'content has more than 2000 values', 'More than 2,000 values in an object are refused');
+select throws_ok($$ select public.log_coach_interaction(sender => 'user',
+    content => jsonb_build_object('text', 'x', 'a', (select jsonb_agg('[1]'::jsonb) from generate_series(1, 12900)))) $$,
+  '23514', 'content has more than 2000 values', 'More than 2,000 values in arrays (52 KB of [1]) are refused too');
+select throws_ok($$ select public.log_coach_interaction(sender => 'user',
+    content => jsonb_build_object('text', 'x', repeat('k', 32769), 1)) $$,
+  '23514', 'content has a key longer than 32768 characters', 'A key over 32,768 characters is refused');
 select throws_ok($$ select public.log_coach_interaction(sender => 'user',
     content => jsonb_build_object('text', 'x', 'list', (select jsonb_agg(repeat('b', 1000)) from generate_series(1, 70)))) $$,
   '23514', 'content is larger than 65536 bytes', 'Content over 64 KiB is refused');
@@ -73,6 +79,17 @@ select is((select count(*)::int from analytics.coach_interactions_redacted where
 select isnt((select count(*) from analytics.coach_interactions_redacted), 0::bigint, 'and still lists every row');
 select tests.clear_authentication();
 select lives_ok($$ select * from analytics.aggregate_interaction_metrics('2031-02-01') $$, 'The rollup runs over the hostile row');
+-- A row with more values than any writable one (25,800: stored before the bounds) is not
+-- walked value by value: redaction replaces it whole.
+insert into public.coach_interactions (user_id, request_id, sender, content, metadata, actor_role, created_at)
+values (tests.get_user_id('hank@example.com'), 'hostile-wide', 'user',
+        jsonb_build_object('text', 'hank@example.com', 'a', (select jsonb_agg('[1]'::jsonb) from generate_series(1, 12900))),
+        '{}', 'postgres', '2031-02-01 11:00:00+00');
+select is(private.redact_content((select content from public.coach_interactions where request_id = 'hostile-wide')),
+  '{"text": "[REDACTED: larger than any value written within the bounds]"}'::jsonb,
+  'A value with more values than any writable one is redacted whole, not walked');
+select is(private.redact_content((select content from public.coach_interactions where request_id = 'hostile-1'), '{}') ->> 'text',
+  'Hank at [PHONE]', 'A row within the value count is still redacted field by field');
 
 -- Session references -------------------------------------------------------------------
 
@@ -117,7 +134,28 @@ select is((select count(*)::int from public.coach_interactions where user_id = '
 delete from auth.users where email = 'ivy@example.com';
 select lives_ok($$ delete from auth.users where email = 'hank@example.com' $$, 'Erasing a user (deleting their auth.users row) is allowed');
 select is_empty($$ select 1 from public.coach_interactions where request_id = 'hostile-1' $$, 'and removes their interactions, the hostile one included');
-select is((select count(*)::int from private.user_erasures where erased_at = now() and xact_id = pg_current_xact_id()), 2,
+-- A row of someone else's written before references were checked (simulated: inserted
+-- directly) neither blocks the session owner's erasure nor goes with it.
+select tests.create_supabase_user('lea@example.com');
+select tests.create_supabase_user('max@example.com');
+insert into public.coaching_sessions (id, user_id) values ('1ea00000-5e55-4000-8000-000000000001', tests.get_user_id('lea@example.com'));
+insert into public.coach_interactions (user_id, session_id, request_id, sender, content, actor_role)
+values (tests.get_user_id('max@example.com'), '1ea00000-5e55-4000-8000-000000000001', 'legacy-cross', 'user', '{"text": "old"}', 'postgres');
+insert into public.interaction_events (user_id, session_id, kind, actor_role)
+values (tests.get_user_id('max@example.com'), '1ea00000-5e55-4000-8000-000000000001', 'read', 'postgres');
+select throws_ok($$ delete from public.coaching_sessions where id = '1ea00000-5e55-4000-8000-000000000001' $$, '42501',
+  'public.coach_interactions is append-only: rows cannot be updated or deleted',
+  'Outside an erasure, Lea''s session cannot be deleted while rows reference it');
+select lives_ok($$ delete from auth.users where email = 'lea@example.com' $$,
+  'Erasing Lea works although an old row of Max''s referenced her session');
+select results_eq($$ select session_id from public.coach_interactions where request_id = 'legacy-cross' $$,
+  $$ values (null::uuid) $$, 'Max''s interaction stays, without the reference');
+select results_eq($$ select session_id from public.interaction_events where user_id = tests.get_user_id('max@example.com') $$,
+  $$ values (null::uuid) $$, 'Max''s event stays, without the reference');
+select throws_ok($$ update public.coach_interactions set content = '{"text": "changed"}' where request_id = 'legacy-cross' $$, '42501',
+  'public.coach_interactions is append-only: rows cannot be updated or deleted',
+  'Even in a transaction that erased a user, no other change to a row is allowed');
+select is((select count(*)::int from private.user_erasures where erased_at = now() and xact_id = pg_current_xact_id()), 3,
   'Each erasure is recorded with its transaction');
 
 -- Idempotency --------------------------------------------------------------------------
