@@ -107,7 +107,7 @@ export function createGateway(opts: GatewayOptions): (req: Request) => Promise<R
     }
     if (path === "/health") return await health();
     if (path.startsWith("/functions/v1/")) return await serveFunction(req, url, path.slice("/functions/v1/".length), requestId);
-    if (path.startsWith("/rest/v1/")) return await serveRest(req, url, path.slice("/rest/v1/".length));
+    if (path.startsWith("/rest/v1/")) return await serveRest(req, url, path.slice("/rest/v1/".length), requestId);
     if (/^\/(auth|storage|realtime|graphql)\/v1(\/|$)/.test(path)) {
       return jsonResponse(501, { message: `${path.split("/")[1]} is not served by the local stand-in; it needs hosted Supabase or supabase start.` });
     }

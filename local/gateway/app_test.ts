@@ -110,7 +110,8 @@ const FIXTURES = `
       'sub', auth.uid(),
       'method', current_setting('request.method', true),
       'path', current_setting('request.path', true),
-      'x_test', current_setting('request.headers', true)::jsonb ->> 'x-test')
+      'x_test', current_setting('request.headers', true)::jsonb ->> 'x-test',
+      'x_request_id', current_setting('request.headers', true)::jsonb ->> 'x-request-id')
   $$;
   create function public.gw_test_raise(code text) returns void language plpgsql as $$
     begin raise exception 'raised %', code using errcode = code, detail = 'some detail', hint = 'some hint'; end $$;
@@ -284,10 +285,16 @@ Deno.test({
         assert.equal(await res.json(), 20);
       });
       await t.step("rpc: role, claims, method, path and headers are set for the call", async () => {
-        const res = await rpc("gw_test_context", {}, { authorization: `Bearer ${await aliceToken()}`, "X-Test": "yes" });
+        const res = await rpc("gw_test_context", {}, { authorization: `Bearer ${await aliceToken()}`, "X-Test": "yes", "X-Request-Id": "trace-123" });
         assert.deepEqual(await res.json(), {
-          role: "authenticated", sub: ALICE, method: "POST", path: "/rpc/gw_test_context", x_test: "yes",
+          role: "authenticated", sub: ALICE, method: "POST", path: "/rpc/gw_test_context", x_test: "yes", x_request_id: "trace-123",
         });
+        // A malformed id never reaches SQL (where the PHI access log would store it): the
+        // function sees the id the gateway made and answered with.
+        const odd = await rpc("gw_test_context", {}, { "X-Request-Id": "a|b ".repeat(100) });
+        const made = odd.headers.get("x-request-id");
+        assert.match(made ?? "", /^[0-9a-f-]{36}$/);
+        assert.equal((await odd.json()).x_request_id, made);
         const anon = await (await rpc("gw_test_context", {})).json();
         assert.equal(anon.role, "anon");
         assert.equal(anon.sub, null);

@@ -28,9 +28,13 @@ export function decodeSegment(segment: string): string {
   }
 }
 
-/** Builds the `/rest/v1` route; `rest` is the path after `/rest/v1/`. */
-export function createRest(opts: RestOptions): (req: Request, url: URL, rest: string) => Promise<Response> {
-  return async function serveRest(req, url, rest) {
+/**
+ * Builds the `/rest/v1` route; `rest` is the path after `/rest/v1/`, `requestId` the
+ * request's normalised id (app.ts requestIdOf), which SQL sees as the x-request-id header
+ * in place of whatever the client sent, as the functions route does.
+ */
+export function createRest(opts: RestOptions): (req: Request, url: URL, rest: string, requestId: string) => Promise<Response> {
+  return async function serveRest(req, url, rest, requestId) {
     if (req.method === "OPTIONS") return new Response(null, { status: 200 });
 
     const apikey = apiKeyOf(req, url);
@@ -79,11 +83,13 @@ export function createRest(opts: RestOptions): (req: Request, url: URL, rest: st
 
     const claims = checked.claims as Record<string, unknown>;
     const role = typeof claims.role === "string" && claims.role !== "" ? claims.role : "anon";
+    const headers = new Headers(req.headers);
+    headers.set("x-request-id", requestId);
     const result = await callRpc(opts.sql, {
       name: decodeSegment(m[1]),
       method: req.method,
       path: `/rpc/${m[1]}`,
-      headers: req.headers,
+      headers,
       query: url.searchParams,
       body,
       role,

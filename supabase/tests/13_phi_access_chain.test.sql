@@ -2,7 +2,7 @@
 -- hash (each one tampered in turn), every break reported, deletions found in the middle and
 -- at the end. Concurrency is tested end to end in tests/e2e/audit_chain.test.ts.
 begin;
-select plan(24);
+select plan(31);
 
 select tests.create_supabase_user('chain-subject@example.com');
 
@@ -153,6 +153,56 @@ select is(pg_temp.breaks_after($$
 $$), '{}'::text[], 'A rewrite by the table owner that recomputes the chain is invisible to the in-database verifier (checkpoints catch it)');
 
 alter table audit.phi_access_log enable trigger phi_access_log_refuse_update_delete;
+
+-- The row hash is unambiguous (version 2): the same vector as audit_chain_test.ts, and
+-- text moved across a field boundary or a null made '' hashes differently.
+create function pg_temp.vector(patch jsonb) returns audit.phi_access_log language sql as $$
+  select jsonb_populate_record(null::audit.phi_access_log, '{"id": 7, "chain_seq": 7,
+    "accessed_at": "2026-11-24T01:02:03.456789Z", "actor_id": null, "actor_role": "service_role",
+    "subject_user_id": "00000000-0000-4000-8000-000000000001", "resource": "coach_interactions",
+    "row_count": 2, "purpose": "Zoë|care", "request_id": null}'::jsonb || patch)
+$$;
+select is(private._phi_access_row_hash_v2(repeat('0', 64), pg_temp.vector('{}')),
+  '53f4ec2ed2b405384671851fa537f0d9ce8e76d334cdac799475b20c4dacbfa2', 'Version 2 of the row hash matches the shared vector');
+select isnt(private._phi_access_row_hash_v2(repeat('0', 64), pg_temp.vector('{"purpose": "a", "request_id": "b|c"}')),
+  private._phi_access_row_hash_v2(repeat('0', 64), pg_temp.vector('{"purpose": "a|b", "request_id": "c"}')),
+  'Text moved between purpose and request_id changes the hash');
+select isnt(private._phi_access_row_hash_v2(repeat('0', 64), pg_temp.vector('{"request_id": null}')),
+  private._phi_access_row_hash_v2(repeat('0', 64), pg_temp.vector('{"request_id": ""}')),
+  'A null request_id and an empty one hash differently');
+-- Rows before the cut-over keep version 1: with the cut-over moved past the vector's
+-- position, the row hash is the old one (the same vector as audit_chain_test.ts).
+select is(pg_temp.breaks_after($$
+  update audit.phi_access_chain_head set hash_v2_from_seq = 8;
+  create temporary table v1_hash on commit drop as
+    select private._phi_access_row_hash(repeat('0', 64), pg_temp.vector('{}')) as h;
+  update audit.phi_access_chain_head set hash_v2_from_seq = 1;
+  insert into v1_hash select private._phi_access_row_hash(repeat('0', 64), pg_temp.vector('{}'));
+  do $check$ begin
+    if (select array_agg(h order by h) from v1_hash) <> array['53f4ec2ed2b405384671851fa537f0d9ce8e76d334cdac799475b20c4dacbfa2',
+                                                           '7313656643ea29e403721aa76925e0cab9a668c521e7e0f9bca6085dbfc7271c'] then
+      raise exception 'version dispatch: %', (select array_agg(h) from v1_hash);
+    end if;
+  end $check$;
+$$), '{}'::text[], 'A position before hash_v2_from_seq is hashed with version 1, from it on with version 2');
+
+-- The request id kept with a read: the header (or argument) when it is a token of at most
+-- 128 characters, else null, so a client cannot write what it likes into the audit log.
+create function pg_temp.kept_request_id(headers text, arg text default null) returns text
+language plpgsql as $$
+declare
+  recorded bigint;
+begin
+  perform set_config('request.headers', headers, true);
+  recorded := audit.record_phi_access(tests.get_user_id('chain-subject@example.com'), 'coach_interactions', 1, 'request id test', arg);
+  perform set_config('request.headers', '', true);
+  return (select l.request_id from audit.phi_access_log l where l.id = recorded);
+end;
+$$;
+select is(pg_temp.kept_request_id('{"x-request-id": "trace-42.a:b_c"}'), 'trace-42.a:b_c', 'A well-formed x-request-id is kept');
+select is(pg_temp.kept_request_id(json_build_object('x-request-id', 'a|b ' || repeat('x', 200))::text), null,
+  'A malformed or over-long x-request-id is stored as null');
+select is(pg_temp.kept_request_id('', ''), null, 'An empty request id argument is stored as null');
 
 -- Who may verify.
 select tests.authenticate_as('chain-subject@example.com');

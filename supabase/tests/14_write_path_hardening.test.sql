@@ -2,7 +2,7 @@
 -- the bounds, session references scoped to the same user, erasure as the only delete, and
 -- idempotency over the normalised request with keys scoped by actor.
 begin;
-select plan(52);
+select plan(55);
 
 select tests.create_supabase_user('hank@example.com', null, 'Hank Hostile');
 select tests.create_supabase_user('ivy@example.com', null, 'Ivy Ivers');
@@ -192,5 +192,23 @@ update private.interaction_requests set payload_hash = encode(extensions.digest(
 select tests.authenticate_as('alice@example.com');
 select is((select r.replayed from public.log_coach_interaction(sender => 'user', content => '{"text": "normalised"}', request_id => 'norm-1') r),
   true, 'A key stored with the legacy hash of the raw arguments still replays');
+-- The key's hash does not depend on the session's time zone or float output settings: a
+-- retry through a connection set up differently is still a replay.
+select tests.authenticate_as_service_role();
+set local timezone = 'America/Los_Angeles';
+set local extra_float_digits = 0;
+select is((select r.replayed from public.log_coach_interaction(sender => 'user', user_id => 'a11ce000-0000-4000-8000-000000000001',
+    content => '{"text": "tz"}', request_id => 'tz-1', sentiment => 0.123456789, created_at => '2031-03-01 12:00:00+00') r), false,
+  'A backdated write from a session in Los Angeles');
+set local timezone = 'Asia/Kolkata';
+set local extra_float_digits = 3;
+select is((select r.replayed from public.log_coach_interaction(sender => 'user', user_id => 'a11ce000-0000-4000-8000-000000000001',
+    content => '{"text": "tz"}', request_id => 'tz-1', sentiment => 0.123456789, created_at => '2031-03-01 17:30:00+05:30') r), true,
+  'The same request from a session in Kolkata (the same instant, written in its zone) is a replay');
+reset timezone;
+reset extra_float_digits;
+select is((select r.replayed from public.log_coach_interaction(sender => 'user', user_id => 'a11ce000-0000-4000-8000-000000000001',
+    content => '{"text": "tz"}', request_id => 'tz-1', sentiment => 0.123456789, created_at => '2031-03-01 12:00:00Z') r), true,
+  'and from a session in UTC');
 select * from finish();
 rollback;

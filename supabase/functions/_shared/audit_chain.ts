@@ -10,8 +10,12 @@ import { CompactSign, compactVerify, exportJWK, importJWK, type JWK } from "jose
 /** Hash of no predecessor: the first row's prev_hash. */
 export const GENESIS = "0".repeat(64);
 
-/** A phi_access_log row as the verifier reads it (accessed_at already formatted in UTC with microseconds). */
+/**
+ * A phi_access_log row as the verifier reads it (accessed_at already formatted in UTC with
+ * microseconds), with the version of the row hash that applies at its position.
+ */
 export interface ChainRow {
+  hash_version: number;
   chain_seq: string;
   id: string;
   accessed_at_utc: string;
@@ -28,23 +32,34 @@ export interface ChainRow {
 
 /** The SQL that reads rows in chain order for the verifier (any role that may read the log). */
 export const CHAIN_ROWS_SQL = `
-  select l.chain_seq::text as chain_seq, l.id::text as id,
+  select case when l.chain_seq >= coalesce(h.hash_v2_from_seq, 1) then 2 else 1 end as hash_version,
+         l.chain_seq::text as chain_seq, l.id::text as id,
          to_char(l.accessed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') as accessed_at_utc,
          l.actor_id::text as actor_id, l.actor_role, l.subject_user_id::text as subject_user_id, l.resource, l.row_count,
          l.purpose, l.request_id, l.prev_hash, l.row_hash
-  from audit.phi_access_log l order by l.chain_seq`;
+  from audit.phi_access_log l left join audit.phi_access_chain_head h on h.singleton
+  order by l.chain_seq`;
 
 async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** A row's hash chained to prev: sha256 of the fields joined by | (private._phi_access_row_hash). */
+/**
+ * A row's hash chained to prev (private._phi_access_row_hash). Version 2: sha256 of a tag
+ * and every field as <length in UTF-8 bytes>:<text>, null as ~, so no two rows share an
+ * input. Version 1 (rows before audit.phi_access_chain_head.hash_v2_from_seq): the fields
+ * joined by |, null as the empty string.
+ */
 export function rowHash(prev: string, r: ChainRow): Promise<string> {
-  return sha256Hex([
-    prev, r.chain_seq, r.id, r.accessed_at_utc, r.actor_id ?? "", r.actor_role, r.subject_user_id,
-    r.resource, String(r.row_count), r.purpose, r.request_id ?? "",
-  ].join("|"));
+  const fields: (string | null)[] = [
+    prev, r.chain_seq, r.id, r.accessed_at_utc, r.actor_id, r.actor_role, r.subject_user_id,
+    r.resource, String(r.row_count), r.purpose, r.request_id,
+  ];
+  if (r.hash_version === 1) return sha256Hex(fields.map((f) => f ?? "").join("|"));
+  const bytes = new TextEncoder();
+  return sha256Hex("coach-ledger/phi-access-row/v2" +
+    fields.map((f) => f === null ? "~" : `${bytes.encode(f).length}:${f}`).join(""));
 }
 
 /** What a checkpoint asserts: the chain's row at position seq has hash `hash`. */

@@ -186,12 +186,28 @@ export function handler(req: Request): Promise<Response> {
         : new HttpError(502, "Bad Gateway", err.message);
     }
     const markdown = renderMarkdown(result.data);
-    const saved = await ctx.timing.measure("db", () => withServiceRole(async (tx) => {
-      const [row] = await tx`select to_json(s) as session from private.save_session_summary(
-        ${s.id}::uuid, ${markdown}, ${tx.json(result.data as unknown as JSONValue)}::jsonb, ${result.model}) s`;
-      await logCall(tx, s, ctx.requestId, { model: result.model, latencyMs: result.latencyMs, text: result.data.executive_summary, usage: result.usage });
-      return row.session as Session;
-    }, { requestId: ctx.requestId, caller }));
+    const done = { model: result.model, latencyMs: result.latencyMs, usage: result.usage };
+    let saved: Session;
+    try {
+      // The summary and the log of the call that wrote it commit together.
+      saved = await ctx.timing.measure("db", () => withServiceRole(async (tx) => {
+        const [row] = await tx`select to_json(s) as session from private.save_session_summary(
+          ${s.id}::uuid, ${markdown}, ${tx.json(result.data as unknown as JSONValue)}::jsonb, ${result.model}) s`;
+        await logCall(tx, s, ctx.requestId, { ...done, text: result.data.executive_summary });
+        return row.session as Session;
+      }, { requestId: ctx.requestId, caller }));
+    } catch (err) {
+      // The call was made and paid for: it is logged whatever became of the save (in a
+      // transaction of its own; if the database is down, this fails too and the first
+      // error stands). A summary the database refuses is the model's fault, not the
+      // client's: 502, never 422.
+      const refused = err instanceof HttpError && err.status === 422;
+      await withServiceRole((tx) => logCall(tx, s, ctx.requestId, {
+        ...done, text: err instanceof Error ? err.message : String(err), errorCode: refused ? "llm_unstorable" : "summary_not_saved",
+      }), { requestId: ctx.requestId, caller }).catch(() => {});
+      if (refused) throw new HttpError(502, "Bad Gateway", `The model's summary could not be stored: ${err.message}`);
+      throw err;
+    }
     return json({
       session_id: s.id, summary: saved.summary, summary_data: saved.summary_data, model: saved.summary_model,
       generated_at: saved.summary_generated_at, cached: false,

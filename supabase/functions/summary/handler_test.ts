@@ -11,13 +11,16 @@ import { startLlmTestServer } from "../_shared/testing/llm_server.ts";
 const admin = adminSql();
 const llm = startLlmTestServer();
 
+/** A date n days from today (UTC), as the model writes due dates. */
+const inDays = (n: number) => new Date(Date.now() + n * 86_400_000).toISOString().slice(0, 10);
+
 const GOOD: SessionSummary = {
   executive_summary: "You want steadier mornings and have a plan to get there.",
   key_insights: ["Evenings set up mornings"],
   goal_statement: "Walk 20 minutes every weekday morning",
   action_plan: [
-    { title: "Buy an alarm clock", description: "So the phone can leave the bedroom", priority: 1, due_date: "2026-12-01",
-      milestones: [{ title: "Alarm clock on the nightstand", due_date: "2026-11-28" }] },
+    { title: "Buy an alarm clock", description: "So the phone can leave the bedroom", priority: 1, due_date: inDays(7),
+      milestones: [{ title: "Alarm clock on the nightstand", due_date: inDays(4) }] },
     { title: "Lay out shoes the night before", description: "", priority: 2, due_date: null, milestones: [] },
   ],
   success_metrics: ["Walks logged each weekday"],
@@ -93,12 +96,12 @@ Deno.test({
         assert.equal(body.cached, false);
         assert.equal(body.model, "gpt-4o-mini");
         assert.deepEqual(body.summary_data, GOOD);
-        assert.match(body.summary, /## Action plan\n1\. \*\*Buy an alarm clock\*\* \(by 2026-12-01\)/);
+        assert.ok(body.summary.includes(`## Action plan\n1. **Buy an alarm clock** (by ${inDays(7)})`));
         const plans = await admin`select p.title, p.priority, p.source, p.timeline_end::text, count(m.id)::int as milestones
                                   from public.action_plans p left join public.milestones m on m.action_plan_id = p.id
                                   where p.session_id = ${id} group by p.id order by p.priority`;
         assert.deepEqual([...plans], [
-          { title: "Buy an alarm clock", priority: 1, source: "summary", timeline_end: "2026-12-01", milestones: 1 },
+          { title: "Buy an alarm clock", priority: 1, source: "summary", timeline_end: inDays(7), milestones: 1 },
           { title: "Lay out shoes the night before", priority: 2, source: "summary", timeline_end: null, milestones: 0 },
         ]);
         const [call] = await summaryCalls(id);
@@ -145,6 +148,53 @@ Deno.test({
         const [{ n }] = await admin`select count(*)::int as n from public.action_plans where session_id = ${id}`;
         assert.equal(n, 0);
         assert.deepEqual((await summaryCalls(id)).map((c) => [c.status, c.error_code]), [["error", "llm_malformed"], ["error", "llm_malformed"], ["error", "llm_malformed"]]);
+      });
+
+      await t.step("handler() saves what the model proposes without touching what the user added", async () => {
+        useLlm();
+        const id = await completedSession();
+        llm.script.push({ content: JSON.stringify({ ...GOOD, action_plan: [
+          { ...GOOD.action_plan[0], due_date: inDays(-3) },
+          { ...GOOD.action_plan[0], title: "  buy an ALARM clock ", description: "named twice" },
+          GOOD.action_plan[1],
+        ] }) });
+        const res = await post({ session_id: id });
+        assert.equal(res.status, 200);
+        await res.body?.cancel();
+        // A due date before the plan starts (today) is dropped; a plan named twice is taken once, the first.
+        const plans = await admin`select title, description, timeline_end::text from public.action_plans where session_id = ${id} order by priority`;
+        assert.deepEqual([...plans], [
+          { title: "Buy an alarm clock", description: "So the phone can leave the bedroom", timeline_end: null },
+          { title: "Lay out shoes the night before", description: "", timeline_end: null },
+        ]);
+        // Alice adds a milestone of her own; a refresh proposing the same title leaves it, and
+        // moves the due date of the model's milestone.
+        const [plan] = await admin`select id from public.action_plans where session_id = ${id} and title = 'Buy an alarm clock'`;
+        await admin.begin(async (tx) => {
+          await tx`select set_config('request.jwt.claims', ${JSON.stringify({ sub: ALICE, role: "authenticated" })}, true)`;
+          await tx`select public.add_milestone(${plan.id}::uuid, 'Tell Carol', null, ${inDays(10)}::date)`;
+        });
+        llm.script.push({ content: JSON.stringify({ ...GOOD, action_plan: [{ ...GOOD.action_plan[0], milestones: [
+          { title: "Alarm clock on the nightstand", due_date: inDays(5) }, { title: "Tell Carol", due_date: inDays(1) },
+        ] }] }) });
+        await (await post({ session_id: id, refresh: true })).body?.cancel();
+        const milestones = await admin`select title, source, due_date::text from public.milestones where action_plan_id = ${plan.id} order by title`;
+        assert.deepEqual([...milestones], [
+          { title: "Alarm clock on the nightstand", source: "summary", due_date: inDays(5) },
+          { title: "Tell Carol", source: "manual", due_date: inDays(10) },
+        ]);
+      });
+
+      await t.step("handler() answers 502 when the database refuses the model's summary, and logs the call", async () => {
+        useLlm();
+        const id = await completedSession();
+        llm.script.push({ content: JSON.stringify({ ...GOOD, action_plan: [{ ...GOOD.action_plan[0], title: "   " }] }), usage: { prompt_tokens: 10, completion_tokens: 5 } });
+        const res = await post({ session_id: id });
+        assert.equal(res.status, 502);
+        assert.match((await res.json()).detail, /^The model's summary could not be stored: .*action_plans_title_length/);
+        const [{ summary }] = await admin`select summary from public.coaching_sessions where id = ${id}`;
+        assert.equal(summary, null);
+        assert.deepEqual((await summaryCalls(id)).map((c) => [c.status, c.error_code, c.prompt_tokens]), [["error", "llm_unstorable", 10]]);
       });
 
       await t.step("handler() answers 504 when the model times out", async () => {
