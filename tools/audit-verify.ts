@@ -2,12 +2,14 @@
  * `npm run audit:verify -- --checkpoints <file> --public-key <file|url> [--db-url <url>]`
  *
  * Verifies the PHI access log independently of the database: reads every row in chain
- * order, recomputes each hash here (never trusting the stored ones or any SQL verifier),
+ * order, recomputes each hash here (never trusting the stored ones or any SQL verifier; the
+ * hash version of each row follows the cut-over recorded in audit.phi_access_chain_head),
  * and checks each exported checkpoint: its signature with the public key, and that the row
  * at its position still carries the signed hash. Prints every problem and exits 1 if there
  * is one. The checkpoints file holds one checkpoint per line, as the sink received them
  * (a compact JWS, or JSON with a `jws` field). The public key is a JWK or JWKS file, or the
- * audit-checkpoint function's /jwks URL. --db-url defaults to $DB_URL, else the local stack.
+ * audit-checkpoint function's /jwks URL (public: no token needed); with several keys (after a
+ * rotation) each checkpoint is verified with the key its kid names. --db-url defaults to $DB_URL, else the local stack.
  */
 import { readFileSync } from "node:fs";
 import postgres from "postgres";
@@ -26,12 +28,37 @@ export function parseCheckpoints(text: string): string[] {
   return text.split("\n").map((l) => l.trim()).filter(Boolean).map((l) => l.startsWith("{") ? String(JSON.parse(l).jws) : l);
 }
 
-async function publicKey(source: string): Promise<JWK> {
-  const text = /^https?:\/\//.test(source) ? await (await fetch(source)).text() : readFileSync(source, "utf8");
-  const parsed = JSON.parse(text) as JWK | { keys: JWK[] };
-  const jwk = "keys" in parsed ? parsed.keys[0] : parsed;
-  if (!jwk || jwk.d) throw new Error("--public-key must be a public JWK or JWKS (without the private part d)");
-  return jwk;
+/**
+ * The public keys from a JWK or JWKS (file or URL): every key must be a public Ed25519 JWK
+ * (kty OKP, crv Ed25519, x, no private part d). A JWKS may hold several (rotation): each
+ * checkpoint is verified with the key its kid names.
+ */
+export function parsePublicKeys(text: string): JWK[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new Error("--public-key is not JSON: give a public JWK or JWKS");
+  }
+  const keys = parsed && typeof parsed === "object" && Array.isArray((parsed as { keys?: unknown }).keys)
+    ? (parsed as { keys: unknown[] }).keys
+    : [parsed];
+  if (keys.length === 0) throw new Error("--public-key holds an empty key set");
+  return keys.map((k) => {
+    const jwk = k as JWK;
+    if (!jwk || typeof jwk !== "object" || jwk.kty !== "OKP" || jwk.crv !== "Ed25519" || typeof jwk.x !== "string") {
+      throw new Error("--public-key must be a public Ed25519 JWK or JWKS (kty OKP, crv Ed25519, x)");
+    }
+    if (jwk.d !== undefined) throw new Error("--public-key holds a private key (d): give only the public half");
+    return jwk;
+  });
+}
+
+async function publicKeys(source: string): Promise<JWK[]> {
+  if (!/^https?:\/\//.test(source)) return parsePublicKeys(readFileSync(source, "utf8"));
+  const res = await fetch(source);
+  if (!res.ok) throw new Error(`--public-key ${source} answered ${res.status}`);
+  return parsePublicKeys(await res.text());
 }
 
 /** Runs the verifier; returns the exit code. */
@@ -42,13 +69,13 @@ export async function main(args: string[], print: (line: string) => void = conso
     print(usage);
     return 2;
   }
-  const jwk = await publicKey(keySource);
+  const keys = await publicKeys(keySource);
   const checkpoints = parseCheckpoints(readFileSync(checkpointsFile, "utf8"));
   const sql = postgres(flag(args, "--db-url") ?? process.env.DB_URL ?? "postgresql://postgres:postgres@127.0.0.1:54322/postgres",
     { max: 1, onnotice: () => {} });
   try {
     const rows = await sql.unsafe<ChainRow[]>(CHAIN_ROWS_SQL);
-    const result = await verifyChain(rows, checkpoints, jwk);
+    const result = await verifyChain(rows, checkpoints, keys);
     const last = result.checkpoints.at(-1);
     print(`Read ${result.rows} rows of audit.phi_access_log and ${checkpoints.length} checkpoints` +
       (last ? ` (the last at position ${last.seq}, signed ${new Date(last.iat * 1000).toISOString()}).` : "."));

@@ -50,6 +50,42 @@ describe("PHI access log checkpoints", async () => {
     expect(stdout).toContain("OK: every row's hash recomputes, and the chain matches every checkpoint.");
   });
 
+  it("serves the public key set at /functions/v1/audit-checkpoint/jwks without a token, and audit:verify reads it from there", { timeout: 60_000 }, async () => {
+    const res = await fetch(`${stack().env.API_URL}/functions/v1/audit-checkpoint/jwks`);
+    expect(res.status).toBe(200);
+    const jwks = await res.json() as { keys: Record<string, unknown>[] };
+    expect(jwks.keys).toHaveLength(1);
+    expect(jwks.keys[0]).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA" });
+    expect(jwks.keys[0].d).toBeUndefined();
+    // With no checkpoints, the URL is enough for the verifier to run over the whole chain.
+    const none = join(dir, "none.jsonl");
+    writeFileSync(none, "");
+    const { stdout } = await promisify(execFile)(process.execPath, ["tools/audit-verify.ts", "--checkpoints", none,
+      "--public-key", `${stack().env.API_URL}/functions/v1/audit-checkpoint/jwks`, "--db-url", stack().env.DB_URL]);
+    expect(stdout).toContain("OK: every row's hash recomputes");
+  });
+
+  it("npm run audit:verify refuses a key that is not a public Ed25519 JWK, naming what is wrong (exit 2)", async () => {
+    const run = async (key: unknown) => {
+      const file = join(dir, "bad-key.json");
+      writeFileSync(file, typeof key === "string" ? key : JSON.stringify(key));
+      try {
+        await promisify(execFile)(process.execPath, ["tools/audit-verify.ts", "--checkpoints", keyFile, "--public-key", file,
+          "--db-url", stack().env.DB_URL]);
+        return { code: 0, stderr: "" };
+      } catch (err) {
+        const e = err as { code: number; stderr: string };
+        return { code: e.code, stderr: e.stderr.trim() };
+      }
+    };
+    const privateJwk = await generateSigningJwk("leaked");
+    expect(await run(privateJwk)).toEqual({ code: 2, stderr: "--public-key holds a private key (d): give only the public half" });
+    expect(await run({ keys: [] })).toEqual({ code: 2, stderr: "--public-key holds an empty key set" });
+    expect(await run({ kty: "RSA", n: "x", e: "AQAB" })).toEqual({ code: 2,
+      stderr: "--public-key must be a public Ed25519 JWK or JWKS (kty OKP, crv Ed25519, x)" });
+    expect(await run("not json")).toEqual({ code: 2, stderr: "--public-key is not JSON: give a public JWK or JWKS" });
+  });
+
   it("finds a row deleted before the last checkpoint after the owner recomputed the chain, which SQL's verifier cannot", async () => {
     const jws = await checkpointAfterReads(4);
     let sqlVerdict: Record<string, unknown> | undefined;

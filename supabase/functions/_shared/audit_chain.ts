@@ -5,7 +5,7 @@
  * and the verifier that checks the rows against exported checkpoints. Runs on Deno (the
  * audit-checkpoint function) and on Node (npm run audit:verify). Web Crypto and jose only.
  */
-import { CompactSign, compactVerify, exportJWK, importJWK, type JWK } from "jose";
+import { CompactSign, compactVerify, createLocalJWKSet, exportJWK, importJWK, type JWK } from "jose";
 
 /** Hash of no predecessor: the first row's prev_hash. */
 export const GENESIS = "0".repeat(64);
@@ -98,10 +98,14 @@ export async function signCheckpoint(c: Checkpoint, key: CryptoKey, kid: string)
     .sign(key);
 }
 
-/** Verifies a checkpoint's signature with a public JWK; throws when it does not verify. */
-export async function verifyCheckpoint(jws: string, publicJwk: JWK): Promise<Checkpoint> {
-  const key = await importJWK(publicJwk, "EdDSA");
-  const { payload, protectedHeader } = await compactVerify(jws, key, { algorithms: ["EdDSA"] });
+/**
+ * Verifies a checkpoint's signature with a public key, or with the key of a key set that
+ * the JWS header's kid names (so checkpoints signed before a key rotation still verify
+ * against a JWKS that keeps the old key); throws when it does not verify.
+ */
+export async function verifyCheckpoint(jws: string, publicKeys: JWK | JWK[]): Promise<Checkpoint> {
+  const keys = Array.isArray(publicKeys) ? publicKeys : [publicKeys];
+  const { payload, protectedHeader } = await compactVerify(jws, createLocalJWKSet({ keys }), { algorithms: ["EdDSA"] });
   if (protectedHeader.typ !== CHECKPOINT_TYPE) throw new Error("not a PHI access checkpoint");
   const c = JSON.parse(new TextDecoder().decode(payload)) as Checkpoint;
   if (!Number.isSafeInteger(c.seq) || c.seq < 0 || !/^[0-9a-f]{64}$/.test(c.hash)) throw new Error("malformed checkpoint payload");
@@ -119,7 +123,7 @@ export interface Finding {
  * them: its signature, and that the row at its position still has the signed hash. Returns
  * every problem found (empty when the log is intact up to its last checkpoint and beyond).
  */
-export async function verifyChain(rows: Iterable<ChainRow>, checkpoints: string[], publicJwk: JWK): Promise<{
+export async function verifyChain(rows: Iterable<ChainRow>, checkpoints: string[], publicKeys: JWK | JWK[]): Promise<{
   rows: number;
   checkpoints: Checkpoint[];
   findings: Finding[];
@@ -144,7 +148,7 @@ export async function verifyChain(rows: Iterable<ChainRow>, checkpoints: string[
   for (const jws of checkpoints) {
     let c: Checkpoint;
     try {
-      c = await verifyCheckpoint(jws, publicJwk);
+      c = await verifyCheckpoint(jws, publicKeys);
     } catch (err) {
       findings.push({ seq: null, problem: `a checkpoint does not verify: ${err instanceof Error ? err.message : err}` });
       continue;
@@ -158,11 +162,20 @@ export async function verifyChain(rows: Iterable<ChainRow>, checkpoints: string[
       findings.push({ seq: c.seq, problem: `history up to position ${c.seq} was rewritten after the checkpoint signed at ${new Date(c.iat * 1000).toISOString()}` });
     }
   }
-  verified.sort((a, b) => a.iat - b.iat);
-  for (let i = 1; i < verified.length; i++) {
-    if (verified[i].seq < verified[i - 1].seq) {
+  // A checkpoint signed strictly later than another cannot name an earlier position (iat
+  // has one-second resolution: two signed in the same second are not ordered).
+  verified.sort((a, b) => a.iat - b.iat || a.seq - b.seq);
+  let highestBefore = -1;
+  let sameSecondHighest = -1;
+  for (let i = 0; i < verified.length; i++) {
+    if (i > 0 && verified[i].iat !== verified[i - 1].iat) {
+      highestBefore = Math.max(highestBefore, sameSecondHighest);
+      sameSecondHighest = -1;
+    }
+    if (verified[i].seq < highestBefore) {
       findings.push({ seq: verified[i].seq, problem: "a later checkpoint names an earlier position: rows were removed between them" });
     }
+    sameSecondHighest = Math.max(sameSecondHighest, verified[i].seq);
   }
   findings.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
   return { rows: n, checkpoints: verified, findings };

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { generateSigningJwk, rowHash, signCheckpoint, signingKey, verifyCheckpoint } from "./audit_chain.ts";
+import { generateSigningJwk, rowHash, signCheckpoint, signingKey, verifyChain, verifyCheckpoint } from "./audit_chain.ts";
 
 Deno.test("signingKey() takes a WebCrypto-exported JWK (with key_ops and ext) and publishes a usable public key", async () => {
   const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"]) as CryptoKeyPair;
@@ -45,4 +45,38 @@ Deno.test("rowHash() version 2 prefixes every field with its length in bytes and
 Deno.test("rowHash() version 1 (rows before the cut-over) joins the fields with |", async () => {
   assert.equal(await rowHash("0".repeat(64), { ...VECTOR_ROW, hash_version: 1 }),
     "7313656643ea29e403721aa76925e0cab9a668c521e7e0f9bca6085dbfc7271c");
+});
+
+Deno.test("verifyChain() picks each checkpoint's key by kid (rotation) and orders checkpoints only by a strictly later iat", async () => {
+  const old = await signingKey(JSON.stringify(await generateSigningJwk("audit-2025")));
+  const current = await signingKey(JSON.stringify(await generateSigningJwk("audit-2026")));
+  const genesis = (iat: number, key = current) => signCheckpoint({ seq: 0, hash: "0".repeat(64), iat, iss: "t" }, key.key, key.kid);
+  const both = [old.publicJwk, current.publicJwk];
+  // Signed with the retired key and the current one: both verify against a key set holding both.
+  let result = await verifyChain([], [await genesis(1, old), await genesis(2)], both);
+  assert.deepEqual(result.findings, []);
+  assert.equal(result.checkpoints.length, 2);
+  // The retired key alone cannot verify the current key's checkpoint.
+  result = await verifyChain([], [await genesis(2)], [old.publicJwk]);
+  assert.match(result.findings[0].problem, /^a checkpoint does not verify: /);
+
+  // Positions 1 and 2, hashed as the database would.
+  const row = (seq: number, prev: string) => ({
+    hash_version: 2, chain_seq: String(seq), id: String(seq), accessed_at_utc: "2026-11-24T00:00:00.000000", actor_id: null,
+    actor_role: "service_role", subject_user_id: "00000000-0000-4000-8000-000000000001", resource: "r", row_count: 1,
+    purpose: "p", request_id: null, prev_hash: prev, row_hash: "",
+  });
+  const r1 = row(1, "0".repeat(64));
+  r1.row_hash = await rowHash(r1.prev_hash, r1);
+  const r2 = row(2, r1.row_hash);
+  r2.row_hash = await rowHash(r2.prev_hash, r2);
+  const at = (seq: number, iat: number) =>
+    signCheckpoint({ seq, hash: seq === 1 ? r1.row_hash : r2.row_hash, iat, iss: "t" }, current.key, current.kid);
+  // Two checkpoints signed in the same second are not ordered, whichever comes first.
+  for (const pair of [[await at(2, 5), await at(1, 5)], [await at(1, 5), await at(2, 5)]]) {
+    assert.deepEqual((await verifyChain([r1, r2], pair, both)).findings, []);
+  }
+  // A strictly later checkpoint naming an earlier position is found.
+  assert.deepEqual((await verifyChain([r1, r2], [await at(2, 5), await at(1, 6)], both)).findings.map((f) => f.problem),
+    ["a later checkpoint names an earlier position: rows were removed between them"]);
 });

@@ -72,7 +72,9 @@ export const MAX_JSON_DEPTH = 512;
 /**
  * What JSON can say but Postgres cannot store, found without recursion: nesting deeper than
  * MAX_JSON_DEPTH (Postgres's JSON parser would run out of stack), the NUL character (jsonb
- * and text refuse \u0000) and unpaired UTF-16 surrogates (not Unicode). Each is a field error.
+ * and text refuse \u0000), unpaired UTF-16 surrogates (not Unicode) and numbers beyond a
+ * 64-bit float (JSON.parse reads 1e400 as Infinity, which would be sent on as null). Each is
+ * a field error.
  */
 export function unstorable(value: unknown): FieldError[] {
   const errors: FieldError[] = [];
@@ -83,6 +85,8 @@ export function unstorable(value: unknown): FieldError[] {
     if (typeof v === "string") {
       if (v.includes("\u0000")) errors.push({ field, message: "Contains a NUL character (\\u0000), which cannot be stored" });
       else if (!v.isWellFormed()) errors.push({ field, message: "Contains an unpaired surrogate: not valid Unicode" });
+    } else if (typeof v === "number" && !Number.isFinite(v)) {
+      errors.push({ field, message: "A number too large to store (beyond a 64-bit float)" });
     } else if (v !== null && typeof v === "object") {
       if (depth > MAX_JSON_DEPTH) {
         errors.push({ field, message: `Nested deeper than ${MAX_JSON_DEPTH} levels` });

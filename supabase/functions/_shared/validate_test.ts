@@ -26,6 +26,14 @@ Deno.test("readJson() refuses unpaired surrogates and unstorable keys (422)", as
   assert.deepEqual(err.errors?.map((e) => e.field).sort(), ["a.0", "b\u0000"]);
 });
 
+Deno.test("readJson() refuses a number beyond a 64-bit float, which JSON.parse would make Infinity (422)", async () => {
+  const err = await refusal('{"latency_ms": 1, "metadata": {"score": 1e400, "low": -1e999, "tiny": 1e-400}}');
+  assert.equal(err.status, 422);
+  // 1e-400 underflows to 0, a storable number: only the overflows are refused.
+  assert.deepEqual(err.errors?.map((e) => e.field).sort(), ["metadata.low", "metadata.score"]);
+  assert.equal(err.errors?.[0].message, "A number too large to store (beyond a 64-bit float)");
+});
+
 Deno.test("readJson() refuses JSON nested deeper than MAX_JSON_DEPTH (422) and accepts it at the limit", async () => {
   const deep = (n: number) => "[".repeat(n) + "]".repeat(n);
   assert.equal((await refusal(deep(20_000))).status, 422);
