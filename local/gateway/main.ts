@@ -17,6 +17,7 @@ import { createRealtime } from "./realtime.ts";
 import { startListener } from "./listener.ts";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import { join } from "./path.ts";
+import { surviveClosedSocketWrites } from "./postgres_guard.ts";
 
 function need(name: string): string {
   const v = Deno.env.get(name);
@@ -52,6 +53,8 @@ const keys = {
 };
 const limits: Limits = { ...DEFAULT_LIMITS, ...JSON.parse(Deno.env.get("GATEWAY_LIMITS") ?? "{}") };
 const log = (line: Record<string, unknown>) => console.log(JSON.stringify(line));
+// A Postgres outage must not end the gateway through postgres.js's closed-socket write.
+surviveClosedSocketWrites(log);
 const realtime = await createRealtime({ keys, sql, log });
 const handler = createGateway({
   sql,
