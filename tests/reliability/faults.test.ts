@@ -81,7 +81,7 @@ describe("Postgres killed during writes", () => {
       // During the outage: 503 (or 429 for a caller over its share of the pool while
       // connections wait to connect), always with Retry-After; never a 500.
       expect(outage.length).toBeGreaterThan(0);
-      expect(outage.filter((o) => o.status !== 503 && o.status !== 429).map((o) => `${o.status} ${o.body}`)).toEqual([]);
+      expect(outage.filter((o) => o.status !== 503 && o.status !== 429).map((o) => `${o.status} ${o.body}`), gatewayLog()).toEqual([]);
       expect(outage.every((o) => o.retryAfter !== null)).toBe(true);
       console.log(`crash test: ${acknowledged.length} acknowledged writes (${before} before the kill), all present after recovery; ` +
         `${outage.length} answers during the outage (${[...new Set(outage.map((o) => o.status))].join(", ")}), ` +

@@ -335,18 +335,22 @@ const STATUS_TITLES: Record<number, string> = {
 };
 
 /**
- * Maps a database error to the HTTP error a client should see: the database unreachable →
- * 503; the statement timeout → 504; a refused permission → 403; invalid values (NUL bytes
+ * Maps a database error to the HTTP error a client should see: the database unreachable
+ * (postgres.js's connection errors, any socket error, 08xxx, 57P01-03, 53xxx) → 503; the statement timeout → 504; a refused permission → 403; invalid values (NUL bytes
  * and bad encodings among them: 22P05, 22021) → 422 (with
  * the field from CONSTRAINT_FIELDS); PostgREST-style PTnnn codes → nnn.
  * Anything else is returned unchanged (a 500 when it reaches respond()).
  */
 export function toHttpError(err: unknown): unknown {
   if (err instanceof HttpError) return err;
-  const e = err as { code?: string; message?: string; hint?: string; constraint_name?: string; errno?: string };
+  const e = err as { code?: string; message?: string; hint?: string; constraint_name?: string; errno?: string; severity?: string; syscall?: string };
   const code = e?.code ?? "";
   const detail = e?.message ?? "Database error";
-  if (CONNECTION_ERRORS.has(code) || CONNECTION_ERRORS.has(e?.errno ?? "") || /^(08|57P0[1-3]|53)/.test(code)) {
+  // A socket error of the runtime (EPIPE, ECONNABORTED, ...: a system error with a syscall,
+  // or an E-code on an error that is not the server's, which always has a severity) is the
+  // database going away too.
+  const socketError = e?.severity === undefined && (typeof e?.syscall === "string" || /^E[A-Z]+$/.test(code));
+  if (socketError || CONNECTION_ERRORS.has(code) || CONNECTION_ERRORS.has(e?.errno ?? "") || /^(08|57P0[1-3]|53)/.test(code)) {
     return new HttpError(503, "Service Unavailable", "The database is unavailable; retry later.", { headers: { "Retry-After": "1" } });
   }
   if (code === "57014") {

@@ -146,6 +146,7 @@ export async function respond(
     console.error(JSON.stringify({
       level: "error", request_id: ctx.requestId, method: req.method, url: req.url,
       error: err instanceof Error ? err.stack ?? err.message : String(err),
+      code: (err as { code?: unknown })?.code ?? null,
     }));
     return decorate(problem(500, "Internal Server Error", "The function failed unexpectedly; the error is logged.", {
       requestId: ctx.requestId,
