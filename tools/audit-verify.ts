@@ -50,6 +50,7 @@ export function parsePublicKeys(text: string): JWK[] {
       throw new Error("--public-key must be a public Ed25519 JWK or JWKS (kty OKP, crv Ed25519, x)");
     }
     if (jwk.d !== undefined) throw new Error("--public-key holds a private key (d): give only the public half");
+    if (keys.length > 1 && typeof jwk.kid !== "string") throw new Error("--public-key: every key of a key set needs a kid");
     return jwk;
   });
 }

@@ -9,10 +9,16 @@
  * Postgres is back.
  *
  * When it happens the connection is already closed: closed() has rejected its queries with
- * CONNECTION_CLOSED (the callers answer 503) and the pool opens a new connection for the
- * next query, so the one thing left to do is not to die. The listener recognises exactly
- * that error (a TypeError reading 'write' thrown by nextWrite in postgres.js's
- * connection.js) and logs it; any other uncaught error still ends the process.
+ * CONNECTION_CLOSED (the callers answer 503), and the pool reconnects. The listener
+ * recognises exactly that error (a TypeError reading 'write' thrown by nextWrite in
+ * postgres.js's connection.js) and logs it; any other uncaught error still ends the process.
+ *
+ * What surviving does not repair (read from postgres.js's connection.js, not reproduced):
+ * the throw skips nextWrite's reset, so that one connection keeps the unsent bytes and a
+ * spent timer; its next connection attempts queue their startup message behind them without
+ * sending it and time out (a 503 within the connect timeout each), until the queue passes
+ * 1 KiB and is flushed, the server refuses it and the connection starts clean. The other
+ * connections of the pool are not affected. The fix belongs upstream (porsager/postgres#1209).
  */
 
 /** Whether err is postgres.js's write to a closed connection. */

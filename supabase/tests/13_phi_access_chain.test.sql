@@ -2,7 +2,7 @@
 -- hash (each one tampered in turn), every break reported, deletions found in the middle and
 -- at the end. Concurrency is tested end to end in tests/e2e/audit_chain.test.ts.
 begin;
-select plan(31);
+select plan(32);
 
 select tests.create_supabase_user('chain-subject@example.com');
 
@@ -203,6 +203,10 @@ select is(pg_temp.kept_request_id('{"x-request-id": "trace-42.a:b_c"}'), 'trace-
 select is(pg_temp.kept_request_id(json_build_object('x-request-id', 'a|b ' || repeat('x', 200))::text), null,
   'A malformed or over-long x-request-id is stored as null');
 select is(pg_temp.kept_request_id('', ''), null, 'An empty request id argument is stored as null');
+select throws_ok($$ insert into audit.phi_access_log (actor_role, subject_user_id, resource, row_count, purpose, request_id)
+    values ('postgres', tests.get_user_id('chain-subject@example.com'), 'coach_interactions', 1, 'direct', 'a|b') $$,
+  '23514', 'new row for relation "phi_access_log" violates check constraint "phi_access_log_request_id_format"',
+  'A malformed request id cannot be stored by any other path either');
 
 -- Who may verify.
 select tests.authenticate_as('chain-subject@example.com');

@@ -2,7 +2,7 @@
 -- the bounds, session references scoped to the same user, erasure as the only delete, and
 -- idempotency over the normalised request with keys scoped by actor.
 begin;
-select plan(55);
+select plan(57);
 
 select tests.create_supabase_user('hank@example.com', null, 'Hank Hostile');
 select tests.create_supabase_user('ivy@example.com', null, 'Ivy Ivers');
@@ -52,12 +52,20 @@ select tests.clear_authentication();
 select throws_ok($$ insert into public.coach_interactions (user_id, request_id, sender, content, actor_role)
     values (tests.get_user_id('hank@example.com'), 'direct', 'user', ('{"text": "x", "d": ' || repeat('[', 40) || repeat(']', 40) || '}')::jsonb, 'postgres') $$,
   '23514', 'new row for relation "coach_interactions" violates check constraint "coach_interactions_content_bounded"',
-  'The CHECK constraint refuses a deep document on any write path');
+  'The bound refuses a deep document on any write path (a direct insert too)');
+select throws_ok($$ insert into public.interaction_events (user_id, kind, payload, actor_role)
+    values (tests.get_user_id('hank@example.com'), 'read', jsonb_build_object('ids', (select jsonb_agg(n) from generate_series(1, 600) n)), 'postgres') $$,
+  '23514', 'new row for relation "interaction_events" violates check constraint "interaction_events_payload_bounded"',
+  'An event payload over the bounds is refused on a direct insert');
+select throws_ok($$ insert into public.interaction_events (user_id, kind, category, actor_role)
+    values (tests.get_user_id('hank@example.com'), 'read', E'a\nb', 'postgres') $$,
+  '23514', 'new row for relation "interaction_events" violates check constraint "interaction_events_category_format"',
+  'A category with a control character is refused on a direct insert');
 select ok(private.json_limit_violation(('[' || repeat('[', 2500) || repeat(']', 2500) || ']')::jsonb, 32, 10, 10, 1000000) = 'is nested deeper than 32 levels',
   'The bound check judges a document 2,500 levels deep without running out of stack');
 
--- Hostile rows stored before the bounds (simulated: the constraint dropped for the insert)
-alter table public.coach_interactions drop constraint coach_interactions_content_bounded;
+-- Hostile rows stored before the bounds (simulated: the bounds trigger off for the inserts)
+alter table public.coach_interactions disable trigger coach_interactions_check_bounds;
 insert into public.coach_interactions (user_id, request_id, sender, content, metadata, actor_role, created_at)
 values (tests.get_user_id('hank@example.com'), 'hostile-1', 'user',
         ('{"text": "Hank at 555-123-4567", "deep": ' || repeat('[', 1500) || '"hank@example.com"' || repeat(']', 1500) || '}')::jsonb,
@@ -90,6 +98,7 @@ select is(private.redact_content((select content from public.coach_interactions 
   'A value with more values than any writable one is redacted whole, not walked');
 select is(private.redact_content((select content from public.coach_interactions where request_id = 'hostile-1'), '{}') ->> 'text',
   'Hank at [PHONE]', 'A row within the value count is still redacted field by field');
+alter table public.coach_interactions enable trigger coach_interactions_check_bounds;
 
 -- Session references -------------------------------------------------------------------
 
@@ -134,15 +143,22 @@ select is((select count(*)::int from public.coach_interactions where user_id = '
 delete from auth.users where email = 'ivy@example.com';
 select lives_ok($$ delete from auth.users where email = 'hank@example.com' $$, 'Erasing a user (deleting their auth.users row) is allowed');
 select is_empty($$ select 1 from public.coach_interactions where request_id = 'hostile-1' $$, 'and removes their interactions, the hostile one included');
--- A row of someone else's written before references were checked (simulated: inserted
--- directly) neither blocks the session owner's erasure nor goes with it.
+-- A row of someone else's written before references were checked, and so before the
+-- bounds too (simulated: inserted directly, out of today's bounds, with the bounds trigger
+-- off), neither blocks the session owner's erasure nor goes with it.
 select tests.create_supabase_user('lea@example.com');
 select tests.create_supabase_user('max@example.com');
 insert into public.coaching_sessions (id, user_id) values ('1ea00000-5e55-4000-8000-000000000001', tests.get_user_id('lea@example.com'));
-insert into public.coach_interactions (user_id, session_id, request_id, sender, content, actor_role)
-values (tests.get_user_id('max@example.com'), '1ea00000-5e55-4000-8000-000000000001', 'legacy-cross', 'user', '{"text": "old"}', 'postgres');
-insert into public.interaction_events (user_id, session_id, kind, actor_role)
-values (tests.get_user_id('max@example.com'), '1ea00000-5e55-4000-8000-000000000001', 'read', 'postgres');
+alter table public.coach_interactions disable trigger coach_interactions_check_bounds;
+alter table public.interaction_events disable trigger interaction_events_check_bounds;
+insert into public.coach_interactions (user_id, session_id, request_id, sender, content, metadata, actor_role)
+values (tests.get_user_id('max@example.com'), '1ea00000-5e55-4000-8000-000000000001', 'legacy-cross', 'user', '{"text": "old"}',
+        jsonb_build_object('ids', (select jsonb_agg(n) from generate_series(1, 600) n)), 'postgres');
+insert into public.interaction_events (user_id, session_id, kind, category, payload, actor_role)
+values (tests.get_user_id('max@example.com'), '1ea00000-5e55-4000-8000-000000000001', 'read', E'old\ttab',
+        jsonb_build_object('ids', (select jsonb_agg(n) from generate_series(1, 600) n)), 'postgres');
+alter table public.coach_interactions enable trigger coach_interactions_check_bounds;
+alter table public.interaction_events enable trigger interaction_events_check_bounds;
 select throws_ok($$ delete from public.coaching_sessions where id = '1ea00000-5e55-4000-8000-000000000001' $$, '42501',
   'public.coach_interactions is append-only: rows cannot be updated or deleted',
   'Outside an erasure, Lea''s session cannot be deleted while rows reference it');

@@ -2,7 +2,7 @@
 -- plan state machine over every from -> to pair; what an assigned coach cannot do directly
 -- (each checked for the stranger as well); client mistakes answered with 4xx codes.
 begin;
-select plan(31);
+select plan(33);
 
 select tests.create_supabase_user('dave@example.com', 'coach');
 select tests.create_supabase_user('noprofile@example.com');
@@ -120,6 +120,15 @@ select throws_ok($$ select public.save_stage_response(gen_random_uuid(), 1, '{}'
   'Coaching session not found', 'An unknown session is PT404');
 select throws_ok($$ select public.save_stage_response('a11ce000-5e55-4000-8000-000000000001', 1, '{}') $$, 'PT404',
   'Coaching session not found', 'Someone else''s session is PT404, the same answer as an unknown one');
+-- A token with the authenticated role but no sub (which PostgREST would let through) is no
+-- one's: it owns no session, so it can change none.
+select tests._act_as(null, null);
+select tests._act_as('authenticated', '{"role": "authenticated", "aud": "authenticated"}'::jsonb);
+select throws_ok($$ select public.save_stage_response('a11ce000-5e55-4000-8000-000000000001', 1, '{}') $$, 'PT404',
+  'Coaching session not found', 'An authenticated token without sub cannot write to Alice''s session');
+select throws_ok($$ select public.complete_coaching_session('a11ce000-5e55-4000-8000-000000000001') $$, 'PT404',
+  'Coaching session not found', 'nor complete it');
+select tests.authenticate_as('bob@example.com');
 select throws_ok($$ select public.complete_coaching_session(gen_random_uuid()) $$, 'PT404',
   'Coaching session not found', 'Completing an unknown session is PT404');
 select throws_ok($$ select public.save_stage_response((select id from s), 3, '{}') $$, 'PT409',

@@ -84,6 +84,8 @@ describe("PHI access log checkpoints", async () => {
     expect(await run({ kty: "RSA", n: "x", e: "AQAB" })).toEqual({ code: 2,
       stderr: "--public-key must be a public Ed25519 JWK or JWKS (kty OKP, crv Ed25519, x)" });
     expect(await run("not json")).toEqual({ code: 2, stderr: "--public-key is not JSON: give a public JWK or JWKS" });
+    const { kid: _kid, ...noKid } = key.publicJwk;
+    expect(await run({ keys: [key.publicJwk, noKid] })).toEqual({ code: 2, stderr: "--public-key: every key of a key set needs a kid" });
   });
 
   it("finds a row deleted before the last checkpoint after the owner recomputed the chain, which SQL's verifier cannot", async () => {

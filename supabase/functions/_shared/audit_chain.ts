@@ -105,7 +105,9 @@ export async function signCheckpoint(c: Checkpoint, key: CryptoKey, kid: string)
  */
 export async function verifyCheckpoint(jws: string, publicKeys: JWK | JWK[]): Promise<Checkpoint> {
   const keys = Array.isArray(publicKeys) ? publicKeys : [publicKeys];
-  const { payload, protectedHeader } = await compactVerify(jws, createLocalJWKSet({ keys }), { algorithms: ["EdDSA"] });
+  // One key without a kid is the key, whatever the header names; a key set is searched by kid.
+  const key = keys.length === 1 && !keys[0].kid ? await importJWK(keys[0], "EdDSA") : createLocalJWKSet({ keys });
+  const { payload, protectedHeader } = await compactVerify(jws, key, { algorithms: ["EdDSA"] });
   if (protectedHeader.typ !== CHECKPOINT_TYPE) throw new Error("not a PHI access checkpoint");
   const c = JSON.parse(new TextDecoder().decode(payload)) as Checkpoint;
   if (!Number.isSafeInteger(c.seq) || c.seq < 0 || !/^[0-9a-f]{64}$/.test(c.hash)) throw new Error("malformed checkpoint payload");

@@ -56,6 +56,9 @@ Deno.test("verifyChain() picks each checkpoint's key by kid (rotation) and order
   let result = await verifyChain([], [await genesis(1, old), await genesis(2)], both);
   assert.deepEqual(result.findings, []);
   assert.equal(result.checkpoints.length, 2);
+  // A single public key without a kid is used whatever the header names.
+  const { kid: _kid, ...anonymous } = current.publicJwk;
+  assert.deepEqual((await verifyChain([], [await genesis(2)], anonymous)).findings, []);
   // The retired key alone cannot verify the current key's checkpoint.
   result = await verifyChain([], [await genesis(2)], [old.publicJwk]);
   assert.match(result.findings[0].problem, /^a checkpoint does not verify: /);

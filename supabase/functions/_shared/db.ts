@@ -297,6 +297,8 @@ export async function takeRateLimit(endpoint: string, claims: Claims): Promise<R
   }
 }
 
+/** Node's (and Deno's node:net) errnos for a connection that broke or could not be made. */
+const SOCKET_ERRORS = new Set(["EPIPE", "ECONNABORTED", "EHOSTUNREACH", "ENETUNREACH", "ENETDOWN", "ENOTCONN", "ENOTFOUND", "EAI_AGAIN"]);
 const CONNECTION_ERRORS = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "CONNECT_TIMEOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED"]);
 
 /**
@@ -346,10 +348,9 @@ export function toHttpError(err: unknown): unknown {
   const e = err as { code?: string; message?: string; hint?: string; constraint_name?: string; errno?: string; severity?: string; syscall?: string };
   const code = e?.code ?? "";
   const detail = e?.message ?? "Database error";
-  // A socket error of the runtime (EPIPE, ECONNABORTED, ...: a system error with a syscall,
-  // or an E-code on an error that is not the server's, which always has a severity) is the
-  // database going away too.
-  const socketError = e?.severity === undefined && (typeof e?.syscall === "string" || /^E[A-Z]+$/.test(code));
+  // A socket error of the runtime on the database connection is the database going away
+  // too (a server error always has a severity; these never do).
+  const socketError = e?.severity === undefined && SOCKET_ERRORS.has(code);
   if (socketError || CONNECTION_ERRORS.has(code) || CONNECTION_ERRORS.has(e?.errno ?? "") || /^(08|57P0[1-3]|53)/.test(code)) {
     return new HttpError(503, "Service Unavailable", "The database is unavailable; retry later.", { headers: { "Retry-After": "1" } });
   }

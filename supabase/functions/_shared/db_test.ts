@@ -146,12 +146,15 @@ Deno.test({
         const unknown = toHttpError({ code: "23514", message: "violates check", constraint_name: "some_table_thing_range" });
         assert.ok(unknown instanceof HttpError && unknown.status === 422 && unknown.errors === undefined);
       });
-      await t.step("a socket error of the runtime is the database going away (503), a server error with an E-code is not", () => {
+      await t.step("a socket error of the runtime is the database going away (503); a server error or a file error is not", () => {
         const epipe = Object.assign(new Error("write EPIPE"), { code: "EPIPE", errno: -32, syscall: "write" });
         assert.ok(isHttp(503)(toHttpError(epipe)));
         assert.ok(isHttp(503)(toHttpError(Object.assign(new Error("aborted"), { code: "ECONNABORTED" }))));
-        const server = { code: "EXAMP", severity: "ERROR", message: "a custom SQLSTATE" };
+        const server = { code: "EPIPE", severity: "ERROR", message: "a custom SQLSTATE" };
         assert.equal(toHttpError(server), server);
+        // A file or argument error is a bug of ours (500, logged), not an outage.
+        const notFound = Object.assign(new Error("no such file"), { code: "ENOENT", syscall: "open" });
+        assert.equal(toHttpError(notFound), notFound);
       });
       await t.step("every check and foreign key constraint of coach_interactions has a field in the map", async () => {
         const rows = await admin`select conname from pg_constraint

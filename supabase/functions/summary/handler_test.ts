@@ -154,7 +154,9 @@ Deno.test({
         useLlm();
         const id = await completedSession();
         llm.script.push({ content: JSON.stringify({ ...GOOD, action_plan: [
-          { ...GOOD.action_plan[0], due_date: inDays(-3) },
+          { ...GOOD.action_plan[0], due_date: inDays(-3), milestones: [
+            { title: "Alarm clock on the nightstand", due_date: inDays(4) }, { title: "Alarm clock on the nightstand", due_date: inDays(6) },
+          ] },
           { ...GOOD.action_plan[0], title: "  buy an ALARM clock ", description: "named twice" },
           GOOD.action_plan[1],
         ] }) });
@@ -167,14 +169,19 @@ Deno.test({
           { title: "Buy an alarm clock", description: "So the phone can leave the bedroom", timeline_end: null },
           { title: "Lay out shoes the night before", description: "", timeline_end: null },
         ]);
-        // Alice adds a milestone of her own; a refresh proposing the same title leaves it, and
-        // moves the due date of the model's milestone.
+        // A milestone named twice in one answer is taken once, the first.
         const [plan] = await admin`select id from public.action_plans where session_id = ${id} and title = 'Buy an alarm clock'`;
+        assert.deepEqual([...await admin`select due_date::text from public.milestones where action_plan_id = ${plan.id}`],
+          [{ due_date: inDays(4) }]);
+        // Alice adds a milestone of her own; a refresh proposing the same title leaves it, and
+        // moves the due date of the model's milestone. The refresh's plan due date, before the
+        // plan's start (today), is dropped.
         await admin.begin(async (tx) => {
           await tx`select set_config('request.jwt.claims', ${JSON.stringify({ sub: ALICE, role: "authenticated" })}, true)`;
           await tx`select public.add_milestone(${plan.id}::uuid, 'Tell Carol', null, ${inDays(10)}::date)`;
         });
-        llm.script.push({ content: JSON.stringify({ ...GOOD, action_plan: [{ ...GOOD.action_plan[0], milestones: [
+        await admin`update public.action_plans set timeline_end = ${inDays(30)}::date where id = ${plan.id}`;
+        llm.script.push({ content: JSON.stringify({ ...GOOD, action_plan: [{ ...GOOD.action_plan[0], due_date: inDays(-1), milestones: [
           { title: "Alarm clock on the nightstand", due_date: inDays(5) }, { title: "Tell Carol", due_date: inDays(1) },
         ] }] }) });
         await (await post({ session_id: id, refresh: true })).body?.cancel();
@@ -183,6 +190,8 @@ Deno.test({
           { title: "Alarm clock on the nightstand", source: "summary", due_date: inDays(5) },
           { title: "Tell Carol", source: "manual", due_date: inDays(10) },
         ]);
+        const [{ timeline_end }] = await admin`select timeline_end::text from public.action_plans where id = ${plan.id}`;
+        assert.equal(timeline_end, null);
       });
 
       await t.step("handler() answers 502 when the database refuses the model's summary, and logs the call", async () => {
