@@ -1,7 +1,7 @@
 -- Access paths at a realistic volume: the history query uses the (user, time) index and a
 -- one-day scan uses the BRIN index, for interactions and for events. Plans, not timings.
 begin;
-select plan(10);
+select plan(12);
 
 -- 100 users x 1,000 interactions over 30 days, in time order as they arrive.
 alter table public.coach_interactions disable trigger coach_interactions_broadcast;
@@ -93,6 +93,29 @@ select results_eq(
      from pg_stat_xact_user_tables s, scans_before b where s.relid = 'public.coach_interactions'::regclass $$,
   $$ values (0::bigint, true) $$,
   'Aggregating one day reads only that day through the indexes, with no full scan of the log');
+
+-- Opportunities and applications: 100 users, each with 5 opportunities of their own and
+-- 50 applications across a catalogue of 2,000.
+insert into public.opportunities (id, owner_id, title, deadline)
+select ('0990d000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid,
+       case when n > 2000 then ('00000000-0000-4000-8000-' || lpad((1 + n % 100)::text, 12, '0'))::uuid end,
+       'Opportunity ' || n, '2031-01-01'::timestamptz + n * interval '1 hour'
+from generate_series(1, 2500) n;
+insert into public.applications (user_id, opportunity_id)
+select ('00000000-0000-4000-8000-' || lpad(u::text, 12, '0'))::uuid,
+       ('0990d000-0000-4000-8000-' || lpad((1 + (u * 37 + k * 41) % 2000)::text, 12, '0'))::uuid
+from generate_series(1, 100) u, generate_series(1, 50) k
+on conflict do nothing;
+analyze public.opportunities;
+analyze public.applications;
+select ok(pg_temp.plan_uses(
+  $$ select id from public.applications where opportunity_id = '0990d000-0000-4000-8000-000000000042' $$,
+  'applications_opportunity_id_idx'),
+  'The applications to one opportunity (what removing it touches) are found through their index');
+select ok(pg_temp.plan_uses(
+  $$ select id from public.opportunities where owner_id = '00000000-0000-4000-8000-000000000007' $$,
+  'opportunities_owner_id_idx'),
+  'A user''s own opportunities are found through the owner index');
 
 select * from finish();
 rollback;
