@@ -1,7 +1,7 @@
 -- Access paths at a realistic volume: the history query uses the (user, time) index and a
 -- one-day scan uses the BRIN index, for interactions and for events. Plans, not timings.
 begin;
-select plan(12);
+select plan(15);
 
 -- 100 users x 1,000 interactions over 30 days, in time order as they arrive.
 alter table public.coach_interactions disable trigger coach_interactions_broadcast;
@@ -116,6 +116,30 @@ select ok(pg_temp.plan_uses(
   $$ select id from public.opportunities where owner_id = '00000000-0000-4000-8000-000000000007' $$,
   'opportunities_owner_id_idx'),
   'A user''s own opportunities are found through the owner index');
+
+-- Check-ins for the submitted half of them, and a month of nudges (two a day per user).
+update public.applications set status = 'submitted', submitted_at = '2031-01-01'::timestamptz + (hashtext(id::text) % 60) * interval '1 day'
+ where hashtext(id::text) % 2 = 0;
+insert into public.check_in_tasks (user_id, application_id, due_at, status)
+select user_id, id, submitted_at + interval '21 days', case when hashtext(id::text) % 3 = 0 then 'completed'::public.check_in_status else 'pending' end
+from public.applications where status = 'submitted';
+insert into public.notification_log (user_id, channel, sent_at, notification_type)
+select ('00000000-0000-4000-8000-' || lpad(u::text, 12, '0'))::uuid, c, '2031-01-01'::timestamptz + d * interval '1 day' + u * interval '1 minute', 'micro_task'
+from generate_series(1, 100) u, generate_series(0, 29) d, unnest(enum_range(null::public.notification_channel)) c;
+analyze public.check_in_tasks;
+analyze public.notification_log;
+select ok(pg_temp.plan_uses(
+  $$ select id from public.check_in_tasks where status = 'pending' and due_at <= '2031-01-25' $$, 'check_in_tasks_due_at_idx'),
+  'The scheduler finds due check-ins through the pending due_at index');
+select ok(pg_temp.plan_uses(
+  $$ select id from public.check_in_tasks where application_id = (select id from public.applications where status = 'submitted' limit 1) $$,
+  'check_in_tasks_application_id_idx'),
+  'An application''s check-in is found through its index');
+select ok(pg_temp.plan_uses(
+  $$ select 1 from public.notification_log where user_id = '00000000-0000-4000-8000-000000000007' and channel = 'email'
+       and sent_at > '2031-01-20'::timestamptz - interval '24 hours' limit 1 $$,
+  'notification_log_user_id_channel_sent_at_idx'),
+  'The 24-hour throttle check reads the (user_id, channel, sent_at) index');
 
 select * from finish();
 rollback;
