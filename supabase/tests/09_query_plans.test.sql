@@ -1,7 +1,7 @@
 -- Access paths at a realistic volume: the history query uses the (user, time) index and a
 -- one-day scan uses the BRIN index, for interactions and for events. Plans, not timings.
 begin;
-select plan(15);
+select plan(18);
 
 -- 100 users x 1,000 interactions over 30 days, in time order as they arrive.
 alter table public.coach_interactions disable trigger coach_interactions_broadcast;
@@ -140,6 +140,27 @@ select ok(pg_temp.plan_uses(
        and sent_at > '2031-01-20'::timestamptz - interval '24 hours' limit 1 $$,
   'notification_log_user_id_channel_sent_at_idx'),
   'The 24-hour throttle check reads the (user_id, channel, sent_at) index');
+
+-- Proposals: one per submitted application, half answered, made by ten coaches.
+insert into public.application_state_proposals (application_id, user_id, proposed_state, proposed_by, proposed_by_role, status,
+                                               created_at, expires_at, decided_at)
+select a.id, a.user_id, 'Won', ('00000000-0000-4000-8000-' || lpad((1 + hashtext(a.id::text) % 10 + 90)::text, 12, '0'))::uuid, 'authenticated',
+       case when hashtext(a.id::text) % 2 = 0 then 'confirmed'::public.proposal_status else 'pending' end,
+       '2031-03-01', '2031-03-08', case when hashtext(a.id::text) % 2 = 0 then '2031-03-02'::timestamptz end
+from public.applications a where a.status = 'submitted';
+analyze public.application_state_proposals;
+select ok(pg_temp.plan_uses(
+  $$ select id from public.application_state_proposals where application_id = (select id from public.applications where status = 'submitted' limit 1) $$,
+  'application_state_proposals_application_id_idx'),
+  'An application''s proposals are found through their index');
+select ok(pg_temp.plan_uses(
+  $$ select id from public.application_state_proposals where user_id = '00000000-0000-4000-8000-000000000007' order by created_at desc limit 20 $$,
+  'application_state_proposals_user_id_idx'),
+  'A user''s latest proposals are read through the (user_id, created_at) index');
+select ok(pg_temp.plan_uses(
+  $$ select id from public.application_state_proposals where proposed_by = '00000000-0000-4000-8000-000000000093' $$,
+  'application_state_proposals_proposed_by_idx'),
+  'A coach''s proposals are found through the proposed_by index');
 
 select * from finish();
 rollback;
