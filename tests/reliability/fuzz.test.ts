@@ -143,6 +143,11 @@ const TEMPLATES: Template[] = [
   { kind: "rpc", name: "get_interaction_history", method: "POST", token: "alice", body: { page_size: 3 } },
   { kind: "rpc", name: "get_coaching_session", method: "POST", token: "carol", body: { session_id: ALICE_SESSION } },
   { kind: "rpc", name: "list_action_plans", method: "POST", token: "alice", body: {} },
+  {
+    kind: "rpc", name: "track_opportunity", method: "POST", token: "alice",
+    body: { title: "Fuzz grant", amount: 100, deadline: "2031-01-01T00:00:00Z", trust_score: 0.5, application_type: "form" },
+  },
+  { kind: "rpc", name: "coach_state_to_db", method: "POST", token: "alice", body: { state: "Review" } },
 ];
 
 const MUTANTS: unknown[] = [
@@ -194,7 +199,12 @@ async function fingerprint(): Promise<Fingerprint> {
            (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.milestones) as milestones,
            (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.profiles) as profiles,
            (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.coach_assignments) as assignments,
-           (select count(*) || '/' || coalesce(max(computed_at)::text, '') from analytics.coach_interaction_metrics) as metrics`;
+           (select count(*) || '/' || coalesce(max(computed_at)::text, '') from analytics.coach_interaction_metrics) as metrics,
+           (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.opportunities) as opportunities,
+           (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.applications) as applications,
+           (select count(*) || '/' || count(*) filter (where status <> 'pending') from public.application_state_proposals) as proposals,
+           (select count(*) || '/' || count(*) filter (where status <> 'pending') from public.check_in_tasks) as check_ins,
+           (select count(*) from public.notification_log)::text as notifications`;
   return row as Fingerprint;
 }
 
