@@ -148,6 +148,8 @@ const TEMPLATES: Template[] = [
     body: { title: "Fuzz grant", amount: 100, deadline: "2031-01-01T00:00:00Z", trust_score: 0.5, application_type: "form" },
   },
   { kind: "rpc", name: "coach_state_to_db", method: "POST", token: "alice", body: { state: "Review" } },
+  { kind: "rpc", name: "get_game_plan", method: "POST", token: "carol", body: { user_id: ALICE } },
+  { kind: "rpc", name: "snooze_micro_task", method: "POST", token: "alice", body: { until: "2031-01-01T00:00:00Z" } },
 ];
 
 const MUTANTS: unknown[] = [
