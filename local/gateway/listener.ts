@@ -206,6 +206,7 @@ export function startListener(opts: ListenerOptions): Listener {
     let forwarded = 0;
     let completed = 0;
     let lingering = false; // answered before the request body ended: read and drop the rest, then close
+    let dropped = 0; // bytes dropped while lingering (at most LINGER_BYTES)
     let headTimer: ReturnType<typeof setTimeout> | undefined;
     let idleTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -317,7 +318,12 @@ export function startListener(opts: ListenerOptions): Listener {
         const n = await client.read(readChunk);
         if (n === null) break;
         clearTimeout(idleTimer);
-        if (lingering) continue;
+        if (lingering) {
+          // Answered already: drop what still comes, up to LINGER_BYTES in all, then close.
+          dropped += n;
+          if (dropped >= LINGER_BYTES) break;
+          continue;
+        }
         pending = concat(pending, readChunk.slice(0, n));
         while (pending.length > 0 && !closed) {
           if (mode.kind === "tunnel") {
@@ -382,8 +388,7 @@ export function startListener(opts: ListenerOptions): Listener {
     } catch {
       // the client or the gateway went away
     }
-    // Lingering: drop at most LINGER_BYTES more (the client stops once it reads our answer).
-    let dropped = 0;
+    // Lingering: drop at most LINGER_BYTES in all (the client stops once it reads our answer).
     while (lingering && !closed && dropped < LINGER_BYTES) {
       const n = await client.read(readChunk).catch(() => null);
       if (n === null) break;

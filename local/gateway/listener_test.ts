@@ -100,6 +100,24 @@ Deno.test({
         assert.ok(res.closed);
         conn.close();
       });
+      await t.step("after an early answer, a client that keeps sending is cut off after at most 1 MiB more, not read for a second", async () => {
+        const conn = await connect();
+        await conn.write(enc.encode("POST /early HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
+        const chunk = enc.encode(`10000\r\n${"x".repeat(65536)}\r\n`);
+        let wrote = 0;
+        const started = performance.now();
+        try {
+          // Writes block once the front stops reading; the front closes after its linger budget.
+          while (wrote < 512 * 1024 * 1024) wrote += await conn.write(chunk);
+        } catch {
+          // the front closed the connection
+        }
+        const ms = performance.now() - started;
+        conn.close();
+        // Socket buffers hold a few MiB; without the budget the front read for a whole
+        // second (hundreds of MiB on loopback).
+        assert.ok(wrote < 32 * 1024 * 1024, `the client wrote ${wrote} bytes in ${Math.round(ms)} ms before the front closed`);
+      });
       await t.step("a head that does not arrive in time is answered 408 as JSON, in the route's error shape", async () => {
         const conn = await connect();
         await conn.write(enc.encode("GET /rest/v1/rpc/x HTTP/1.1\r\nHost: x\r\n"));
