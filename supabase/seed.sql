@@ -127,3 +127,48 @@ values
   ('b0b00000-5e55-4000-8000-000000000002', 1, '{"presence_level": 8, "emotional_state": "motivated", "previous_actions": [], "readiness_score": 8}', '2026-03-06 19:10:00+00'),
   ('b0b00000-5e55-4000-8000-000000000002', 2, '{"topic": "Exercise", "problem_statement": "Work runs late and the gym closes", "current_state_rating": 3, "strengths": ["enjoys running"], "obstacles": ["long commute"], "resources": ["a park near the office"]}', '2026-03-06 19:25:00+00')
 on conflict (session_id, stage_number) do nothing;
+
+-- Coach execution engine (dates relative to when the seed runs, so `npm start` always shows
+-- a live plan): a catalogue, and Alice's five pursuits. Her top application stalled three
+-- days ago (a micro-task), a win Carol proposed waits for Alice's confirmation, and one
+-- submitted 22 days ago has its check-in due.
+insert into public.opportunities (id, owner_id, title, provider, amount, deadline, trust_score, application_type, url)
+values
+  ('0990f000-0000-4000-8000-000000000001', null, 'STEM Futures Scholarship', 'Futures Fund', 5000, now() + interval '5 days', 0.9, 'essay', 'https://example.org/stem-futures'),
+  ('0990f000-0000-4000-8000-000000000002', null, 'Community Leaders Grant', 'City Foundation', 2000, now() + interval '12 days', 0.7, 'form', null),
+  ('0990f000-0000-4000-8000-000000000003', 'a11ce000-0000-4000-8000-000000000001', 'Night-shift bursary', 'Riverside Hospital', 800, now() + interval '40 days', 0.6, 'mixed', null),
+  ('0990f000-0000-4000-8000-000000000004', null, 'Regional Arts Award', 'Arts Council', 1500, now() - interval '20 days', 0.8, 'essay', null),
+  ('0990f000-0000-4000-8000-000000000005', null, 'City Bursary', 'City of Riverside', 1000, now() - interval '25 days', 0.9, 'form', null),
+  ('0990f000-0000-4000-8000-000000000006', null, 'Open Source Fellowship', 'Code Commons', 3000, now() + interval '25 days', 0.5, 'mixed', null)
+on conflict (id) do nothing;
+
+insert into public.applications (id, user_id, opportunity_id, status, submitted_at, last_progress_at, metadata)
+values
+  ('0a99f000-0000-4000-8000-000000000001', 'a11ce000-0000-4000-8000-000000000001', '0990f000-0000-4000-8000-000000000001',
+   'draft', null, now() - interval '3 days', '{"coach_stage": "drafting"}'),
+  ('0a99f000-0000-4000-8000-000000000002', 'a11ce000-0000-4000-8000-000000000001', '0990f000-0000-4000-8000-000000000002',
+   'draft', null, now() - interval '1 day', '{"coach_stage": "review"}'),
+  ('0a99f000-0000-4000-8000-000000000003', 'a11ce000-0000-4000-8000-000000000001', '0990f000-0000-4000-8000-000000000003',
+   'draft', null, now() - interval '6 hours', '{"coach_stage": "tracked"}'),
+  ('0a99f000-0000-4000-8000-000000000004', 'a11ce000-0000-4000-8000-000000000001', '0990f000-0000-4000-8000-000000000004',
+   'submitted', now() - interval '30 days', now() - interval '2 days', '{"coach_stage": "outcome_pending"}'),
+  ('0a99f000-0000-4000-8000-000000000005', 'a11ce000-0000-4000-8000-000000000001', '0990f000-0000-4000-8000-000000000005',
+   'submitted', now() - interval '22 days', now() - interval '22 days', '{"coach_stage": "submitted"}')
+on conflict (id) do nothing;
+
+insert into public.check_in_tasks (id, user_id, application_id, due_at, created_at)
+values
+  ('0c1cf000-0000-4000-8000-000000000004', 'a11ce000-0000-4000-8000-000000000001', '0a99f000-0000-4000-8000-000000000004',
+   now() - interval '9 days', now() - interval '30 days'),
+  ('0c1cf000-0000-4000-8000-000000000005', 'a11ce000-0000-4000-8000-000000000001', '0a99f000-0000-4000-8000-000000000005',
+   now() - interval '1 day', now() - interval '22 days')
+on conflict (id) do nothing;
+update public.check_in_tasks set status = 'dismissed' where id = '0c1cf000-0000-4000-8000-000000000004' and status = 'pending';
+
+insert into public.application_state_proposals (id, application_id, user_id, proposed_state, proposed_by, proposed_by_role, created_at, expires_at)
+values
+  ('09a0f000-0000-4000-8000-000000000004', '0a99f000-0000-4000-8000-000000000004', 'a11ce000-0000-4000-8000-000000000001',
+   'Won', 'ca401000-0000-4000-8000-000000000003', 'authenticated', now() - interval '1 day', now() + interval '6 days')
+on conflict (id) do nothing;
+
+select private.persist_momentum_scores();

@@ -394,6 +394,10 @@ export function startListener(opts: ListenerOptions): Listener {
       if (n === null) break;
       dropped += n;
     }
+    // Budget spent: stop reading, so that the client's writes back up, and leave the close
+    // to the linger timer. Closing now, with its bytes unread, would reset the connection
+    // and could destroy our answer before the client reads it.
+    if (lingering && !closed && dropped >= LINGER_BYTES) return;
     // The client is gone (or closed its side): closing the upstream connection too is what
     // lets Deno abort the request's signal for a function still running.
     close();

@@ -95,7 +95,11 @@ select results_eq(
   'Aggregating one day reads only that day through the indexes, with no full scan of the log');
 
 -- Opportunities and applications: 100 users, each with 5 opportunities of their own and
--- 50 applications across a catalogue of 2,000.
+-- 50 applications across a catalogue of 2,000 (the seed's pursuits set aside).
+delete from public.application_state_proposals;
+delete from public.check_in_tasks;
+delete from public.applications;
+delete from public.opportunities;
 insert into public.opportunities (id, owner_id, title, deadline)
 select ('0990d000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid,
        case when n > 2000 then ('00000000-0000-4000-8000-' || lpad((1 + n % 100)::text, 12, '0'))::uuid end,

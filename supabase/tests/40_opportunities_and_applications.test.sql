@@ -3,6 +3,13 @@
 begin;
 select plan(33);
 
+-- The seed's pursuits (Alice's game plan for npm start) are set aside: each case here builds
+-- its own, at fixed clocks.
+delete from public.application_state_proposals;
+delete from public.check_in_tasks;
+delete from public.applications;
+delete from public.opportunities;
+
 -- Alice (seed) has Carol as her coach; Bob is a stranger to her.
 insert into public.opportunities (id, title, provider, amount, deadline, trust_score, application_type)
 values ('0990c000-0000-4000-8000-000000000001', 'STEM Futures Scholarship', 'Futures Fund', 5000, '2031-03-01', 0.9, 'essay'),

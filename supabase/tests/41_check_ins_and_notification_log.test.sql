@@ -2,6 +2,13 @@
 begin;
 select plan(24);
 
+-- The seed's pursuits (Alice's game plan for npm start) are set aside: each case here builds
+-- its own, at fixed clocks.
+delete from public.application_state_proposals;
+delete from public.check_in_tasks;
+delete from public.applications;
+delete from public.opportunities;
+
 insert into public.opportunities (id, title, deadline) values ('0990c000-0000-4000-8000-0000000000c1', 'Check-in test grant', '2031-03-01');
 insert into public.applications (id, user_id, opportunity_id, status, submitted_at)
 values ('0a990000-0000-4000-8000-0000000000c1', tests.get_user_id('alice@example.com'), '0990c000-0000-4000-8000-0000000000c1',

@@ -2,6 +2,13 @@
 begin;
 select plan(37);
 
+-- The seed's pursuits (Alice's game plan for npm start) are set aside: each case here builds
+-- its own, at fixed clocks.
+delete from public.application_state_proposals;
+delete from public.check_in_tasks;
+delete from public.applications;
+delete from public.opportunities;
+
 insert into public.opportunities (id, title, amount, deadline, trust_score, application_type)
 values ('0990c000-0000-4000-8000-0000000000d1', 'Moves Scholarship', 4000, '2031-03-01', 0.8, 'essay');
 

@@ -2,6 +2,13 @@
 begin;
 select plan(33);
 
+-- The seed's pursuits (Alice's game plan for npm start) are set aside: each case here builds
+-- its own, at fixed clocks.
+delete from public.application_state_proposals;
+delete from public.check_in_tasks;
+delete from public.applications;
+delete from public.opportunities;
+
 -- Momentum: deadline proximity over 30 days x 0.6 + trust x 0.4 -------------------------
 select results_eq($$ select deadline_proximity, momentum from private.momentum_parts('2031-03-31 00:00+00', 0.5, '2031-03-01 00:00+00') $$,
   $$ values (0.0000::numeric, 0.20::numeric) $$, 'Exactly 30 days before the deadline, proximity is 0');
