@@ -1,6 +1,6 @@
 -- Tracking and moving applications, and the human in the loop, as each named user.
 begin;
-select plan(37);
+select plan(41);
 
 -- The seed's pursuits (Alice's game plan for npm start) are set aside: each case here builds
 -- its own, at fixed clocks.
@@ -117,7 +117,17 @@ select is((select public.db_to_coach_state(status, metadata) from public.applica
   'The application is Lost');
 select throws_ok($$ select public.propose_application_state((select id from app2), 'Won') $$, '22023',
   'An application cannot move from Lost to Won', 'Nothing follows Lost');
+select tests.authenticate_as('carol@example.com');
+select is((select count(*)::int from public.application_state_proposals), 1, 'Carol sees the proposal she made, and only that');
+select tests.authenticate_as_anon();
+select throws_ok($$ select 1 from public.application_state_proposals $$, '42501',
+  'permission denied for table application_state_proposals', 'anon cannot read proposals');
+select tests.authenticate_as_role('coach_analyst');
+select throws_ok($$ select 1 from public.application_state_proposals $$, '42501',
+  'permission denied for table application_state_proposals', 'coach_analyst cannot read proposals');
 select tests.authenticate_as_role('coach_ingest');
+select throws_ok($$ select 1 from public.application_state_proposals $$, '42501',
+  'permission denied for table application_state_proposals', 'coach_ingest cannot read proposals');
 select throws_ok($$ select public.propose_application_state(gen_random_uuid(), 'Won') $$, '42501',
   'permission denied for function propose_application_state', 'coach_ingest cannot propose');
 
