@@ -423,3 +423,217 @@ alter function storage.extension(text) owner to supabase_storage_admin;
 grant execute on function storage.foldername(text), storage.filename(text),
   storage.extension(text) to postgres, anon, authenticated, service_role;
 \endif
+
+-- ---------------------------------------------------------------------------------------
+-- net (pg_net's SQL surface; the request worker is local/gateway/net_worker.ts)
+-- ---------------------------------------------------------------------------------------
+-- Stand-in for the pg_net extension (supabase/pg_net, not packaged by Debian). Same
+-- objects and signatures as pg_net 0.x's docs (supabase.github.io/pg_net/api):
+-- net.http_get / net.http_post enqueue a request in net.http_request_queue and return its
+-- id; nothing is sent until the calling transaction commits; the outcome lands in
+-- net._http_response (status_code, content_type, headers, content, timed_out, error_msg,
+-- created). pg_net's background worker is a Postgres process; here the local gateway runs
+-- the worker loop (woken at commit by a notification, and polling once a second), so
+-- requests queued while the stack is down are sent when it starts. Not copied: pg_net's
+-- TTL cleanup of old responses (net.ttl), batch_size and the http_delete/http_collect helpers.
+do $net$
+begin
+  if to_regnamespace('net') is null then
+    create schema net;
+    create domain net.http_method as text check (value ilike 'get' or value ilike 'post' or value ilike 'delete');
+    create unlogged table net.http_request_queue (
+      id bigserial,
+      method net.http_method not null,
+      url text not null,
+      headers jsonb,
+      body bytea,
+      timeout_milliseconds integer not null
+    );
+    create unlogged table net._http_response (
+      id bigint,
+      status_code integer,
+      content_type text,
+      headers jsonb,
+      content text,
+      timed_out boolean,
+      error_msg text,
+      created timestamptz not null default now()
+    );
+    create index _http_response_created_idx on net._http_response (created);
+    grant usage on schema net to postgres, anon, authenticated, service_role;
+    grant all on net.http_request_queue, net._http_response to postgres;
+    grant usage on sequence net.http_request_queue_id_seq to postgres;
+  end if;
+end
+$net$;
+
+create or replace function net._urlencode_params(url text, params jsonb)
+returns text
+language sql
+immutable
+as $$
+  select case when params is null or params = '{}'::jsonb then url
+    else url || case when position('?' in url) > 0 then '&' else '?' end || (
+      select string_agg(replace(replace(replace(replace(replace(replace(k, '%', '%25'), ' ', '%20'), '&', '%26'), '=', '%3D'), '+', '%2B'), '#', '%23')
+                        || '=' ||
+                        replace(replace(replace(replace(replace(replace(v, '%', '%25'), ' ', '%20'), '&', '%26'), '=', '%3D'), '+', '%2B'), '#', '%23'), '&')
+      from jsonb_each_text(params) as p(k, v))
+  end
+$$;
+
+create or replace function net.http_get(
+  url text,
+  params jsonb default '{}'::jsonb,
+  headers jsonb default '{}'::jsonb,
+  timeout_milliseconds integer default 5000
+)
+returns bigint
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  request_id bigint;
+begin
+  insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
+  values ('GET', net._urlencode_params(http_get.url, http_get.params), http_get.headers, null, http_get.timeout_milliseconds)
+  returning id into request_id;
+  return request_id;
+end;
+$$;
+
+create or replace function net.http_post(
+  url text,
+  body jsonb default '{}'::jsonb,
+  params jsonb default '{}'::jsonb,
+  headers jsonb default '{"Content-Type": "application/json"}'::jsonb,
+  timeout_milliseconds integer default 5000
+)
+returns bigint
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  request_id bigint;
+begin
+  -- pg_net sends the body as JSON text in the database's encoding.
+  insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
+  values ('POST', net._urlencode_params(http_post.url, http_post.params), http_post.headers,
+          convert_to(http_post.body::text, 'UTF8'), http_post.timeout_milliseconds)
+  returning id into request_id;
+  return request_id;
+end;
+$$;
+
+-- Local delivery only: wakes the worker when the enqueuing transaction commits.
+create or replace function net._notify_local_worker()
+returns trigger
+language plpgsql
+as $$
+begin
+  perform pg_notify('pg_net_local_request', new.id::text);
+  return null;
+end;
+$$;
+create or replace trigger http_request_queue_notify_local_worker
+  after insert on net.http_request_queue
+  for each row execute function net._notify_local_worker();
+
+do $net_grants$
+begin
+  -- Granted as Supabase grants pg_net's API; the helpers stay with their owner.
+  revoke execute on function net._urlencode_params(text, jsonb), net._notify_local_worker() from public;
+  grant execute on function net.http_get(text, jsonb, jsonb, integer), net.http_post(text, jsonb, jsonb, jsonb, integer)
+    to postgres, anon, authenticated, service_role;
+end
+$net_grants$;
+
+-- ---------------------------------------------------------------------------------------
+-- vault (Supabase Vault's SQL surface)
+-- ---------------------------------------------------------------------------------------
+-- Stand-in for the supabase_vault extension (supabase/vault): vault.secrets, the
+-- vault.create_secret / vault.update_secret functions and the vault.decrypted_secrets view
+-- with the same names and columns. Not copied: encryption at rest. Supabase Vault stores
+-- `secret` encrypted (libsodium, with a key held outside the database); here `secret`
+-- holds the plain text, so never put a real production secret in a local database.
+do $vault$
+begin
+  if to_regnamespace('vault') is null then
+    create schema vault;
+    create table vault.secrets (
+      id uuid primary key default gen_random_uuid(),
+      name text,
+      description text not null default '',
+      secret text not null,
+      key_id uuid,
+      nonce bytea,
+      created_at timestamptz not null default current_timestamp,
+      updated_at timestamptz not null default current_timestamp
+    );
+    create unique index secrets_name_idx on vault.secrets (name) where name is not null;
+    grant usage on schema vault to postgres with grant option;
+    grant select, delete on vault.secrets to postgres with grant option;
+  end if;
+end
+$vault$;
+
+create or replace view vault.decrypted_secrets as
+  select id, name, description, secret, secret as decrypted_secret, key_id, nonce, created_at, updated_at
+  from vault.secrets;
+
+create or replace function vault.create_secret(
+  new_secret text,
+  new_name text default null,
+  new_description text default '',
+  new_key_id uuid default null
+)
+returns uuid
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  secret_id uuid;
+begin
+  insert into vault.secrets (secret, name, description, key_id)
+  values (new_secret, new_name, coalesce(new_description, ''), new_key_id)
+  returning id into secret_id;
+  return secret_id;
+end;
+$$;
+
+create or replace function vault.update_secret(
+  secret_id uuid,
+  new_secret text default null,
+  new_name text default null,
+  new_description text default null,
+  new_key_id uuid default null
+)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  update vault.secrets s
+     set secret = coalesce(new_secret, s.secret),
+         name = coalesce(new_name, s.name),
+         description = coalesce(new_description, s.description),
+         key_id = coalesce(new_key_id, s.key_id),
+         updated_at = current_timestamp
+   where s.id = secret_id;
+end;
+$$;
+
+do $vault_grants$
+begin
+  revoke all on vault.decrypted_secrets from public;
+  grant select on vault.decrypted_secrets to postgres with grant option;
+  revoke execute on function vault.create_secret(text, text, text, uuid), vault.update_secret(uuid, text, text, text, uuid) from public;
+  grant execute on function vault.create_secret(text, text, text, uuid), vault.update_secret(uuid, text, text, text, uuid)
+    to postgres with grant option;
+end
+$vault_grants$;

@@ -223,6 +223,30 @@ export function migrate(cfg: StackConfig): void {
   run(bin("supabase"), [
     "db", "push", `--remote=${dbUrl(cfg)}`, "--include-roles", "--include-seed", "--yes",
   ], { cwd: root, env: { ...process.env, SUPABASE_TELEMETRY_DISABLED: "1", DO_NOT_TRACK: "1" } });
+  storeVaultSecrets(cfg);
+}
+
+/**
+ * Stores in Vault what a project's owner stores once on Supabase so that pg_cron can call
+ * edge functions through pg_net (docs/execution-engine.md, "Scheduling"): the project URL
+ * and the service key, under the names the migrations read (project_url, service_role_key).
+ * Locally the URL is this stack's gateway; it is written at every start, so a stack moved
+ * to another port calls the right one.
+ */
+export function vaultSecrets(cfg: StackConfig): Record<string, string> {
+  return { project_url: `http://127.0.0.1:${cfg.apiPort}`, service_role_key: SERVICE_ROLE_KEY };
+}
+
+function storeVaultSecrets(cfg: StackConfig): void {
+  const statements = Object.entries(vaultSecrets(cfg)).map(([name, value]) => {
+    const q = (v: string) => `'${v.replaceAll("'", "''")}'`;
+    return `if exists (select from vault.secrets where name = ${q(name)}) then
+      perform vault.update_secret(s.id, ${q(value)}) from vault.secrets s where s.name = ${q(name)};
+    else
+      perform vault.create_secret(${q(value)}, ${q(name)}, 'Set by the local stack (local/stack.ts)');
+    end if;`;
+  });
+  psqlAdmin(cfg, { command: `do $$ begin ${statements.join("\n")} end $$` });
 }
 
 /** Drops and recreates the `postgres` database, then applies platform.sql, migrations and seed. */

@@ -131,7 +131,10 @@ on conflict (session_id, stage_number) do nothing;
 -- Coach execution engine (dates relative to when the seed runs, so `npm start` always shows
 -- a live plan): a catalogue, and Alice's five pursuits. Her top application stalled three
 -- days ago (a micro-task), a win Carol proposed waits for Alice's confirmation, and one
--- submitted 22 days ago has its check-in due.
+-- submitted 22 days ago has its check-in due. Bob tracks a grant of his own due in two days.
+-- The nudge scheduler then runs once: Alice gets her check-in as a toast, Bob a deadline
+-- reminder email (in the outbox until dispatch-notifications, run by pg_cron within five
+-- minutes, writes it to the gateway's log: no mail leaves a local stack).
 insert into public.opportunities (id, owner_id, title, provider, amount, deadline, trust_score, application_type, url)
 values
   ('0990f000-0000-4000-8000-000000000001', null, 'STEM Futures Scholarship', 'Futures Fund', 5000, now() + interval '5 days', 0.9, 'essay', 'https://example.org/stem-futures'),
@@ -139,7 +142,8 @@ values
   ('0990f000-0000-4000-8000-000000000003', 'a11ce000-0000-4000-8000-000000000001', 'Night-shift bursary', 'Riverside Hospital', 800, now() + interval '40 days', 0.6, 'mixed', null),
   ('0990f000-0000-4000-8000-000000000004', null, 'Regional Arts Award', 'Arts Council', 1500, now() - interval '20 days', 0.8, 'essay', null),
   ('0990f000-0000-4000-8000-000000000005', null, 'City Bursary', 'City of Riverside', 1000, now() - interval '25 days', 0.9, 'form', null),
-  ('0990f000-0000-4000-8000-000000000006', null, 'Open Source Fellowship', 'Code Commons', 3000, now() + interval '25 days', 0.5, 'mixed', null)
+  ('0990f000-0000-4000-8000-000000000006', null, 'Open Source Fellowship', 'Code Commons', 3000, now() + interval '25 days', 0.5, 'mixed', null),
+  ('0990f000-0000-4000-8000-000000000007', 'b0b00000-0000-4000-8000-000000000002', 'Weekend bootcamp grant', 'Riverside Tech Hub', 600, now() + interval '2 days', 0.8, 'form', null)
 on conflict (id) do nothing;
 
 insert into public.applications (id, user_id, opportunity_id, status, submitted_at, last_progress_at, metadata)
@@ -153,7 +157,9 @@ values
   ('0a99f000-0000-4000-8000-000000000004', 'a11ce000-0000-4000-8000-000000000001', '0990f000-0000-4000-8000-000000000004',
    'submitted', now() - interval '30 days', now() - interval '2 days', '{"coach_stage": "outcome_pending"}'),
   ('0a99f000-0000-4000-8000-000000000005', 'a11ce000-0000-4000-8000-000000000001', '0990f000-0000-4000-8000-000000000005',
-   'submitted', now() - interval '22 days', now() - interval '22 days', '{"coach_stage": "submitted"}')
+   'submitted', now() - interval '22 days', now() - interval '22 days', '{"coach_stage": "submitted"}'),
+  ('0a99f000-0000-4000-8000-000000000007', 'b0b00000-0000-4000-8000-000000000002', '0990f000-0000-4000-8000-000000000007',
+   'draft', null, now() - interval '1 day', '{"coach_stage": "drafting"}')
 on conflict (id) do nothing;
 
 insert into public.check_in_tasks (id, user_id, application_id, due_at, created_at)
@@ -172,3 +178,4 @@ values
 on conflict (id) do nothing;
 
 select private.persist_momentum_scores();
+select private.run_nudge_scheduler();

@@ -4,7 +4,8 @@
  * `authenticator` role), GATEWAY_FUNCTIONS_DIR, GATEWAY_FUNCTIONS (config.toml's
  * [functions.*] as JSON), SUPABASE_URL, SUPABASE_JWT_SECRET and the keys; optionally
  * GATEWAY_LIMITS (JSON overrides of limits.ts, for tests), GATEWAY_STATE_FILE and
- * GATEWAY_FINGERPRINT. Functions read the same environment.
+ * GATEWAY_FINGERPRINT. Functions read the same environment. It also runs pg_net's worker
+ * (net_worker.ts) over SUPABASE_DB_URL.
  *
  * Once the port is bound, the gateway writes GATEWAY_STATE_FILE ({pid, port, fingerprint}):
  * only a gateway that really listens is ever recorded, so `npm run local -- stop` stops
@@ -18,6 +19,7 @@ import { startListener } from "./listener.ts";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import { join } from "./path.ts";
 import { surviveClosedSocketWrites } from "./postgres_guard.ts";
+import { startNetWorker } from "./net_worker.ts";
 
 function need(name: string): string {
   const v = Deno.env.get(name);
@@ -56,6 +58,18 @@ const log = (line: Record<string, unknown>) => console.log(JSON.stringify(line))
 // A Postgres outage must not end the gateway through postgres.js's closed-socket write.
 surviveClosedSocketWrites(log);
 const realtime = await createRealtime({ keys, sql, log });
+// pg_net's background worker, as the platform runs it: a connection of its own as `postgres`
+// (SUPABASE_DB_URL), which may take requests from net.http_request_queue.
+const netSql = postgres(need("SUPABASE_DB_URL"), {
+  max: 2,
+  prepare: false,
+  idle_timeout: 30,
+  connect_timeout: CONNECT_TIMEOUT_SECONDS,
+  backoff: () => RECONNECT_BACKOFF_SECONDS,
+  onnotice: () => {},
+  connection: { application_name: "coach-ledger-pg-net-worker" },
+});
+const netWorker = await startNetWorker(netSql, log);
 const handler = createGateway({
   sql,
   functionsDir: need("GATEWAY_FUNCTIONS_DIR"),
@@ -86,6 +100,8 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     front.close();
     await server.shutdown();
     await realtime.close();
+    await netWorker.stop();
+    await netSql.end({ timeout: 2 });
     await sql.end({ timeout: 2 });
     await Deno.remove(socketDir, { recursive: true }).catch(() => {});
     Deno.exit(0);

@@ -1,7 +1,7 @@
 -- Access paths at a realistic volume: the history query uses the (user, time) index and a
 -- one-day scan uses the BRIN index, for interactions and for events. Plans, not timings.
 begin;
-select plan(18);
+select plan(19);
 
 -- 100 users x 1,000 interactions over 30 days, in time order as they arrive.
 alter table public.coach_interactions disable trigger coach_interactions_broadcast;
@@ -165,6 +165,23 @@ select ok(pg_temp.plan_uses(
   $$ select id from public.application_state_proposals where proposed_by = '00000000-0000-4000-8000-000000000093' $$,
   'application_state_proposals_proposed_by_idx'),
   'A coach''s proposals are found through the proposed_by index');
+
+-- The email outbox: 20,000 messages of the 100 users, all but 50 sent.
+insert into public.notification_log (id, user_id, channel, sent_at, notification_type)
+select ('00000000-0000-4000-9000-' || lpad(k::text, 12, '0'))::uuid, ('00000000-0000-4000-8000-' || lpad((1 + k % 100)::text, 12, '0'))::uuid,
+       'email', '2031-01-01'::timestamptz + k * interval '1 minute', 'deadline_72h'
+from generate_series(1, 20000) k;
+insert into private.email_outbox (notification_id, to_email, subject, text_body, status, attempts, next_attempt_at, sent_at)
+select ('00000000-0000-4000-9000-' || lpad(k::text, 12, '0'))::uuid, 'load' || (1 + k % 100) || '@example.com', 'Reminder', 'Body',
+       case when k > 19950 then 'queued' else 'sent' end, 1, '2031-01-01'::timestamptz + k * interval '1 minute',
+       case when k > 19950 then null else '2031-01-01'::timestamptz + k * interval '1 minute' end
+from generate_series(1, 20000) k;
+analyze private.email_outbox;
+select ok(pg_temp.plan_uses(
+  $$ select id from private.email_outbox where status in ('queued', 'sending') and next_attempt_at <= '2031-03-01'
+       order by next_attempt_at limit 20 for update skip locked $$,
+  'email_outbox_due_idx'),
+  'The dispatcher claims due emails through the partial (next_attempt_at) index, not a scan of sent ones');
 
 select * from finish();
 rollback;

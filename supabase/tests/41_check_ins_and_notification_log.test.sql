@@ -8,6 +8,7 @@ delete from public.application_state_proposals;
 delete from public.check_in_tasks;
 delete from public.applications;
 delete from public.opportunities;
+delete from public.notification_log;
 
 insert into public.opportunities (id, title, deadline) values ('0990c000-0000-4000-8000-0000000000c1', 'Check-in test grant', '2031-03-01');
 insert into public.applications (id, user_id, opportunity_id, status, submitted_at)
