@@ -1,6 +1,6 @@
 -- Tracking and moving applications, and the human in the loop, as each named user.
 begin;
-select plan(41);
+select plan(46);
 
 -- The seed's pursuits (Alice's game plan for npm start) are set aside: each case here builds
 -- its own, at fixed clocks.
@@ -25,8 +25,17 @@ select * from public.track_opportunity(title => 'Night-shift bursary', amount =>
 grant select on own_app to authenticated, service_role;
 select is((select o.owner_id from own_app t join public.opportunities o on o.id = t.opportunity_id), auth.uid(),
   'Tracking with a title creates an opportunity of Alice''s own');
-select throws_ok($$ select public.track_opportunity(title => 'Bad', trust_score => 1.5) $$, '23514',
-  'new row for relation "opportunities" violates check constraint "opportunities_trust_score_range"', 'An out-of-range trust score is refused');
+select throws_ok($$ select public.track_opportunity(title => 'Bad', trust_score => 1.5) $$, '22023',
+  'trust_score must be between 0 and 1', 'An out-of-range trust score is refused, naming the field');
+select throws_ok($$ select public.track_opportunity(title => 'Bad', amount => -1) $$, '22023',
+  'amount must be between 0 and 9999999999.99 (USD)', 'A negative amount is refused, naming the field');
+select throws_ok($$ select public.track_opportunity(title => 'Bad', application_type => 'video') $$, '22023',
+  'application_type must be essay, form or mixed', 'An unknown application type is refused, naming the field');
+select throws_ok($$ select public.track_opportunity(title => 'Bad', url => 'javascript:alert(1)') $$, '22023',
+  'url must be an http(s) URL of at most 2000 characters', 'A URL that is not http(s) is refused, naming the field');
+select throws_ok($$ select public.track_opportunity(title => '  ') $$, '22023',
+  'title must be 1 to 200 characters', 'A blank title is refused, naming the field');
+select is((select count(*)::int from public.opportunities where title in ('Bad', '  ')), 0, 'and none of them wrote anything');
 select throws_ok($$ select public.track_opportunity() $$, '22023', 'An opportunity of your own needs a title',
   'Tracking neither a catalogue opportunity nor a titled one is refused');
 select tests.authenticate_as('bob@example.com');
