@@ -150,6 +150,14 @@ const TEMPLATES: Template[] = [
   { kind: "rpc", name: "coach_state_to_db", method: "POST", token: "alice", body: { state: "Review" } },
   { kind: "rpc", name: "get_game_plan", method: "POST", token: "carol", body: { user_id: ALICE } },
   { kind: "rpc", name: "snooze_micro_task", method: "POST", token: "alice", body: { until: "2031-01-01T00:00:00Z" } },
+  { kind: "rpc", name: "respond_to_check_in", method: "POST", token: "alice", body: { check_in_id: crypto.randomUUID(), status: "completed" } },
+  { kind: "rpc", name: "claim_email_outbox", method: "POST", token: "service", body: { batch_size: 5, lease_seconds: 60 } },
+  {
+    kind: "rpc", name: "record_email_delivery", method: "POST", token: "service",
+    body: { outbox_id: crypto.randomUUID(), outcome: "retry", error: "503", retry_after_seconds: 30 },
+  },
+  { kind: "function", name: "game-plan", method: "GET", token: "carol", body: { user_id: ALICE } },
+  { kind: "function", name: "dispatch-notifications", method: "POST", token: "service", body: { source: "fuzz" } },
 ];
 
 const MUTANTS: unknown[] = [
@@ -206,7 +214,9 @@ async function fingerprint(): Promise<Fingerprint> {
            (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.applications) as applications,
            (select count(*) || '/' || count(*) filter (where status <> 'pending') from public.application_state_proposals) as proposals,
            (select count(*) || '/' || count(*) filter (where status <> 'pending') from public.check_in_tasks) as check_ins,
-           (select count(*) from public.notification_log)::text as notifications`;
+           (select count(*) from public.notification_log)::text as notifications,
+           (select count(*) || '/' || count(*) filter (where status <> 'queued') || '/' || coalesce(sum(attempts), 0)
+              from private.email_outbox) as outbox`;
   return row as Fingerprint;
 }
 
