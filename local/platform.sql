@@ -481,6 +481,19 @@ as $$
   end
 $$;
 
+-- Both enqueue one request; pg_net sends a POST body as JSON text in the database's encoding.
+create or replace function net._enqueue(method text, url text, headers jsonb, body bytea, timeout_milliseconds integer)
+returns bigint
+language sql
+volatile
+security definer
+set search_path = ''
+as $$
+  insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
+  values (method, url, headers, body, timeout_milliseconds)
+  returning id
+$$;
+
 create or replace function net.http_get(
   url text,
   params jsonb default '{}'::jsonb,
@@ -488,19 +501,12 @@ create or replace function net.http_get(
   timeout_milliseconds integer default 5000
 )
 returns bigint
-language plpgsql
+language sql
 volatile
 security definer
 set search_path = ''
 as $$
-declare
-  request_id bigint;
-begin
-  insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
-  values ('GET', net._urlencode_params(http_get.url, http_get.params), http_get.headers, null, http_get.timeout_milliseconds)
-  returning id into request_id;
-  return request_id;
-end;
+  select net._enqueue('GET', net._urlencode_params(url, params), headers, null, timeout_milliseconds)
 $$;
 
 create or replace function net.http_post(
@@ -511,21 +517,12 @@ create or replace function net.http_post(
   timeout_milliseconds integer default 5000
 )
 returns bigint
-language plpgsql
+language sql
 volatile
 security definer
 set search_path = ''
 as $$
-declare
-  request_id bigint;
-begin
-  -- pg_net sends the body as JSON text in the database's encoding.
-  insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
-  values ('POST', net._urlencode_params(http_post.url, http_post.params), http_post.headers,
-          convert_to(http_post.body::text, 'UTF8'), http_post.timeout_milliseconds)
-  returning id into request_id;
-  return request_id;
-end;
+  select net._enqueue('POST', net._urlencode_params(url, params), headers, convert_to(body::text, 'UTF8'), timeout_milliseconds)
 $$;
 
 -- Local delivery only: wakes the worker when the enqueuing transaction commits.
@@ -545,7 +542,8 @@ create or replace trigger http_request_queue_notify_local_worker
 do $net_grants$
 begin
   -- Granted as Supabase grants pg_net's API; the helpers stay with their owner.
-  revoke execute on function net._urlencode_params(text, jsonb), net._notify_local_worker() from public;
+  revoke execute on function net._urlencode_params(text, jsonb), net._notify_local_worker(),
+    net._enqueue(text, text, jsonb, bytea, integer) from public;
   grant execute on function net.http_get(text, jsonb, jsonb, integer), net.http_post(text, jsonb, jsonb, jsonb, integer)
     to postgres, anon, authenticated, service_role;
 end
