@@ -18,7 +18,8 @@
  * `log` provider writes each message as one JSON line to the function's log and marks it
  * sent: local development sends no mail.
  *
- * Answers 200 {provider, claimed, sent, queued, failed}; 403 for any caller but the
+ * Answers 200 {provider, claimed, sent, queued, failed, gone} (gone: erased with their user
+ * while being sent); 403 for any caller but the
  * service role; 422 for an unknown body field; 503 when EMAIL_API_KEY is set without
  * EMAIL_FROM.
  */
@@ -149,7 +150,7 @@ export function handler(req: Request): Promise<Response> {
     const raw = req.headers.get("content-length") === "0" || !req.body ? {} : await readJson(req, 1024);
     parseOrThrow(BodySchema, raw);
     const provider = configuredProvider();
-    const counts = { claimed: 0, sent: 0, queued: 0, failed: 0 };
+    const counts = { claimed: 0, sent: 0, queued: 0, failed: 0, gone: 0 };
     const until = Date.now() + RUN_BUDGET_MS;
     while (Date.now() < until) {
       const batch = await ctx.timing.measure("db", () =>
@@ -157,19 +158,24 @@ export function handler(req: Request): Promise<Response> {
       );
       counts.claimed += batch.length;
       const results = await ctx.timing.measure("send", () => Promise.all(batch.map((m) => provider.send(m))));
-      await ctx.timing.measure("db", () =>
-        withServiceRole(async (tx) => {
-          for (const [i, r] of results.entries()) {
-            const [{ status }] = await tx<{ status: "sent" | "queued" | "failed" }[]>`
+      // One transaction per outcome: a message erased meanwhile (PT404) must not cost the
+      // others their record (they would be sent again when their lease ends).
+      for (const [i, r] of results.entries()) {
+        try {
+          const [{ status }] = await ctx.timing.measure("db", () =>
+            withServiceRole((tx) => tx<{ status: "sent" | "queued" | "failed" }[]>`
               select public.record_email_delivery(
                 ${batch[i].id}::uuid, ${r.outcome}, ${provider.name},
                 ${r.outcome === "sent" ? r.messageId : null},
                 ${r.outcome === "sent" ? null : r.error},
-                ${r.outcome === "retry" ? r.retryAfterSeconds : null}) as status`;
-            counts[status]++;
-          }
-        }, { requestId: ctx.requestId })
-      );
+                ${r.outcome === "retry" ? r.retryAfterSeconds : null}) as status`, { requestId: ctx.requestId })
+          );
+          counts[status]++;
+        } catch (err) {
+          if (!(err instanceof HttpError && err.status === 404)) throw err;
+          counts.gone++;
+        }
+      }
       if (batch.length < BATCH_SIZE) break;
     }
     return json({ provider: provider.name, ...counts });

@@ -153,6 +153,31 @@ Deno.test({
         assert.equal(api.calls.filter((c) => c.to.includes("+later")).length, 1);
       });
 
+      await t.step("a message erased while it is being sent costs the others nothing", async () => {
+        const gone = await queue("ok");
+        const kept = await queue("ok");
+        const slowApi = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+          const body = await req.json();
+          if (req.headers.get("idempotency-key") === gone) {
+            await admin`delete from public.notification_log n using private.email_outbox o
+                        where o.notification_id = n.id and o.id = ${gone}`;
+          }
+          return Response.json({ id: `re_${body.to[0]}` });
+        });
+        Deno.env.set("EMAIL_API_URL", `http://127.0.0.1:${slowApi.addr.port}/emails`);
+        try {
+          const res = await post();
+          assert.equal(res.status, 200);
+          const body = await res.json();
+          assert.ok(body.gone >= 1, JSON.stringify(body));
+          assert.equal((await outbox(kept)).status, "sent");
+          assert.equal(await outbox(gone), undefined);
+        } finally {
+          Deno.env.set("EMAIL_API_URL", api.url);
+          await slowApi.shutdown();
+        }
+      });
+
       await t.step("a second run finds nothing due and sends nothing twice", async () => {
         const before = api.calls.filter((c) => c.to.startsWith("dispatch-test+")).length;
         const res = await post();
