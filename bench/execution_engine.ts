@@ -103,8 +103,8 @@ async function main(): Promise<void> {
 
     // 2. One scheduler run over USERS users.
     const t0 = performance.now();
-    await sql`insert into auth.users (id, email)
-              select ('00000000-0000-4000-a000-' || lpad(n::text, 12, '0'))::uuid, 'engine' || n || '@example.com'
+    await sql`insert into auth.users (id, email, email_confirmed_at)
+              select ('00000000-0000-4000-a000-' || lpad(n::text, 12, '0'))::uuid, 'engine' || n || '@example.com', now()
               from generate_series(1, ${USERS}) n`;
     await sql`insert into public.opportunities (id, title, provider, amount, deadline, trust_score, application_type)
               select ('00000000-0000-4000-b000-' || lpad(k::text, 12, '0'))::uuid, 'Catalogue ' || k, 'Provider', 1000 + k,

@@ -541,9 +541,11 @@ create or replace trigger http_request_queue_notify_local_worker
 
 do $net_grants$
 begin
-  -- Granted as Supabase grants pg_net's API; the helpers stay with their owner.
+  -- Granted as Supabase grants pg_net's API (extensions.grant_pg_net_access: revoked from
+  -- public, granted to the API roles and postgres); the helpers stay with their owner.
   revoke execute on function net._urlencode_params(text, jsonb), net._notify_local_worker(),
-    net._enqueue(text, text, jsonb, bytea, integer) from public;
+    net._enqueue(text, text, jsonb, bytea, integer),
+    net.http_get(text, jsonb, jsonb, integer), net.http_post(text, jsonb, jsonb, jsonb, integer) from public;
   grant execute on function net.http_get(text, jsonb, jsonb, integer), net.http_post(text, jsonb, jsonb, jsonb, integer)
     to postgres, anon, authenticated, service_role;
 end

@@ -4,7 +4,7 @@
 -- nudges:<user_id>, and who may run or read any of it. Racing schedulers are proven with
 -- concurrent connections in tests/e2e/nudges.test.ts.
 begin;
-select plan(48);
+select plan(56);
 
 -- The seed's pursuits and nudges are set aside: each case builds its own at fixed clocks.
 delete from public.application_state_proposals;
@@ -17,6 +17,8 @@ delete from realtime.messages where topic like 'nudges:%';
 
 create temporary table noemail on commit drop as select tests.create_supabase_user('nudge-noemail@example.com') as id;
 update auth.users set email = null where id = (select id from noemail);
+create temporary table unconfirmed on commit drop as select tests.create_supabase_user('nudge-unconfirmed@example.com') as id;
+update auth.users set email_confirmed_at = null where id = (select id from unconfirmed);
 
 -- T = 2031-03-01 12:00 UTC.
 insert into public.opportunities (id, title, provider, amount, deadline, trust_score, application_type) values
@@ -35,7 +37,8 @@ insert into public.applications (id, user_id, opportunity_id, status, submitted_
   ('0a99d000-0000-4000-8000-000000000004', tests.get_user_id('alice@example.com'), '0990d000-0000-4000-8000-000000000004', 'draft', null, '2031-02-01 00:00+00'),
   ('0a99d000-0000-4000-8000-000000000005', tests.get_user_id('alice@example.com'), '0990d000-0000-4000-8000-000000000005', 'submitted', '2031-02-01 00:00+00', '2031-02-01 00:00+00'),
   ('0a99d000-0000-4000-8000-000000000006', tests.get_user_id('bob@example.com'), '0990d000-0000-4000-8000-000000000006', 'draft', null, '2031-02-26 12:00+00'),
-  ('0a99d000-0000-4000-8000-000000000008', (select id from noemail), '0990d000-0000-4000-8000-000000000008', 'draft', null, '2031-03-01 11:00+00');
+  ('0a99d000-0000-4000-8000-000000000008', (select id from noemail), '0990d000-0000-4000-8000-000000000008', 'draft', null, '2031-03-01 11:00+00'),
+  ('0a99d000-0000-4000-8000-000000000009', (select id from unconfirmed), '0990d000-0000-4000-8000-000000000008', 'draft', null, '2031-03-01 11:00+00');
 insert into public.check_in_tasks (id, user_id, application_id, due_at) values
   ('0c1c0000-0000-4000-8000-0000000000d5', tests.get_user_id('alice@example.com'), '0a99d000-0000-4000-8000-000000000005', '2031-02-22 00:00+00');
 
@@ -59,6 +62,8 @@ select matches((select o.text_body from private.email_outbox o join public.notif
   'The body lists each deadline in UTC, soonest first');
 select is((select count(*)::int from public.notification_log where user_id = (select id from noemail) and channel = 'email'),
   0, 'A user without an email address gets no email');
+select is((select count(*)::int from public.notification_log where user_id = (select id from unconfirmed) and channel = 'email'),
+  0, 'Nor does a user whose address is not confirmed: nobody proved they own it');
 select results_eq($$ select notification_type, template_name, application_ids from public.notification_log
                      where user_id = tests.get_user_id('alice@example.com') and channel = 'dashboard_toast' $$,
   $$ values ('check_in', 'check_in_v1', array['0a99d000-0000-4000-8000-000000000005']::uuid[]) $$,
@@ -127,6 +132,14 @@ select tests.authenticate_as('bob@example.com');
 select is((select public.get_game_plan(at => '2031-03-08 00:00+00') ->> 'micro_task_snoozed_until'), null,
   'nor break the game plan: it reads as no snooze');
 select tests.clear_authentication();
+update public.profiles set preferences = preferences || '{"micro_task_snoozed_until": "2031-03-09 12:00 +99:00"}'
+ where id = tests.get_user_id('bob@example.com');
+select lives_ok($$ select private.run_nudge_scheduler('2031-03-09 00:00+00') $$,
+  'Nor can a time with a zone displacement out of range (22009)');
+select tests.authenticate_as('bob@example.com');
+select is((select public.get_game_plan(at => '2031-03-09 00:00+00') ->> 'micro_task_snoozed_until'), null,
+  'which also reads as no snooze');
+select tests.clear_authentication();
 
 -- Who may receive nudges:<user_id> ----------------------------------------------------
 select tests.authenticate_as('bob@example.com');
@@ -182,16 +195,35 @@ select results_eq($$ select q.method::text, q.url, q.headers ->> 'Authorization'
 select tests.authenticate_as_service_role();
 select throws_ok($$ select * from public.claim_email_outbox(0) $$, '22023', 'batch_size must be between 1 and 100',
   'A batch size out of range is refused');
-select is((select count(*)::int from public.claim_email_outbox(100)), 4, 'The service role claims the four emails Alice was sent');
+select is((select count(*)::int from public.claim_email_outbox(100)), 5, 'The service role claims the five emails sent so far (four to Alice, one to Bob)');
 select is((select count(*)::int from public.claim_email_outbox(100)), 0, 'Claimed ones are leased, not claimed twice');
+select tests.clear_authentication();
+create temporary table claimed_one on commit drop as
+  select o.id, o.attempts from private.email_outbox o where o.status = 'sending' order by o.id limit 1;
+grant select on claimed_one to service_role;
+update private.email_outbox set next_attempt_at = now() - interval '1 second' where id = (select id from claimed_one);
+select tests.authenticate_as_service_role();
+select is((select count(*)::int from public.claim_email_outbox(100)), 1, 'A lease that ran out is claimed again');
+select is(public.record_email_delivery((select id from claimed_one), 'failed', 'test', null, 'late', null, (select attempts from claimed_one)),
+  'sending', 'A report of the earlier claim changes nothing: another dispatcher holds the message now');
+select is(public.record_email_delivery((select id from claimed_one), 'sent', 'test', 'm1', null, null, (select attempts + 1 from claimed_one)),
+  'sent', 'The current claim''s report is recorded');
+select tests.clear_authentication();
+update private.email_outbox set attempts = 5, next_attempt_at = now() - interval '1 second'
+ where id = (select id from private.email_outbox where status = 'sending' order by id limit 1);
+select tests.authenticate_as_service_role();
+select is((select count(*)::int from public.claim_email_outbox(100)), 0, 'A message whose lease ran out five times is not claimed again');
+select tests.clear_authentication();
+select is((select count(*)::int from private.email_outbox where status = 'failed' and last_error like 'Not settled by the dispatcher after 5 attempts.%'),
+  1, 'but failed, saying why');
 select tests.clear_authentication();
 select is(private.dispatch_due_emails(), null, 'With nothing due, nothing is invoked');
 select ok(not has_function_privilege('authenticated', 'public.claim_email_outbox(integer, integer)', 'execute')
           and not has_function_privilege('anon', 'public.claim_email_outbox(integer, integer)', 'execute')
           and not has_function_privilege('coach_ingest', 'public.claim_email_outbox(integer, integer)', 'execute')
           and not has_function_privilege('coach_analyst', 'public.claim_email_outbox(integer, integer)', 'execute')
-          and not has_function_privilege('authenticated', 'public.record_email_delivery(uuid, text, text, text, text, integer)', 'execute')
-          and not has_function_privilege('coach_ingest', 'public.record_email_delivery(uuid, text, text, text, text, integer)', 'execute')
+          and not has_function_privilege('authenticated', 'public.record_email_delivery(uuid, text, text, text, text, integer, integer)', 'execute')
+          and not has_function_privilege('coach_ingest', 'public.record_email_delivery(uuid, text, text, text, text, integer, integer)', 'execute')
           and has_function_privilege('service_role', 'public.claim_email_outbox(integer, integer)', 'execute'),
   'Only the service role may claim outgoing email or record its delivery');
 select tests.authenticate_as('alice@example.com');

@@ -22,13 +22,13 @@ afterAll(async () => {
 });
 
 /**
- * n users, each with an email address and one pursuit of their own due in two days whose
+ * n users, each with a confirmed email address and one pursuit of their own due in two days whose
  * progress stalled three days ago: due for a deadline email and a micro-task toast now.
  */
 async function dueUsers(n: number, label: string): Promise<string[]> {
   const rows = await sql<{ id: string }[]>`
-    insert into auth.users (id, email)
-    select gen_random_uuid(), ${label} || '-' || k || '-' || gen_random_uuid() || '@example.com' from generate_series(1, ${n}) k
+    insert into auth.users (id, email, email_confirmed_at)
+    select gen_random_uuid(), ${label} || '-' || k || '-' || gen_random_uuid() || '@example.com', now() from generate_series(1, ${n}) k
     returning id`;
   const ids = rows.map((r) => r.id);
   made.push(...ids);

@@ -18,8 +18,10 @@
  * `log` provider writes each message as one JSON line to the function's log and marks it
  * sent: local development sends no mail.
  *
- * Answers 200 {provider, claimed, sent, queued, failed, gone} (gone: erased with their user
- * while being sent); 403 for any caller but the
+ * Answers 200 {provider, claimed, sent, queued, failed, gone, superseded, unrecorded}: gone,
+ * erased with their user while being sent; superseded, claimed meanwhile by another
+ * dispatcher after this one's lease ran out; unrecorded, sent but not recorded (logged; sent
+ * again after the lease, which the Idempotency-Key makes harmless). 403 for any caller but the
  * service role; 422 for an unknown body field; 503 when EMAIL_API_KEY is set without
  * EMAIL_FROM.
  */
@@ -38,6 +40,8 @@ export const SEND_TRIES = 3;
 export const BACKOFF_MS = 250;
 /** Longest wait for a Retry-After within a run; a longer one is left to a later run. */
 export const MAX_WAIT_MS = 2_000;
+/** Longest Retry-After taken from a provider; a longer one waits this long. */
+export const MAX_RETRY_AFTER_S = 86_400;
 /** One HTTP call to the provider. */
 export const SEND_TIMEOUT_MS = 10_000;
 /** A run stops claiming new rounds after this long. */
@@ -114,7 +118,8 @@ export function httpProvider(url: string, key: string, from: string): EmailProvi
           }
           const error = `${res.status} ${text.slice(0, 300)}`.trim();
           if (res.status !== 429 && res.status !== 408 && res.status < 500) return { outcome: "failed", error };
-          const after = retryAfterSeconds(res.headers.get("retry-after"));
+          const named = retryAfterSeconds(res.headers.get("retry-after"));
+          const after = named === null ? null : Math.min(named, MAX_RETRY_AFTER_S);
           last = { outcome: "retry", error, retryAfterSeconds: after };
           if (after !== null) {
             if (after * 1000 > MAX_WAIT_MS) return last;
@@ -150,7 +155,7 @@ export function handler(req: Request): Promise<Response> {
     const raw = req.headers.get("content-length") === "0" || !req.body ? {} : await readJson(req, 1024);
     parseOrThrow(BodySchema, raw);
     const provider = configuredProvider();
-    const counts = { claimed: 0, sent: 0, queued: 0, failed: 0, gone: 0 };
+    const counts = { claimed: 0, sent: 0, queued: 0, failed: 0, gone: 0, superseded: 0, unrecorded: 0 };
     const until = Date.now() + RUN_BUDGET_MS;
     while (Date.now() < until) {
       const batch = await ctx.timing.measure("db", () =>
@@ -158,22 +163,33 @@ export function handler(req: Request): Promise<Response> {
       );
       counts.claimed += batch.length;
       const results = await ctx.timing.measure("send", () => Promise.all(batch.map((m) => provider.send(m))));
-      // One transaction per outcome: a message erased meanwhile (PT404) must not cost the
-      // others their record (they would be sent again when their lease ends).
+      // One transaction per outcome: a message erased meanwhile (404) or a record that
+      // fails must not cost the others theirs (they would be sent again when their lease
+      // ends). An unrecorded message is claimed again after its lease, and the provider
+      // drops the repeat by its Idempotency-Key.
       for (const [i, r] of results.entries()) {
         try {
           const [{ status }] = await ctx.timing.measure("db", () =>
-            withServiceRole((tx) => tx<{ status: "sent" | "queued" | "failed" }[]>`
+            withServiceRole((tx) => tx<{ status: "sent" | "queued" | "failed" | "sending" }[]>`
               select public.record_email_delivery(
                 ${batch[i].id}::uuid, ${r.outcome}, ${provider.name},
                 ${r.outcome === "sent" ? r.messageId : null},
                 ${r.outcome === "sent" ? null : r.error},
-                ${r.outcome === "retry" ? r.retryAfterSeconds : null}) as status`, { requestId: ctx.requestId })
+                ${r.outcome === "retry" ? r.retryAfterSeconds : null},
+                ${batch[i].attempts}::integer) as status`, { requestId: ctx.requestId })
           );
-          counts[status]++;
+          if (status === "sending") counts.superseded++;
+          else counts[status]++;
         } catch (err) {
-          if (!(err instanceof HttpError && err.status === 404)) throw err;
-          counts.gone++;
+          if (err instanceof HttpError && err.status === 404) {
+            counts.gone++;
+            continue;
+          }
+          counts.unrecorded++;
+          console.error(JSON.stringify({
+            level: "error", msg: "could not record an email's delivery", outbox_id: batch[i].id, outcome: r.outcome,
+            error: err instanceof Error ? err.message : String(err),
+          }));
         }
       }
       if (batch.length < BATCH_SIZE) break;

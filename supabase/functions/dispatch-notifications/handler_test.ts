@@ -11,7 +11,7 @@ import { adminSql, ALICE, request, token, userToken } from "../_shared/testing/f
 
 const admin = adminSql();
 
-type Behaviour = "ok" | "flaky" | "limited" | "down" | "bad" | "later";
+type Behaviour = "ok" | "flaky" | "limited" | "down" | "bad" | "later" | "never";
 
 /** An email API on a free loopback port; what it answers depends on the recipient's local part. */
 function startEmailApi() {
@@ -35,6 +35,8 @@ function startEmailApi() {
         return Response.json({ name: "validation_error", message: "Invalid `to` field." }, { status: 422 });
       case "later":
         return Response.json({ name: "rate_limit_exceeded" }, { status: 429, headers: { "retry-after": "120" } });
+      case "never":
+        return Response.json({ name: "rate_limit_exceeded" }, { status: 429, headers: { "retry-after": "99999999999" } });
       default:
         return Response.json({ id: "re_ok" });
     }
@@ -111,12 +113,14 @@ Deno.test({
         const ids = {
           ok: await queue("ok"), flaky: await queue("flaky"), limited: await queue("limited"),
           down: await queue("down"), bad: await queue("bad"), later: await queue("later"), last: await queue("down", 4),
+          never: await queue("never"),
         };
         const res = await post(service, { source: "pg_cron" });
         assert.equal(res.status, 200);
         const body = await res.json();
         assert.equal(body.provider, api.host);
-        assert.ok(body.claimed >= 8, `claimed ${body.claimed}`);
+        assert.ok(body.claimed >= 9, `claimed ${body.claimed}`);
+        assert.equal(body.unrecorded, 0);
 
         const ok = await outbox(ids.ok);
         assert.deepEqual([ok.status, ok.provider, ok.provider_message_id, ok.attempts], ["sent", api.host, "re_ok", 1]);
@@ -151,6 +155,10 @@ Deno.test({
         assert.equal(later.status, "queued", "a Retry-After longer than the run waits is left to a later run");
         assert.ok(later.due_in_s >= 115, `due again in ${later.due_in_s} s`);
         assert.equal(api.calls.filter((c) => c.to.includes("+later")).length, 1);
+
+        const never = await outbox(ids.never);
+        assert.equal(never.status, "queued", "an absurd Retry-After is taken as one day, and recorded");
+        assert.ok(never.due_in_s >= 86_390 && never.due_in_s <= 86_400, `due again in ${never.due_in_s} s`);
       });
 
       await t.step("a message erased while it is being sent costs the others nothing", async () => {
