@@ -128,6 +128,24 @@ values
   ('b0b00000-5e55-4000-8000-000000000002', 2, '{"topic": "Exercise", "problem_statement": "Work runs late and the gym closes", "current_state_rating": 3, "strengths": ["enjoys running"], "obstacles": ["long commute"], "resources": ["a park near the office"]}', '2026-03-06 19:25:00+00')
 on conflict (session_id, stage_number) do nothing;
 
+-- The skills catalogue (one retired skill, which only the service role sees).
+insert into public.skills (slug, name, category, description, rubric_version, active)
+values
+  ('active-listening', 'Active listening', 'communication', 'Hearing what is meant, reflecting it back, and asking before answering.', 1, true),
+  ('giving-feedback', 'Giving feedback', 'communication', 'Specific, timely, kind feedback on behaviour rather than on the person.', 1, true),
+  ('public-speaking', 'Public speaking', 'communication', 'Making one clear point to a group, and recovering when nerves hit.', 1, true),
+  ('delegation', 'Delegation', 'leadership', 'Handing over outcomes, not tasks, with the context and authority to deliver them.', 1, true),
+  ('difficult-conversations', 'Difficult conversations', 'leadership', 'Raising what matters early, staying curious, agreeing a next step.', 1, true),
+  ('sleep-routine', 'Sleep routine', 'wellbeing', 'A regular wind-down and wake time that survive busy weeks.', 1, true),
+  ('stress-recovery', 'Stress recovery', 'wellbeing', 'Noticing overload and taking short, deliberate breaks before it compounds.', 1, true),
+  ('prioritisation', 'Prioritisation', 'productivity', 'Choosing the few things that matter this week and saying no to the rest.', 1, true),
+  ('deep-work', 'Deep work', 'productivity', 'Protecting blocks of uninterrupted time for demanding work.', 1, true),
+  ('interviewing', 'Interviewing', 'career', 'Telling concrete stories of impact and asking the questions that matter to you.', 1, true),
+  ('scholarship-essays', 'Scholarship essays', 'career', 'Answering the prompt with one specific story, then editing it down.', 1, true),
+  ('spaced-practice', 'Spaced practice', 'learning', 'Short, repeated practice spread over days instead of one long cram.', 1, true),
+  ('time-blocking-v0', 'Time blocking (retired)', 'productivity', 'Replaced by deep-work.', 1, false)
+on conflict (slug) do nothing;
+
 -- Coach execution engine (dates relative to when the seed runs, so `npm start` always shows
 -- a live plan): a catalogue, and Alice's five pursuits. Her top application stalled three
 -- days ago (a micro-task), a win Carol proposed waits for Alice's confirmation, and one
