@@ -215,7 +215,10 @@ Deno.test({
       await t.step("functions: OPTIONS is a CORS preflight without a token", async () => {
         const res = await call("/functions/v1/echo", { method: "OPTIONS" });
         assert.equal(res.status, 200);
-        assert.match(res.headers.get("access-control-allow-headers") ?? "", /apikey/);
+        const allowed = (res.headers.get("access-control-allow-headers") ?? "").split(/,\s*/);
+        for (const h of ["apikey", "authorization", "idempotency-key", "x-request-id", "x-tracked-skill-id"]) {
+          assert.ok(allowed.includes(h), `${h} is allowed by the gateway's preflight`);
+        }
         await res.body?.cancel();
       });
       await t.step("functions: a handler that throws answers 500 with a JSON body and a log line", async () => {

@@ -3,11 +3,14 @@
  * CORS, x-request-id (echoed or generated) and Server-Timing.
  */
 
-/** CORS headers as Supabase's examples set them, plus the headers our functions read. */
+/**
+ * CORS headers as Supabase's examples set them, plus the headers our functions read
+ * (Idempotency-Key, X-Request-Id, X-Tracked-Skill-Id), so a browser may send them.
+ */
 export const corsHeaders: Record<string, string> = {
   "Access-Control-Allow-Origin": "*",
   "Access-Control-Allow-Headers":
-    "authorization, x-client-info, apikey, content-type, idempotency-key, x-request-id",
+    "authorization, x-client-info, apikey, content-type, idempotency-key, x-request-id, x-tracked-skill-id",
   "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
   "Access-Control-Expose-Headers":
     "x-request-id, server-timing, ratelimit, ratelimit-policy, retry-after, idempotent-replayed",

@@ -9,7 +9,10 @@ Deno.test("respond() answers OPTIONS with CORS headers without running the body"
   });
   assert.equal(res.status, 200);
   assert.equal(ran, false);
-  assert.match(res.headers.get("access-control-allow-headers") ?? "", /idempotency-key/);
+  const allowed = (res.headers.get("access-control-allow-headers") ?? "").split(/,\s*/);
+  for (const h of ["authorization", "apikey", "content-type", "idempotency-key", "x-request-id", "x-tracked-skill-id"]) {
+    assert.ok(allowed.includes(h), `${h} is allowed by the preflight`);
+  }
   await res.body?.cancel();
 });
 
