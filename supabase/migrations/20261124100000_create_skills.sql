@@ -4,7 +4,7 @@
 -- next to them: functions keep only a keyed hash of it (issue 10, later migrations).
 --  * public.skills: slug (a stable lowercase key), name, category, description,
 --    rubric_version (the assessment rubric the skill is scored with), active.
---  * public.list_skills(category, page_size): the active skills, by category and name.
+--  * public.list_skills(category, limit): the active skills, by category and name.
 -- Objects: table public.skills, its trigger, grants and policy; function public.list_skills.
 -- Destructive: none.
 
@@ -40,7 +40,7 @@ create policy "Active skills are viewable by signed-in users"
   on public.skills for select to authenticated
   using (active);
 
-create or replace function public.list_skills(category text default null, page_size integer default 50)
+create or replace function public.list_skills(category text default null, "limit" integer default 50)
 returns setof public.skills
 language plpgsql
 stable
@@ -48,27 +48,28 @@ security invoker
 set search_path = ''
 as $$
 -- Security invoker: the table's policy decides (users see active skills; the service role all).
--- page_size, not limit: PostgREST reads ?limit= on a GET call as its own row limit.
+-- The argument is "limit", as issue 10 names it: call it with POST (supabase.rpc does), since
+-- PostgREST reads ?limit= on a GET call as its own row limit.
 begin
   if list_skills.category is not null
      and list_skills.category not in ('communication', 'leadership', 'wellbeing', 'productivity', 'career', 'learning') then
     raise exception 'Unknown category: %', list_skills.category
       using errcode = '22023', hint = 'Use one of communication, leadership, wellbeing, productivity, career, learning.';
   end if;
-  if list_skills.page_size is null or list_skills.page_size not between 1 and 200 then
-    raise exception 'page_size must be between 1 and 200' using errcode = '22023';
+  if list_skills."limit" is null or list_skills."limit" not between 1 and 200 then
+    raise exception 'limit must be between 1 and 200' using errcode = '22023';
   end if;
   return query
     select s.* from public.skills s
     where list_skills.category is null or s.category = list_skills.category
     order by s.category, s.name, s.id
-    limit list_skills.page_size;
+    limit list_skills."limit";
 end;
 $$;
 comment on function public.list_skills(text, integer) is $$
 The skills catalogue: active skills for signed-in users (all of them for the service role), ordered by category and name,
-optionally of one category (communication | leadership | wellbeing | productivity | career | learning); page_size 1..200
-(default 50). Example: supabase.rpc('list_skills', { category: 'communication' })
+optionally of one category (communication | leadership | wellbeing | productivity | career | learning); limit 1..200
+(default 50). Example: supabase.rpc('list_skills', { category: 'communication', limit: 20 })
 $$;
 revoke execute on function public.list_skills(text, integer) from public, anon;
 grant execute on function public.list_skills(text, integer) to authenticated, service_role;

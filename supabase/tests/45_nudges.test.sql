@@ -4,7 +4,7 @@
 -- nudges:<user_id>, and who may run or read any of it. Racing schedulers are proven with
 -- concurrent connections in tests/e2e/nudges.test.ts.
 begin;
-select plan(56);
+select plan(60);
 
 -- The seed's pursuits and nudges are set aside: each case builds its own at fixed clocks.
 delete from public.application_state_proposals;
@@ -232,6 +232,41 @@ select tests.clear_authentication();
 delete from vault.secrets where name = 'service_role_key';
 select is(private.invoke_edge_function('dispatch-notifications'), null, 'Without the secrets in Vault nothing is invoked');
 select throws_ok($$ select private.invoke_edge_function('../admin') $$, '22023', null, 'Only a function name is invoked');
+
+-- Who gets email, and how much -------------------------------------------------------------
+-- At U = 2032-06-01 12:00 UTC: a user with 101 deadlines within 72 hours, a banned user and
+-- an anonymous one with one each.
+create temporary table many on commit drop as select tests.create_supabase_user('nudge-many@example.com') as id;
+create temporary table banned on commit drop as select tests.create_supabase_user('nudge-banned@example.com') as id;
+create temporary table anonymous on commit drop as select tests.create_supabase_user('nudge-anonymous@example.com') as id;
+update auth.users set banned_until = '2033-01-01' where id = (select id from banned);
+update auth.users set is_anonymous = true where id = (select id from anonymous);
+with o as (
+  insert into public.opportunities (owner_id, title, deadline)
+  select u.id, 'Deadline ' || k, '2032-06-03 12:00+00'::timestamptz + k * interval '1 minute'
+  from (select id from many) u, generate_series(1, 101) k
+  union all
+  select u.id, 'Banned deadline', '2032-06-03 12:00+00' from (select id from banned union all select id from anonymous) u
+  returning id, owner_id
+)
+insert into public.applications (user_id, opportunity_id, last_progress_at)
+select owner_id, id, '2032-06-01 11:00+00' from o;
+select private.run_nudge_scheduler('2032-06-01 12:00+00');
+select is((select cardinality(application_ids) from public.notification_log where user_id = (select id from many) and channel = 'email'),
+  100, 'An email lists at most 100 applications, the soonest');
+select is((select count(*)::int from private.email_outbox o join public.notification_log n on n.id = o.notification_id,
+                  regexp_matches(o.text_body, '^- Deadline \d+:', 'gn') m
+           where n.user_id = (select id from many)),
+  100, 'and its body lists the same 100, not the 101st');
+select private.run_nudge_scheduler('2032-06-02 12:00+00');
+select is((select application_ids from public.notification_log n join public.applications a on a.id = n.application_ids[1]
+           join public.opportunities o on o.id = a.opportunity_id
+           where n.user_id = (select id from many) and n.channel = 'email' order by n.sent_at desc limit 1)::text,
+  (select array[a.id]::text from public.applications a join public.opportunities o on o.id = a.opportunity_id
+   where a.user_id = (select id from many) and o.title = 'Deadline 101'),
+  'The 101st is reminded in the next email');
+select is((select count(*)::int from public.notification_log where user_id in (select id from banned union all select id from anonymous)
+           and channel = 'email'), 0, 'A banned user and an anonymous one get no email');
 
 -- Erasure takes the user's nudges with it ----------------------------------------------
 create temporary table erased on commit drop as select tests.get_user_id('alice@example.com') as id;

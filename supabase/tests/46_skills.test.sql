@@ -1,6 +1,6 @@
 -- The skills catalogue as each named user: signed-in users (owner, stranger, coaches) read
 -- active skills; the service role reads and writes all; anon, coach_ingest and coach_analyst
--- nothing. list_skills validates its category and page size.
+-- nothing. list_skills validates its category and limit.
 begin;
 select plan(22);
 
@@ -14,16 +14,16 @@ select results_eq($$ select slug from public.list_skills('communication') $$,
   $$ values ('active-listening'), ('giving-feedback'), ('public-speaking') $$,
   'list_skills(category) gives that category''s active skills by name');
 select is((select count(*)::int from public.list_skills()), 12, 'list_skills() gives every active skill');
-select is((select count(*)::int from public.list_skills(page_size => 5)), 5, 'page_size bounds the list');
-select results_eq($$ select category, slug from public.list_skills(page_size => 3) $$,
+select is((select count(*)::int from public.list_skills("limit" => 5)), 5, 'limit bounds the list');
+select results_eq($$ select category, slug from public.list_skills("limit" => 3) $$,
   $$ values ('career', 'interviewing'), ('career', 'scholarship-essays'), ('communication', 'active-listening') $$,
   'ordered by category, then name');
 select throws_ok($$ select * from public.list_skills('cooking') $$, '22023', 'Unknown category: cooking',
   'An unknown category is refused, naming it');
-select throws_ok($$ select * from public.list_skills(page_size => 0) $$, '22023', 'page_size must be between 1 and 200',
-  'A page size of 0 is refused');
-select throws_ok($$ select * from public.list_skills(page_size => 201) $$, '22023', 'page_size must be between 1 and 200',
-  'A page size over 200 is refused');
+select throws_ok($$ select * from public.list_skills("limit" => 0) $$, '22023', 'limit must be between 1 and 200',
+  'A limit of 0 is refused');
+select throws_ok($$ select * from public.list_skills("limit" => 201) $$, '22023', 'limit must be between 1 and 200',
+  'A limit over 200 is refused');
 select throws_ok($$ insert into public.skills (slug, name, category) values ('forged', 'Forged', 'learning') $$,
   '42501', null, 'Alice cannot add a skill');
 select throws_ok($$ update public.skills set active = false $$, '42501', null, 'nor change one');

@@ -157,7 +157,7 @@ const TEMPLATES: Template[] = [
     body: { outbox_id: crypto.randomUUID(), outcome: "retry", error: "503", retry_after_seconds: 30 },
   },
   { kind: "function", name: "game-plan", method: "GET", token: "carol", body: { user_id: ALICE } },
-  { kind: "rpc", name: "list_skills", method: "POST", token: "alice", body: { category: "communication", page_size: 5 } },
+  { kind: "rpc", name: "list_skills", method: "POST", token: "alice", body: { category: "communication", limit: 5 } },
   { kind: "function", name: "dispatch-notifications", method: "POST", token: "service", body: { source: "fuzz" } },
 ];
 
