@@ -5,7 +5,8 @@
 --  * public.skills: slug (a stable lowercase key), name, category, description,
 --    rubric_version (the assessment rubric the skill is scored with), active.
 --  * public.list_skills(category, limit): the active skills, by category and name.
--- Objects: table public.skills, its trigger, grants and policy; function public.list_skills.
+-- Objects: table public.skills, its trigger, grants and policy; functions
+-- private.checked_skill_limit, public.list_skills.
 -- Destructive: none.
 
 create table public.skills (
@@ -40,31 +41,46 @@ create policy "Active skills are viewable by signed-in users"
   on public.skills for select to authenticated
   using (active);
 
+-- list_skills' checks, as the row limit it returns: a LIMIT is evaluated before any row is
+-- read, so a bad argument is refused even when no skill would match.
+create or replace function private.checked_skill_limit(category text, max_rows integer)
+returns integer
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if checked_skill_limit.category is not null
+     and checked_skill_limit.category not in ('communication', 'leadership', 'wellbeing', 'productivity', 'career', 'learning') then
+    raise exception 'Unknown category: %', checked_skill_limit.category
+      using errcode = '22023', hint = 'Use one of communication, leadership, wellbeing, productivity, career, learning.';
+  end if;
+  if checked_skill_limit.max_rows is null or checked_skill_limit.max_rows not between 1 and 200 then
+    raise exception 'limit must be between 1 and 200' using errcode = '22023';
+  end if;
+  return checked_skill_limit.max_rows;
+end;
+$$;
+comment on function private.checked_skill_limit(text, integer) is
+  'list_skills'' argument checks: 22023 for an unknown category or a limit outside 1..200; returns the limit.';
+revoke execute on function private.checked_skill_limit(text, integer) from public, anon;
+grant execute on function private.checked_skill_limit(text, integer) to authenticated, service_role;
+
+-- SQL, not plpgsql: the argument is "limit", as issue 10 names it, and plpgsql_check flags a
+-- reserved word as a plpgsql parameter name. Call it with POST (supabase.rpc does): on a
+-- GET call PostgREST reads ?limit= as its own row limit. Security invoker: the table's
+-- policy decides (users see active skills; the service role all).
 create or replace function public.list_skills(category text default null, "limit" integer default 50)
 returns setof public.skills
-language plpgsql
+language sql
 stable
 security invoker
 set search_path = ''
 as $$
--- Security invoker: the table's policy decides (users see active skills; the service role all).
--- The argument is "limit", as issue 10 names it: call it with POST (supabase.rpc does), since
--- PostgREST reads ?limit= on a GET call as its own row limit.
-begin
-  if list_skills.category is not null
-     and list_skills.category not in ('communication', 'leadership', 'wellbeing', 'productivity', 'career', 'learning') then
-    raise exception 'Unknown category: %', list_skills.category
-      using errcode = '22023', hint = 'Use one of communication, leadership, wellbeing, productivity, career, learning.';
-  end if;
-  if list_skills."limit" is null or list_skills."limit" not between 1 and 200 then
-    raise exception 'limit must be between 1 and 200' using errcode = '22023';
-  end if;
-  return query
-    select s.* from public.skills s
-    where list_skills.category is null or s.category = list_skills.category
-    order by s.category, s.name, s.id
-    limit list_skills."limit";
-end;
+  select s.* from public.skills s
+  where list_skills.category is null or s.category = list_skills.category
+  order by s.category, s.name, s.id
+  limit private.checked_skill_limit(list_skills.category, list_skills."limit")
 $$;
 comment on function public.list_skills(text, integer) is $$
 The skills catalogue: active skills for signed-in users (all of them for the service role), ordered by category and name,
