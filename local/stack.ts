@@ -26,6 +26,12 @@ export const SERVICE_ROLE_KEY =
   "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0.EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU";
 export const PUBLISHABLE_KEY = "sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH";
 export const SECRET_KEY = "sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz";
+/**
+ * The functions' TRACKED_SKILL_HASH_KEY on a local stack (supabase/functions/_shared/
+ * tracked_skill.ts): fixed, so hashes are stable across resets and supabase/seed.sql can
+ * hash its demo skill with it. A development value only; a hosted project sets its own.
+ */
+export const LOCAL_TRACKED_SKILL_HASH_KEY = "coach-ledger-local-tracked-skill-hash-key";
 
 /** Where and how one stack runs. */
 export interface StackConfig {
@@ -287,8 +293,10 @@ export function gatewayEnv(cfg: StackConfig): Record<string, string> {
   const functionsDir = cfg.functionsDir ?? join(root, "supabase", "functions");
   const dotenv = existsSync(join(functionsDir, ".env")) ? readFileSync(join(functionsDir, ".env"), "utf8") : "";
   const ownAuditKey = process.env.AUDIT_SIGNING_KEY || /^\s*AUDIT_SIGNING_KEY=\S/m.test(dotenv);
+  const ownSkillKey = process.env.TRACKED_SKILL_HASH_KEY || /^\s*TRACKED_SKILL_HASH_KEY=\S/m.test(dotenv);
   return {
     ...(ownAuditKey ? {} : { AUDIT_SIGNING_KEY: localAuditSigningKey(cfg) }),
+    ...(ownSkillKey ? {} : { TRACKED_SKILL_HASH_KEY: LOCAL_TRACKED_SKILL_HASH_KEY }),
     GATEWAY_PORT: String(cfg.apiPort),
     GATEWAY_FUNCTIONS: JSON.stringify(cfg.functions),
     GATEWAY_FUNCTIONS_DIR: cfg.functionsDir ?? join(root, "supabase", "functions"),

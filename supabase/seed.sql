@@ -146,6 +146,33 @@ values
   ('time-blocking-v0', 'Time blocking (retired)', 'productivity', 'Replaced by deep-work.', 1, false)
 on conflict (slug) do nothing;
 
+-- Assessments and events of Alice's completed session, as an AI backend's finalize step writes
+-- them (group a11ce000-6a0e-…: her spring programme). The tracked skill is stored as its HMAC
+-- under the local development key (TRACKED_SKILL_HASH_KEY in local/stack.ts), as the
+-- functions compute it. Fixed request ids make a second run a replay.
+select public.persist_assessment_summary(
+  request_id => 'seed-assessment-alice-1', session_id => 'a11ce000-5e55-4000-8000-000000000001',
+  group_id => 'a11ce000-6a0e-4000-8000-000000000001', rubric_version => 1, overall_score => 3.6,
+  criteria => '{"goal_clarity": 4.5, "ownership": 3.5, "action_specificity": 3, "reflection": 3.5}',
+  strengths => array['Named a concrete, measurable goal', 'Chose her own first step'],
+  improvements => array['Plan for the week when the routine slips'],
+  model => 'gpt-4o-mini', created_at => '2026-03-05 10:04:00+00',
+  tracked_skill_id_hash => encode(extensions.hmac('sleep-routine', 'coach-ledger-local-tracked-skill-hash-key', 'sha256'), 'hex'));
+select public.persist_assessment_summary(
+  request_id => 'seed-assessment-alice-2', session_id => 'a11ce000-5e55-4000-8000-000000000001',
+  group_id => 'a11ce000-6a0e-4000-8000-000000000001', rubric_version => 2, overall_score => 3.9,
+  criteria => '{"goal_clarity": 4.5, "ownership": 4, "action_specificity": 3.5, "reflection": 3.5, "support_network": 4}',
+  strengths => array['Named a concrete, measurable goal', 'Asked Carol to check in on Fridays'],
+  improvements => array['Write down the contingency plan'],
+  model => 'gpt-4o', created_at => '2026-03-05 10:05:00+00',
+  tracked_skill_id_hash => encode(extensions.hmac('sleep-routine', 'coach-ledger-local-tracked-skill-hash-key', 'sha256'), 'hex'));
+select public.log_event(kind => 'session_state', request_id => 'seed-event-alice-finalized', user_id => 'a11ce000-0000-4000-8000-000000000001',
+  session_id => 'a11ce000-5e55-4000-8000-000000000001', group_id => 'a11ce000-6a0e-4000-8000-000000000001',
+  category => 'assessment', payload => '{"state": "assessed", "rubric_version": 2}', created_at => '2026-03-05 10:05:00+00');
+select public.log_event(kind => 'rating', request_id => 'seed-event-alice-rating', user_id => 'a11ce000-0000-4000-8000-000000000001',
+  session_id => 'a11ce000-5e55-4000-8000-000000000001', group_id => 'a11ce000-6a0e-4000-8000-000000000001',
+  category => 'session', score => 5::smallint, created_at => '2026-03-05 10:06:00+00');
+
 -- Coach execution engine (dates relative to when the seed runs, so `npm start` always shows
 -- a live plan): a catalogue, and Alice's five pursuits. Her top application stalled three
 -- days ago (a micro-task), a win Carol proposed waits for Alice's confirmation, and one

@@ -126,11 +126,11 @@ export function createGateway(opts: GatewayOptions): (req: Request) => Promise<R
     try {
       res = await route(req, url, requestId);
     } catch (err) {
-      log({ level: "error", request_id: requestId, path: url.pathname, msg: "gateway error", error: err instanceof Error ? err.stack ?? err.message : String(err) });
+      log({ level: "error", trace_id: requestId, path: url.pathname, msg: "gateway error", error: err instanceof Error ? err.stack ?? err.message : String(err) });
       res = gatewayError(familyOf(url.pathname), 500, "The local gateway failed; see its log.", { code: familyOf(url.pathname) === "rest" ? "PGRSTX00" : "GATEWAY_ERROR" });
     }
     const ms = performance.now() - started;
-    log({ level: "info", request_id: requestId, method: req.method, path: url.pathname, status: res.status, ms: Math.round(ms) });
+    log({ level: "info", trace_id: requestId, method: req.method, path: url.pathname, status: res.status, ms: Math.round(ms) });
     return decorate(res, requestId, ms);
   };
 }

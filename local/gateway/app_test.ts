@@ -581,7 +581,7 @@ Deno.test({
         const res = await call("/functions/v1/boom", { headers: { authorization: `Bearer ${keys.anonKey}`, "x-request-id": "trace-boom" } });
         assert.equal(res.headers.get("x-request-id"), "trace-boom");
         await res.body?.cancel();
-        assert.ok(logs.some((l) => l.request_id === "trace-boom" && l.level === "error"));
+        assert.ok(logs.some((l) => l.trace_id === "trace-boom" && l.level === "error"));
       });
 
       // --- Abort (issue 8: functions see the client go away) ---

@@ -99,7 +99,7 @@ export function createFunctions(opts: FunctionsOptions): (req: Request, url: URL
       const { handler } = await load(slug, file);
       return await handler(inner);
     } catch (err) {
-      opts.log({ level: "error", function: slug, request_id: requestId, msg: "function threw", error: err instanceof Error ? err.stack ?? err.message : String(err) });
+      opts.log({ level: "error", function: slug, trace_id: requestId, msg: "function threw", error: err instanceof Error ? err.stack ?? err.message : String(err) });
       return jsonResponse(500, { code: "WORKER_ERROR", message: "Function exited due to an error (please check logs)" });
     }
   };

@@ -1,7 +1,7 @@
 -- Access paths at a realistic volume: the history query uses the (user, time) index and a
 -- one-day scan uses the BRIN index, for interactions and for events. Plans, not timings.
 begin;
-select plan(19);
+select plan(23);
 
 -- 100 users x 1,000 interactions over 30 days, in time order as they arrive.
 alter table public.coach_interactions disable trigger coach_interactions_broadcast;
@@ -182,6 +182,32 @@ select ok(pg_temp.plan_uses(
        order by next_attempt_at limit 20 for update skip locked $$,
   'email_outbox_due_idx'),
   'The dispatcher claims due emails through the partial (next_attempt_at) index, not a scan of sent ones');
+
+-- Issue 10's access paths: a group's events, and assessments by session, group and user
+-- (one per load session, in 200 groups).
+insert into public.interaction_events (user_id, session_id, group_id, kind, created_at, actor_role)
+select s.user_id, s.id, ('00000000-0000-4000-a000-' || lpad((row_number() over (order by s.id) % 200)::text, 12, '0'))::uuid,
+       'session_state', s.created_at, 'postgres'
+from public.coaching_sessions s where s.user_id::text like '00000000-0000-4000-8000-%';
+insert into public.assessments (session_id, group_id, user_id, request_id, rubric_version, overall_score, criteria, created_at, actor_role)
+select s.id, ('00000000-0000-4000-a000-' || lpad((row_number() over (order by s.id) % 200)::text, 12, '0'))::uuid, s.user_id,
+       'load-assessment-' || s.id, 1, 3.5, '{"clarity": 3.5}', s.created_at, 'postgres'
+from public.coaching_sessions s where s.user_id::text like '00000000-0000-4000-8000-%';
+analyze public.interaction_events;
+analyze public.assessments;
+select ok(pg_temp.plan_uses(
+  $$ select id from public.interaction_events where group_id = '00000000-0000-4000-a000-000000000007' order by created_at desc limit 50 $$,
+  'interaction_events_group_id_created_at_idx'), 'A group''s events are read through the (group_id, created_at) index');
+select ok(pg_temp.plan_uses(
+  format($$ select id from public.assessments where session_id = %L order by created_at desc, id desc limit 1 $$,
+         (select id from public.coaching_sessions where user_id::text like '00000000-0000-4000-8000-%' limit 1)),
+  'assessments_session_id_created_at_idx'), 'A session''s latest assessment is read through the (session_id, created_at) index');
+select ok(pg_temp.plan_uses(
+  $$ select id from public.assessments where group_id = '00000000-0000-4000-a000-000000000007' order by created_at desc, id desc limit 50 $$,
+  'assessments_group_id_created_at_idx'), 'A group''s assessments are read through the (group_id, created_at) index');
+select ok(pg_temp.plan_uses(
+  $$ select id from public.assessments where user_id = '00000000-0000-4000-8000-000000000007' order by created_at desc limit 50 $$,
+  'assessments_user_id_created_at_idx'), 'A user''s assessments are read through the (user_id, created_at) index');
 
 select * from finish();
 rollback;

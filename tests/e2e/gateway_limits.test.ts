@@ -100,9 +100,9 @@ describe("the running gateway", () => {
     controller.abort();
     await call;
     const log = () => readFileSync(join(cfg.stateDir, "logs", "gateway.log"), "utf8");
-    for (let i = 0; i < 50 && !log().includes('"request_id":"abort-probe"'); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 50 && !log().includes('"trace_id":"abort-probe"'); i++) await new Promise((r) => setTimeout(r, 50));
     const line = log().split("\n").find((l) => l.includes('"fixture":"wait"'));
-    expect(line && JSON.parse(line)).toEqual({ fixture: "wait", aborted: true, request_id: "abort-probe" });
+    expect(line && JSON.parse(line)).toEqual({ fixture: "wait", aborted: true, trace_id: "abort-probe" });
     // A normal call completes; neither it nor the abort made Deno warn about legacy aborts.
     const ok = await fetch(`${api}/functions/v1/echo`, { headers: { authorization: `Bearer ${anon()}` } });
     expect(ok.status).toBe(200);

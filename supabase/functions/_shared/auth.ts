@@ -14,6 +14,7 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from "jose";
 import { HttpError } from "./http.ts";
 import { optionalEnv, requireEnv } from "./env.ts";
+import { noteLog } from "./log.ts";
 
 /** Claims of a Supabase access token (user, anon, service_role or a custom role). */
 export interface Claims extends JWTPayload {
@@ -95,7 +96,9 @@ export async function verifyToken(token: string): Promise<Claims> {
 export async function authenticate(req: Request): Promise<Claims> {
   const token = bearerToken(req);
   if (!token) throw unauthorized("Missing Authorization: Bearer <token> header.");
-  return await verifyToken(token);
+  const claims = await verifyToken(token);
+  noteLog(req, { role: claims.role, ...(typeof claims.sub === "string" ? { user_id: claims.sub } : {}) });
+  return claims;
 }
 
 /** True for a signed-in user's token (role authenticated with a UUID subject). */

@@ -65,7 +65,7 @@ export const API_ROLES = new Set(["anon", "authenticated", "service_role", "coac
 
 /** Per-call request facts, set like PostgREST's request.headers, and per-call limits. */
 export interface CallOptions {
-  requestId?: string;
+  traceId?: string;
   /** Replaces the role's statement_timeout for this call (e.g. "120s"). */
   statementTimeout?: string;
   /** Whose share of the pool the call uses (callerOf); withServiceRole defaults to the functions' own. */
@@ -233,14 +233,17 @@ async function withClaims<T>(
     if (opts.statementTimeout) settings.statement_timeout = opts.statementTimeout;
     return await db().begin(async (tx) => {
       if (take) opts.rateLimit!.onTake(await take);
-      const headers = JSON.stringify(opts.requestId ? { "x-request-id": opts.requestId } : {});
-      // Not awaited before fn runs: fn's first query is pipelined behind this one on the
-      // same connection (one round trip less). Order is kept, and if this statement fails
-      // the transaction is aborted, so fn's query cannot run without the role and settings.
+      const headers = JSON.stringify(opts.traceId ? { "x-request-id": opts.traceId } : {});
+      // Sent now (execute()), not awaited: fn's first query is pipelined behind it on the
+      // same connection (one round trip less). postgres.js sends a query only when it is
+      // awaited or executed, so without execute() an async fn that awaits its first query
+      // sent that query first, as postgres with no claims. Order is kept, and if this
+      // statement fails the transaction is aborted, so fn's query cannot run without the
+      // role and settings.
       const setup = tx`select set_config('role', ${role}, true),
                       set_config('request.jwt.claims', ${JSON.stringify(claims)}, true),
                       set_config('request.headers', ${headers}, true),
-                      (select count(set_config(s.key, s.value, true)) from jsonb_each_text(${tx.json(settings)}::jsonb) s)`;
+                      (select count(set_config(s.key, s.value, true)) from jsonb_each_text(${tx.json(settings)}::jsonb) s)`.execute();
       const [, result] = await Promise.all([setup, fn(tx)]);
       return result;
     }) as T;
@@ -328,6 +331,29 @@ export const CONSTRAINT_FIELDS: Readonly<Record<string, string | string[]>> = {
   coach_interactions_user_id_fkey: "user_id",
   coach_interactions_content_bounded: "content",
   coach_interactions_metadata_bounded: "metadata",
+  interaction_events_kind_known: "kind",
+  interaction_events_score_range: "score",
+  interaction_events_rating_has_score: "score",
+  interaction_events_category_length: "category",
+  interaction_events_request_id_format: "request_id",
+  interaction_events_payload_object: "payload",
+  interaction_events_payload_bounded: "payload",
+  interaction_events_tracked_skill_id_hash_format: "tracked_skill_id",
+  interaction_events_user_id_fkey: "user_id",
+  interaction_events_interaction_id_fkey: "interaction_id",
+  interaction_events_session_id_fkey: "session_id",
+  assessments_request_id_format: "request_id",
+  assessments_session_id_fkey: "session_id",
+  assessments_rubric_version_range: "rubric_version",
+  assessments_overall_score_range: "overall_score",
+  assessments_criteria_valid: "criteria",
+  assessments_strengths_valid: "strengths",
+  assessments_improvements_valid: "improvements",
+  assessments_model_length: "model",
+  assessments_tracked_skill_id_hash_format: "tracked_skill_id",
+  list_assessments_target: "session_id",
+  list_assessments_limit: "limit",
+  list_assessments_before: "before",
 };
 
 /** Titles of the statuses a PTnnn code can ask for (PostgREST's custom status codes). */

@@ -26,6 +26,12 @@ Deno.test({
           tx`select current_user as role, auth.uid() as uid, (select count(*)::int from public.profiles) as visible`);
         assert.deepEqual([...rows], [{ role: "authenticated", uid: ALICE, visible: 1 }]);
       });
+      await t.step("withUser() applies the role and claims before an async fn's first awaited query", async () => {
+        const first = await withUser(alice, async (tx) => (await tx`select current_user as role, auth.uid() as uid`)[0]);
+        assert.deepEqual({ ...first }, { role: "authenticated", uid: ALICE });
+        const service = await withServiceRole(async (tx) => (await tx`select current_user as role`)[0].role);
+        assert.equal(service, "service_role");
+      });
       await t.step("withUser() settings do not outlive the transaction", async () => {
         await withUser(alice, (tx) => tx`select 1`);
         const rows = await withServiceRole((tx) => tx`select auth.uid() as uid`);

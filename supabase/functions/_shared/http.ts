@@ -1,7 +1,10 @@
 /**
  * Every function response goes through here: JSON bodies, RFC 9457 problem+json errors,
- * CORS, x-request-id (echoed or generated) and Server-Timing.
+ * CORS, x-request-id (the trace id: echoed or generated; `trace_id` in problem bodies and
+ * logs, not to be confused with `request_id`, the idempotency key of a write), Server-Timing,
+ * and one structured log line per request (log.ts).
  */
+import { logRequest } from "./log.ts";
 
 /**
  * CORS headers as Supabase's examples set them, plus the headers our functions read
@@ -76,7 +79,8 @@ export class Timing {
  * request ends with (e.g. RateLimit), applied to the response by `respond`.
  */
 export interface RequestContext {
-  requestId: string;
+  /** The trace id (x-request-id). */
+  traceId: string;
   timing: Timing;
   headers: Record<string, string>;
 }
@@ -92,7 +96,7 @@ export function requestIdOf(req: Request): string {
 function decorate(res: Response, ctx: RequestContext): Response {
   for (const [k, v] of Object.entries(corsHeaders)) res.headers.set(k, v);
   for (const [k, v] of Object.entries(ctx.headers)) if (!res.headers.has(k)) res.headers.set(k, v);
-  res.headers.set("x-request-id", ctx.requestId);
+  res.headers.set("x-request-id", ctx.traceId);
   const timing = ctx.timing.header();
   if (timing) res.headers.set("Server-Timing", timing);
   return res;
@@ -111,11 +115,11 @@ export function problem(
   status: number,
   title: string,
   detail: string,
-  extra: ProblemExtras & { requestId?: string } = {},
+  extra: ProblemExtras & { traceId?: string } = {},
 ): Response {
   const body: Record<string, unknown> = { type: extra.type ?? "about:blank", title, status, detail, ...extra.extensions };
   if (extra.errors) body.errors = extra.errors;
-  if (extra.requestId) body.request_id = extra.requestId;
+  if (extra.traceId) body.trace_id = extra.traceId;
   return new Response(JSON.stringify(body), {
     status,
     headers: { "Content-Type": "application/problem+json; charset=utf-8", ...extra.headers },
@@ -130,29 +134,38 @@ export function preflight(): Response {
 /**
  * Runs a handler body with a request context. OPTIONS is answered here; an HttpError
  * becomes its problem response; anything else is logged and becomes a 500 problem.
- * CORS, x-request-id and Server-Timing are added to every response.
+ * CORS, x-request-id and Server-Timing are added to every response, and every request ends
+ * with its log line.
  */
 export async function respond(
   req: Request,
   body: (ctx: RequestContext) => Promise<Response>,
 ): Promise<Response> {
-  const ctx: RequestContext = { requestId: requestIdOf(req), timing: new Timing(), headers: {} };
+  const startedAt = performance.now();
+  const ctx: RequestContext = { traceId: requestIdOf(req), timing: new Timing(), headers: {} };
+  const res = await answer(req, ctx, body);
+  logRequest(req, ctx.traceId, res.status, startedAt);
+  return res;
+}
+
+async function answer(req: Request, ctx: RequestContext, body: (ctx: RequestContext) => Promise<Response>): Promise<Response> {
   if (req.method === "OPTIONS") return decorate(preflight(), ctx);
   try {
     return decorate(await body(ctx), ctx);
   } catch (err) {
     if (err instanceof HttpError) {
       return decorate(problem(err.status, err.title, err.message, {
-        errors: err.errors, requestId: ctx.requestId, headers: err.headers, type: err.type, extensions: err.extensions,
+        errors: err.errors, traceId: ctx.traceId, headers: err.headers, type: err.type, extensions: err.extensions,
       }), ctx);
     }
+    // The URL's path only: a query string may carry user input.
     console.error(JSON.stringify({
-      level: "error", request_id: ctx.requestId, method: req.method, url: req.url,
+      level: "error", trace_id: ctx.traceId, method: req.method, path: new URL(req.url).pathname,
       error: err instanceof Error ? err.stack ?? err.message : String(err),
       code: (err as { code?: unknown })?.code ?? null,
     }));
     return decorate(problem(500, "Internal Server Error", "The function failed unexpectedly; the error is logged.", {
-      requestId: ctx.requestId,
+      traceId: ctx.traceId,
     }), ctx);
   }
 }

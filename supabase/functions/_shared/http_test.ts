@@ -34,7 +34,7 @@ Deno.test("respond() reports measured timings in Server-Timing", async () => {
   await res.body?.cancel();
 });
 
-Deno.test("respond() turns an HttpError into problem+json with its field errors", async () => {
+Deno.test("respond() turns an HttpError into problem+json with its field errors and the trace id as trace_id", async () => {
   const res = await respond(new Request("http://x/f", { headers: { "x-request-id": "r1" } }), () => {
     throw new HttpError(422, "Unprocessable Content", "The body has invalid fields.", {
       errors: [{ field: "sender", message: "Required" }],
@@ -44,7 +44,7 @@ Deno.test("respond() turns an HttpError into problem+json with its field errors"
   assert.equal(res.headers.get("content-type"), "application/problem+json; charset=utf-8");
   assert.deepEqual(await res.json(), {
     type: "about:blank", title: "Unprocessable Content", status: 422, detail: "The body has invalid fields.",
-    errors: [{ field: "sender", message: "Required" }], request_id: "r1",
+    errors: [{ field: "sender", message: "Required" }], trace_id: "r1",
   });
 });
 
@@ -60,6 +60,7 @@ Deno.test("respond() logs an unexpected error and answers 500 problem+json", asy
     assert.equal((await res.json()).title, "Internal Server Error");
     assert.equal(logged.length, 1);
     assert.match(logged[0], /database exploded/);
+    assert.equal(JSON.parse(logged[0]).trace_id, res.headers.get("x-request-id"));
   } finally {
     console.error = original;
   }

@@ -60,6 +60,8 @@ export interface CallOptions {
 
 /** Something that answers JSON requests. */
 export interface LlmProvider {
+  /** Who answers, for logs: "openai" (any OpenAI-compatible API) or "offline". */
+  readonly name: string;
   readonly model: string;
   completeJson<T>(req: JsonRequest<T>, opts?: CallOptions): Promise<LlmResult<T>>;
 }
@@ -78,6 +80,7 @@ export function createProvider(): LlmProvider {
 
 /** Deterministic, no network: returns the request's fallback. */
 export const offlineProvider: LlmProvider = {
+  name: "offline",
   model: "offline",
   completeJson<T>(req: JsonRequest<T>): Promise<LlmResult<T>> {
     const t0 = performance.now();
@@ -90,6 +93,7 @@ export const offlineProvider: LlmProvider = {
 };
 
 class OpenAiProvider implements LlmProvider {
+  readonly name = "openai";
   readonly model: string;
   #client: OpenAI;
   #timeoutMs: number;

@@ -110,9 +110,3 @@ function concat(chunks: Uint8Array[], size: number): Uint8Array {
   }
   return out;
 }
-
-/** SHA-256 of a string as lowercase hex (Web Crypto). */
-export async function sha256Hex(value: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}

@@ -77,7 +77,7 @@ export function handler(req: Request): Promise<Response> {
     const [row] = await ctx.timing.measure("db", () => withServiceRole((tx) => tx`
       insert into audit.phi_access_checkpoints (chain_seq, head_hash, signed_at, key_id, jws, sink)
       values (${checkpoint.seq}, ${checkpoint.hash}, to_timestamp(${checkpoint.iat}), ${kid}, ${jws}, ${sink})
-      returning id::text, chain_seq::text, head_hash, signed_at, key_id, jws, sink`, { requestId: ctx.requestId }));
+      returning id::text, chain_seq::text, head_hash, signed_at, key_id, jws, sink`, { traceId: ctx.traceId }));
     return json({
       id: Number(row.id), chain_seq: Number(row.chain_seq), head_hash: row.head_hash, signed_at: row.signed_at,
       key_id: row.key_id, jws: row.jws, sink: row.sink,

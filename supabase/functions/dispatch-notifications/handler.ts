@@ -159,7 +159,7 @@ export function handler(req: Request): Promise<Response> {
     const until = Date.now() + RUN_BUDGET_MS;
     while (Date.now() < until) {
       const batch = await ctx.timing.measure("db", () =>
-        withServiceRole((tx) => tx<Outgoing[]>`select * from public.claim_email_outbox(${BATCH_SIZE})`, { requestId: ctx.requestId })
+        withServiceRole((tx) => tx<Outgoing[]>`select * from public.claim_email_outbox(${BATCH_SIZE})`, { traceId: ctx.traceId })
       );
       counts.claimed += batch.length;
       const results = await ctx.timing.measure("send", () => Promise.all(batch.map((m) => provider.send(m))));
@@ -176,7 +176,7 @@ export function handler(req: Request): Promise<Response> {
                 ${r.outcome === "sent" ? r.messageId : null},
                 ${r.outcome === "sent" ? null : r.error},
                 ${r.outcome === "retry" ? r.retryAfterSeconds : null},
-                ${batch[i].attempts}::integer) as status`, { requestId: ctx.requestId })
+                ${batch[i].attempts}::integer) as status`, { traceId: ctx.traceId })
           );
           if (status === "sending") counts.superseded++;
           else counts[status]++;

@@ -36,7 +36,7 @@ export function handler(req: Request): Promise<Response> {
     });
     const [row] = await ctx.timing.measure("db", () =>
       withUser(claims, (tx) => tx`select public.get_game_plan(user_id => ${q.user_id ?? null}::uuid) as plan`, {
-        requestId: ctx.requestId,
+        traceId: ctx.traceId,
       })
     );
     return json(row.plan);

@@ -33,22 +33,22 @@ Deno.test({
       });
 
       await t.step("her assigned coach reads it with user_id, and the read is audited", async () => {
-        const requestId = `game-plan-audit-${crypto.randomUUID()}`;
-        const res = await get(await userToken(CAROL), `?user_id=${ALICE}`, { "x-request-id": requestId });
+        const traceId = `game-plan-audit-${crypto.randomUUID()}`;
+        const res = await get(await userToken(CAROL), `?user_id=${ALICE}`, { "x-request-id": traceId });
         assert.equal(res.status, 200);
         assert.equal((await res.json()).user_id, ALICE);
         const rows = await admin`select actor_id, subject_user_id, resource, row_count, purpose
-                                 from audit.phi_access_log where request_id = ${requestId}`;
+                                 from audit.phi_access_log where request_id = ${traceId}`;
         assert.deepEqual([...rows], [{ actor_id: CAROL, subject_user_id: ALICE, resource: "game_plan", row_count: 3, purpose: "coaching" }]);
       });
 
       await t.step("a stranger gets 403 and nothing is recorded", async () => {
-        const requestId = `game-plan-denied-${crypto.randomUUID()}`;
-        const res = await get(await userToken(BOB), `?user_id=${ALICE}`, { "x-request-id": requestId });
+        const traceId = `game-plan-denied-${crypto.randomUUID()}`;
+        const res = await get(await userToken(BOB), `?user_id=${ALICE}`, { "x-request-id": traceId });
         assert.equal(res.status, 403);
         assert.match(res.headers.get("content-type") ?? "", /^application\/problem\+json/);
         await res.body?.cancel();
-        const [{ n }] = await admin`select count(*)::int as n from audit.phi_access_log where request_id = ${requestId}`;
+        const [{ n }] = await admin`select count(*)::int as n from audit.phi_access_log where request_id = ${traceId}`;
         assert.equal(n, 0);
       });
 

@@ -48,7 +48,7 @@ export function handler(req: Request): Promise<Response> {
           before => ${q.before ?? null}::uuid,
           redacted => ${q.redacted}::boolean,
           purpose => ${q.purpose}
-        ) h`, { requestId: ctx.requestId })
+        ) h`, { traceId: ctx.traceId })
     );
     const list = items.map((r) => r.item as Record<string, unknown>);
     return json({

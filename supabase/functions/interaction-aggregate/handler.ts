@@ -47,7 +47,7 @@ export function handler(req: Request): Promise<Response> {
       withServiceRole((tx) => tx`
         select to_char(day, 'YYYY-MM-DD') as day, users, messages
         from analytics.aggregate_interaction_metrics(${body.from}::date, ${body.to ?? body.from}::date)`,
-        { requestId: ctx.requestId, statementTimeout: BACKFILL_STATEMENT_TIMEOUT, caller: callerOf(claims) })
+        { traceId: ctx.traceId, statementTimeout: BACKFILL_STATEMENT_TIMEOUT, caller: callerOf(claims) })
     );
     return json({
       from: body.from,

@@ -4,15 +4,16 @@
  * client, sender human_coach), the service role or a `coach_ingest` token (user_id required). Idempotent by the Idempotency-Key header or the request_id field:
  * 201 with the stored row on the first write, 200 with the same row on a replay, 409 while
  * the same key is in flight, 422 for a key reused with another payload. A raw tracked skill
- * id (body `tracked_skill_id` or header X-Tracked-Skill-Id) is hashed here (SHA-256) and
- * never stored or logged. Rate limited per user or per token (policy "log-interaction":
+ * id (body `tracked_skill_id` or header X-Tracked-Skill-Id) is turned into its keyed hash
+ * here (_shared/tracked_skill.ts) and never stored or logged. Rate limited per user or per token (policy "log-interaction":
  * RateLimit headers on every response that got past validation, 429 with Retry-After).
  */
 import { z } from "zod";
 import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
 import { authenticate } from "../_shared/auth.ts";
 import { type JSONValue, withUser } from "../_shared/db.ts";
-import { parseOrThrow, readJson, sha256Hex } from "../_shared/validate.ts";
+import { parseOrThrow, readJson } from "../_shared/validate.ts";
+import { MAX_TRACKED_SKILL_ID, requestTrackedSkillHash } from "../_shared/tracked_skill.ts";
 import { rateLimitFor } from "../_shared/rate_limit.ts";
 
 /** Largest accepted body, in bytes. */
@@ -44,7 +45,7 @@ export const LogInteractionBody = z.strictObject({
   momentum_state: z.string().regex(/^[a-z][a-z0-9_]{0,39}$/, "Use a lowercase identifier such as rising").optional(),
   status: z.enum(["ok", "error"]).optional(),
   error_code: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).optional(),
-  tracked_skill_id: z.string().min(1).max(256).optional(),
+  tracked_skill_id: z.string().min(1).max(MAX_TRACKED_SKILL_ID).optional(),
   created_at: z.iso.datetime({ offset: true }).optional(),
 }).superRefine((b, ctx) => {
   if (b.cached_tokens !== undefined && (b.prompt_tokens === undefined || b.cached_tokens > b.prompt_tokens)) {
@@ -85,8 +86,7 @@ export function handler(req: Request): Promise<Response> {
         throw new HttpError(422, "Unprocessable Content", `The request body has invalid fields: ${errors.map((e) => e.field).join(", ")}.`, { errors });
       }
       body.request_id ??= headerKey ?? undefined;
-      const skill = body.tracked_skill_id ?? req.headers.get("x-tracked-skill-id") ?? undefined;
-      return { body, trackedSkillHash: skill ? await sha256Hex(skill) : null };
+      return { body, trackedSkillHash: await requestTrackedSkillHash(req, body.tracked_skill_id) };
     });
 
     const rows = await ctx.timing.measure("db", () =>
@@ -114,7 +114,7 @@ export function handler(req: Request): Promise<Response> {
           error_code => ${body.error_code ?? null},
           tracked_skill_id_hash => ${trackedSkillHash},
           created_at => ${body.created_at ?? null}::timestamptz
-        ) r`, { requestId: ctx.requestId, rateLimit: rateLimitFor("log-interaction", ctx) })
+        ) r`, { traceId: ctx.traceId, rateLimit: rateLimitFor("log-interaction", ctx) })
     );
     const { interaction, replayed } = rows[0] as { interaction: Record<string, unknown>; replayed: boolean };
     return json(interaction, replayed ? 200 : 201, replayed ? { "Idempotent-Replayed": "true" } : {});

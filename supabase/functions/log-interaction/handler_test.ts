@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { handler, MAX_BODY_BYTES } from "./handler.ts";
 import { closeDb } from "../_shared/db.ts";
 import { adminSql, ALICE, BOB, CAROL, request, token, userToken, withDatabaseDown } from "../_shared/testing/fixtures.ts";
-import { sha256Hex } from "../_shared/validate.ts";
+import { trackedSkillHash } from "../_shared/tracked_skill.ts";
 
 const admin = adminSql();
 
@@ -77,13 +77,18 @@ Deno.test({
         assert.equal(n, 1);
         assert.equal((await post(alice, body)).status, 200);
       });
-      await t.step("handler() hashes a tracked skill id and never stores the raw id", async () => {
+      await t.step("handler() keeps a tracked skill id only as its keyed hash, never the raw id", async () => {
         const key = crypto.randomUUID();
         const res = await post(alice, { sender: "user", content: { text: "skill" }, request_id: key }, { "X-Tracked-Skill-Id": "skill-raw-7781" });
         const row = await res.json();
-        assert.equal(row.tracked_skill_id_hash, await sha256Hex("skill-raw-7781"));
+        assert.equal(row.tracked_skill_id_hash, await trackedSkillHash("skill-raw-7781"));
         const [{ hits }] = await admin`select count(*)::int as hits from public.coach_interactions c where c::text like '%skill-raw-7781%'`;
         assert.equal(hits, 0);
+      });
+      await t.step("handler() refuses a tracked skill id that differs between header and body, naming the field", async () => {
+        const res = await post(alice, { sender: "user", content: { text: "skill" }, tracked_skill_id: "a" }, { "X-Tracked-Skill-Id": "b" });
+        assert.equal(res.status, 422);
+        assert.deepEqual((await res.json()).errors.map((e: { field: string }) => e.field), ["tracked_skill_id"]);
       });
       await t.step("handler() lets coach_ingest log an AI message for any user, with cost computed", async () => {
         const res = await post(ingest, {

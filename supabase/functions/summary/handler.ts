@@ -19,6 +19,7 @@ import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
 import { authenticate, type Claims } from "../_shared/auth.ts";
 import { callerOf, type JSONValue, type Tx, withServiceRole, withUser } from "../_shared/db.ts";
 import { createProvider, LlmError, type LlmResult } from "../_shared/llm.ts";
+import { noteLog } from "../_shared/log.ts";
 import { enforceRateLimit } from "../_shared/rate_limit.ts";
 import { parseOrThrow, readJson } from "../_shared/validate.ts";
 import { StageSchemas } from "../_shared/stages.ts";
@@ -120,17 +121,17 @@ export function renderMarkdown(s: SessionSummary): string {
   ].join("\n");
 }
 
-function logCall(tx: Tx, session: Session, requestId: string, r: {
+function logCall(tx: Tx, session: Session, traceId: string, r: {
   model: string; latencyMs: number; text: string; usage?: LlmResult<unknown>["usage"]; errorCode?: string;
 }) {
-  return tx`select public.log_coach_interaction(
+  return tx<{ cost_usd: number | null }[]>`select ((public.log_coach_interaction(
     sender => 'ai_coach', user_id => ${session.user_id}::uuid, session_id => ${session.id}::uuid, channel => 'api',
     content => ${tx.json({ text: r.text } as { [k: string]: JSONValue })}::jsonb,
     metadata => ${tx.json({ operation: "summary" })}::jsonb,
-    request_id => ${`summary-${requestId}-${crypto.randomUUID()}`}, model => ${r.model}, latency_ms => ${r.latencyMs}::integer,
+    request_id => ${`summary-${traceId}-${crypto.randomUUID()}`}, model => ${r.model}, latency_ms => ${r.latencyMs}::integer,
     prompt_tokens => ${r.usage?.promptTokens ?? null}::integer, completion_tokens => ${r.usage?.completionTokens ?? null}::integer,
     cached_tokens => ${r.usage?.cachedTokens ?? null}::integer,
-    status => ${r.errorCode ? "error" : "ok"}, error_code => ${r.errorCode ?? null})`;
+    status => ${r.errorCode ? "error" : "ok"}, error_code => ${r.errorCode ?? null})).interaction).cost_usd::float8 as cost_usd`;
 }
 
 function cached(session: Session): Response {
@@ -175,7 +176,8 @@ export function handler(req: Request): Promise<Response> {
       }, { signal: req.signal }));
     } catch (err) {
       if (!(err instanceof LlmError)) throw err;
-      await withServiceRole((tx) => logCall(tx, s, ctx.requestId, {
+      noteLog(req, { provider: provider.name, model: err.model, llm_latency_ms: err.latencyMs });
+      await withServiceRole((tx) => logCall(tx, s, ctx.traceId, {
         model: err.model, latencyMs: err.latencyMs, text: err.message, errorCode: `llm_${err.kind}`,
       }), { caller });
       throw err.kind === "timeout"
@@ -193,18 +195,23 @@ export function handler(req: Request): Promise<Response> {
       saved = await ctx.timing.measure("db", () => withServiceRole(async (tx) => {
         const [row] = await tx`select to_json(s) as session from private.save_session_summary(
           ${s.id}::uuid, ${markdown}, ${tx.json(result.data as unknown as JSONValue)}::jsonb, ${result.model}) s`;
-        await logCall(tx, s, ctx.requestId, { ...done, text: result.data.executive_summary });
+        const [{ cost_usd }] = await logCall(tx, s, ctx.traceId, { ...done, text: result.data.executive_summary });
+        noteLog(req, {
+          provider: provider.name, model: result.model, prompt_tokens: result.usage.promptTokens,
+          completion_tokens: result.usage.completionTokens, cached_tokens: result.usage.cachedTokens, cost_usd,
+          llm_latency_ms: result.latencyMs,
+        });
         return row.session as Session;
-      }, { requestId: ctx.requestId, caller }));
+      }, { traceId: ctx.traceId, caller }));
     } catch (err) {
       // The call was made and paid for: it is logged whatever became of the save (in a
       // transaction of its own; if the database is down, this fails too and the first
       // error stands). A summary the database refuses is the model's fault, not the
       // client's: 502, never 422.
       const refused = err instanceof HttpError && err.status === 422;
-      await withServiceRole((tx) => logCall(tx, s, ctx.requestId, {
+      await withServiceRole((tx) => logCall(tx, s, ctx.traceId, {
         ...done, text: err instanceof Error ? err.message : String(err), errorCode: refused ? "llm_unstorable" : "summary_not_saved",
-      }), { requestId: ctx.requestId, caller }).catch(() => {});
+      }), { traceId: ctx.traceId, caller }).catch(() => {});
       if (refused) throw new HttpError(502, "Bad Gateway", `The model's summary could not be stored: ${err.message}`);
       throw err;
     }

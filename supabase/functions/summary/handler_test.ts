@@ -92,7 +92,23 @@ Deno.test({
         useLlm();
         const id = await completedSession();
         llm.script.push({ content: JSON.stringify(GOOD), usage: { prompt_tokens: 1000, completion_tokens: 200, cached_tokens: 400 } });
-        const body = await (await post({ session_id: id })).json();
+        const lines: string[] = [];
+        const log = console.log;
+        console.log = (line: string) => lines.push(line);
+        let res: Response;
+        try {
+          res = await post({ session_id: id });
+        } finally {
+          console.log = log;
+        }
+        const body = await res.json();
+        // The request's log line carries the LLM call: provider, model, tokens, cost, latency.
+        const line = JSON.parse(lines.at(-1)!);
+        assert.deepEqual(
+          [line.function, line.status, line.user_id, line.provider, line.model, line.prompt_tokens, line.completion_tokens, line.cached_tokens, line.cost_usd],
+          ["summary", 200, ALICE, "openai", "gpt-4o-mini", 1000, 200, 400, (600 * 0.15 + 400 * 0.075 + 200 * 0.6) / 1e6]);
+        assert.equal(typeof line.llm_latency_ms, "number");
+        assert.ok(!lines.join("\n").includes("alarm clock"), "no content in the log");
         assert.equal(body.cached, false);
         assert.equal(body.model, "gpt-4o-mini");
         assert.deepEqual(body.summary_data, GOOD);

@@ -14,7 +14,7 @@ export async function handler(req: Request): Promise<Response> {
   });
   if (aborted) {
     seen.aborted++;
-    console.log(JSON.stringify({ fixture: "wait", aborted: true, request_id: req.headers.get("x-request-id") }));
+    console.log(JSON.stringify({ fixture: "wait", aborted: true, trace_id: req.headers.get("x-request-id") }));
   }
   return Response.json({ aborted });
 }

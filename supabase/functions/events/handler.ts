@@ -1,0 +1,174 @@
+/**
+ * `events` (issue 10; seed SPR-003 "Events persisted with requestId, userId, sessionId,
+ * groupId" and `GET /api/v1/events`):
+ *
+ * - POST logs one event through public.log_event. Callers: a signed-in user (their own
+ *   events), the service role or a `coach_ingest` token (user_id required; may set
+ *   created_at). Idempotent by the Idempotency-Key header or request_id, with
+ *   log-interaction's contract: 201 with the event, 200 with the same event on a replay
+ *   (Idempotent-Replayed: true), 409 while the key is in flight, 422 for a key reused with
+ *   another payload. A tracked skill id (X-Tracked-Skill-Id or tracked_skill_id) is stored
+ *   only as its HMAC (_shared/tracked_skill.ts). Rate limited (policy "events").
+ * - GET lists the caller's events, newest first: session_id, group_id, kind, since
+ *   (inclusive), until (exclusive), limit 1..200 (default 50), before (the id of the last
+ *   event of the previous page: keyset pagination, answered as next_before). The service
+ *   role names user_id; ingest tokens write events but do not read them.
+ */
+import { z } from "zod";
+import { allowMethods, HttpError, json, type RequestContext, respond } from "../_shared/http.ts";
+import { authenticate, type Claims } from "../_shared/auth.ts";
+import { type JSONValue, withUser } from "../_shared/db.ts";
+import { parseOrThrow, readJson } from "../_shared/validate.ts";
+import { rateLimitFor } from "../_shared/rate_limit.ts";
+import { MAX_TRACKED_SKILL_ID, requestTrackedSkillHash } from "../_shared/tracked_skill.ts";
+
+/** Largest accepted body, in bytes. */
+export const MAX_BODY_BYTES = 32 * 1024;
+
+/** The kinds of event (interaction_events_kind_known). */
+export const EVENT_KINDS = ["delivered", "read", "rating", "feedback", "error", "session_state"] as const;
+
+const KEY = /^[A-Za-z0-9._:-]{1,128}$/;
+const SERVICE_ROLES = new Set(["service_role", "coach_ingest"]);
+// deno-lint-ignore no-control-regex
+const CATEGORY = /^[^\u0000-\u001f\u007f]{1,100}$/;
+
+/** The POST body: strict, so unknown fields are refused. */
+export const EventBody = z.strictObject({
+  request_id: z.string().regex(KEY, "Use 1 to 128 letters, digits or . _ : -").optional(),
+  user_id: z.uuid().optional(),
+  kind: z.enum(EVENT_KINDS),
+  interaction_id: z.uuid().optional(),
+  session_id: z.uuid().optional(),
+  group_id: z.uuid().optional(),
+  category: z.string().regex(CATEGORY, "Use 1 to 100 characters without control characters").optional(),
+  score: z.int().min(1).max(5).optional(),
+  payload: z.record(z.string(), z.unknown()).optional(),
+  tracked_skill_id: z.string().min(1).max(MAX_TRACKED_SKILL_ID).optional(),
+  created_at: z.iso.datetime({ offset: true }).optional(),
+}).superRefine((b, ctx) => {
+  if ((b.kind === "rating") !== (b.score !== undefined)) {
+    ctx.addIssue({ code: "custom", path: ["score"], message: "Required exactly when kind is rating" });
+  }
+});
+
+/** The GET query string: strict, so unknown parameters are refused. */
+export const EventQuery = z.strictObject({
+  user_id: z.uuid().optional(),
+  session_id: z.uuid().optional(),
+  group_id: z.uuid().optional(),
+  kind: z.enum(EVENT_KINDS).optional(),
+  since: z.iso.datetime({ offset: true }).optional(),
+  until: z.iso.datetime({ offset: true }).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  before: z.uuid().optional(),
+}).superRefine((q, ctx) => {
+  if (q.since !== undefined && q.until !== undefined && Date.parse(q.since) >= Date.parse(q.until)) {
+    ctx.addIssue({ code: "custom", path: ["until"], message: "Must be later than since" });
+  }
+});
+
+function invalid(fields: { field: string; message: string }[], what: string): HttpError {
+  return new HttpError(422, "Unprocessable Content", `The ${what} has invalid fields: ${fields.map((e) => e.field).join(", ")}.`, {
+    errors: fields,
+  });
+}
+
+/** Handles /functions/v1/events. */
+export function handler(req: Request): Promise<Response> {
+  return respond(req, async (ctx) => {
+    allowMethods(req, "GET", "POST");
+    const claims = await authenticate(req);
+    const service = SERVICE_ROLES.has(claims.role);
+    if (!service && !(claims.role === "authenticated" && claims.sub)) {
+      throw new HttpError(403, "Forbidden", "Only a signed-in user, the service role or an ingest token can use events.");
+    }
+    return req.method === "POST" ? await post(req, claims, service, ctx) : await list(req, claims, ctx);
+  });
+}
+
+async function post(req: Request, claims: Claims, service: boolean, ctx: RequestContext): Promise<Response> {
+  const raw = await readJson(req, MAX_BODY_BYTES);
+  const { body, trackedSkillHash } = await ctx.timing.measure("validate", async () => {
+    const body = parseOrThrow(EventBody, raw);
+    const errors = [];
+    if (body.user_id === undefined && service) {
+      errors.push({ field: "user_id", message: "Required for the service role and ingest tokens" });
+    }
+    if (body.created_at !== undefined && !service) {
+      errors.push({ field: "created_at", message: "Only the service role or an ingest token may set created_at" });
+    }
+    const headerKey = req.headers.get("idempotency-key");
+    if (headerKey !== null && !KEY.test(headerKey)) {
+      errors.push({ field: "Idempotency-Key", message: "Use 1 to 128 letters, digits or . _ : -" });
+    }
+    if (headerKey !== null && body.request_id !== undefined && headerKey !== body.request_id) {
+      errors.push({ field: "request_id", message: "Differs from the Idempotency-Key header" });
+    }
+    if (errors.length) throw invalid(errors, "request body");
+    body.request_id ??= headerKey ?? undefined;
+    return { body, trackedSkillHash: await requestTrackedSkillHash(req, body.tracked_skill_id) };
+  });
+
+  const rows = await ctx.timing.measure("db", () =>
+    withUser(claims, (tx) => tx`
+      select to_json(r.event) as event, r.replayed
+      from public.log_event(
+        kind => ${body.kind},
+        request_id => ${body.request_id ?? null},
+        user_id => ${body.user_id ?? null}::uuid,
+        interaction_id => ${body.interaction_id ?? null}::uuid,
+        session_id => ${body.session_id ?? null}::uuid,
+        group_id => ${body.group_id ?? null}::uuid,
+        category => ${body.category ?? null},
+        score => ${body.score ?? null}::smallint,
+        payload => ${tx.json((body.payload ?? {}) as { [key: string]: JSONValue })}::jsonb,
+        tracked_skill_id_hash => ${trackedSkillHash},
+        created_at => ${body.created_at ?? null}::timestamptz
+      ) r`, { traceId: ctx.traceId, rateLimit: rateLimitFor("events", ctx) })
+  );
+  const { event, replayed } = rows[0] as { event: Record<string, unknown>; replayed: boolean };
+  return json(event, replayed ? 200 : 201, replayed ? { "Idempotent-Replayed": "true" } : {});
+}
+
+async function list(req: Request, claims: Claims, ctx: RequestContext): Promise<Response> {
+  if (claims.role === "coach_ingest") {
+    throw new HttpError(403, "Forbidden", "An ingest token writes events; read them as the user or with the service role.");
+  }
+  const q = await ctx.timing.measure("validate", () => {
+    const params: Record<string, string> = {};
+    for (const [k, v] of new URL(req.url).searchParams) params[k] = v;
+    const q = parseOrThrow(EventQuery, params, "query string");
+    if (claims.role === "service_role" && !q.user_id) {
+      throw invalid([{ field: "user_id", message: "Required for the service role" }], "query string");
+    }
+    if (claims.role === "authenticated" && q.user_id !== undefined && q.user_id !== claims.sub) {
+      throw invalid([{ field: "user_id", message: "A user reads only their own events; omit user_id" }], "query string");
+    }
+    return q;
+  });
+  const target = q.user_id ?? claims.sub!;
+  const events = await ctx.timing.measure("db", () =>
+    withUser(claims, async (tx) => {
+      let cursor: { created_at: Date; id: string } | undefined;
+      if (q.before) {
+        [cursor] = await tx`select created_at, id from public.interaction_events where id = ${q.before}::uuid and user_id = ${target}::uuid`;
+        if (!cursor) throw invalid([{ field: "before", message: "Does not name one of your events" }], "query string");
+      }
+      const rows = await tx`
+        select to_json(e) as event from public.interaction_events e
+        where e.user_id = ${target}::uuid
+          and (${q.session_id ?? null}::uuid is null or e.session_id = ${q.session_id ?? null}::uuid)
+          and (${q.group_id ?? null}::uuid is null or e.group_id = ${q.group_id ?? null}::uuid)
+          and (${q.kind ?? null}::text is null or e.kind = ${q.kind ?? null}::text)
+          and (${q.since ?? null}::timestamptz is null or e.created_at >= ${q.since ?? null}::timestamptz)
+          and (${q.until ?? null}::timestamptz is null or e.created_at < ${q.until ?? null}::timestamptz)
+          and (${cursor?.created_at ?? null}::timestamptz is null
+               or (e.created_at, e.id) < (${cursor?.created_at ?? null}::timestamptz, ${cursor?.id ?? null}::uuid))
+        order by e.created_at desc, e.id desc
+        limit ${q.limit}`;
+      return rows.map((r) => r.event as Record<string, unknown>);
+    }, { traceId: ctx.traceId })
+  );
+  return json({ events, next_before: events.length === q.limit ? events[events.length - 1].id : null });
+}
