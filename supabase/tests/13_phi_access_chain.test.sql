@@ -2,7 +2,7 @@
 -- hash (each one tampered in turn), every break reported, deletions found in the middle and
 -- at the end. Concurrency is tested end to end in tests/e2e/audit_chain.test.ts.
 begin;
-select plan(32);
+select plan(35);
 
 select tests.create_supabase_user('chain-subject@example.com');
 
@@ -65,8 +65,10 @@ select is(pg_temp.tamper('row_count', 'row_count + 1'),
   array['row_hash does not match the row''s fields @3'], 'Changing row_count is found');
 select is(pg_temp.tamper('purpose', '''routine'''),
   array['row_hash does not match the row''s fields @3'], 'Changing purpose is found');
-select is(pg_temp.tamper('request_id', 'null'),
-  array['row_hash does not match the row''s fields @3'], 'Clearing request_id is found');
+select is(pg_temp.tamper('request_id', '''chain-x'''),
+  array['row_hash does not match the row''s fields @3'], 'Setting request_id is found');
+select is(pg_temp.tamper('trace_id', 'null'),
+  array['row_hash does not match the row''s fields @3'], 'Clearing trace_id is found');
 -- id is generated always: move the row to another id by deleting and re-inserting it as is.
 select is(pg_temp.breaks_after($$
   alter table audit.phi_access_log disable trigger phi_access_log_chain;
@@ -74,10 +76,10 @@ select is(pg_temp.breaks_after($$
     delete from audit.phi_access_log where chain_seq = (select chain_seq from chain_rows order by chain_seq offset 2 limit 1)
     returning *)
   insert into audit.phi_access_log (id, accessed_at, actor_id, actor_role, subject_user_id, resource, row_count, purpose,
-                                    request_id, prev_hash, row_hash, chain_seq)
+                                    request_id, trace_id, prev_hash, row_hash, chain_seq)
   overriding system value
   select id + 1000000, accessed_at, actor_id, actor_role, subject_user_id, resource, row_count, purpose,
-         request_id, prev_hash, row_hash, chain_seq from gone;
+         request_id, trace_id, prev_hash, row_hash, chain_seq from gone;
 $$), array['row_hash does not match the row''s fields @3'], 'Changing id is found');
 select is(pg_temp.tamper('prev_hash', 'repeat(''a'', 64)'),
   array['prev_hash is not the previous row''s row_hash @3', 'row_hash does not match the row''s fields @3'],
@@ -160,8 +162,10 @@ create function pg_temp.vector(patch jsonb) returns audit.phi_access_log languag
   select jsonb_populate_record(null::audit.phi_access_log, '{"id": 7, "chain_seq": 7,
     "accessed_at": "2026-11-24T01:02:03.456789Z", "actor_id": null, "actor_role": "service_role",
     "subject_user_id": "00000000-0000-4000-8000-000000000001", "resource": "coach_interactions",
-    "row_count": 2, "purpose": "Zoë|care", "request_id": null}'::jsonb || patch)
+    "row_count": 2, "purpose": "Zoë|care", "request_id": null, "trace_id": null}'::jsonb || patch)
 $$;
+select is(private._phi_access_row_hash_v3(repeat('0', 64), pg_temp.vector('{"trace_id": "trace-ü:7"}')),
+  '484daee50c4c4e9c0933fc2a79e6239eda5498db9cd3f5bd0346d09a28d4f8dc', 'Version 3 of the row hash matches the shared vector');
 select is(private._phi_access_row_hash_v2(repeat('0', 64), pg_temp.vector('{}')),
   '53f4ec2ed2b405384671851fa537f0d9ce8e76d334cdac799475b20c4dacbfa2', 'Version 2 of the row hash matches the shared vector');
 select isnt(private._phi_access_row_hash_v2(repeat('0', 64), pg_temp.vector('{"purpose": "a", "request_id": "b|c"}')),
@@ -173,7 +177,7 @@ select isnt(private._phi_access_row_hash_v2(repeat('0', 64), pg_temp.vector('{"r
 -- Rows before the cut-over keep version 1: with the cut-over moved past the vector's
 -- position, the row hash is the old one (the same vector as audit_chain_test.ts).
 select is(pg_temp.breaks_after($$
-  update audit.phi_access_chain_head set hash_v2_from_seq = 8;
+  update audit.phi_access_chain_head set hash_v2_from_seq = 8, hash_v3_from_seq = 9;
   create temporary table v1_hash on commit drop as
     select private._phi_access_row_hash(repeat('0', 64), pg_temp.vector('{}')) as h;
   update audit.phi_access_chain_head set hash_v2_from_seq = 1;
@@ -184,10 +188,18 @@ select is(pg_temp.breaks_after($$
       raise exception 'version dispatch: %', (select array_agg(h) from v1_hash);
     end if;
   end $check$;
-$$), '{}'::text[], 'A position before hash_v2_from_seq is hashed with version 1, from it on with version 2');
+  update audit.phi_access_chain_head set hash_v3_from_seq = 7;
+  do $check$ begin
+    if private._phi_access_row_hash(repeat('0', 64), pg_temp.vector('{"trace_id": "trace-ü:7"}'))
+       <> '484daee50c4c4e9c0933fc2a79e6239eda5498db9cd3f5bd0346d09a28d4f8dc' then
+      raise exception 'version 3 dispatch';
+    end if;
+  end $check$;
+  update audit.phi_access_chain_head set hash_v3_from_seq = 1;
+$$), '{}'::text[], 'A position before hash_v2_from_seq is hashed with version 1, from it with version 2, from hash_v3_from_seq with version 3');
 
--- The request id kept with a read: the header (or argument) when it is a token of at most
--- 128 characters, else null, so a client cannot write what it likes into the audit log.
+-- The trace id kept with a read, in trace_id: the header (or argument) when it is a token of
+-- at most 128 characters, else null, so a client cannot write what it likes into the audit log.
 create function pg_temp.kept_request_id(headers text, arg text default null) returns text
 language plpgsql as $$
 declare
@@ -196,7 +208,7 @@ begin
   perform set_config('request.headers', headers, true);
   recorded := audit.record_phi_access(tests.get_user_id('chain-subject@example.com'), 'coach_interactions', 1, 'request id test', arg);
   perform set_config('request.headers', '', true);
-  return (select l.request_id from audit.phi_access_log l where l.id = recorded);
+  return (select l.trace_id from audit.phi_access_log l where l.id = recorded and l.request_id is null);
 end;
 $$;
 select is(pg_temp.kept_request_id('{"x-request-id": "trace-42.a:b_c"}'), 'trace-42.a:b_c', 'A well-formed x-request-id is kept');
@@ -207,6 +219,10 @@ select throws_ok($$ insert into audit.phi_access_log (actor_role, subject_user_i
     values ('postgres', tests.get_user_id('chain-subject@example.com'), 'coach_interactions', 1, 'direct', 'a|b') $$,
   '23514', 'new row for relation "phi_access_log" violates check constraint "phi_access_log_request_id_format"',
   'A malformed request id cannot be stored by any other path either');
+select throws_ok($$ insert into audit.phi_access_log (actor_role, subject_user_id, resource, row_count, purpose, trace_id)
+    values ('postgres', tests.get_user_id('chain-subject@example.com'), 'coach_interactions', 1, 'direct', 'a b') $$,
+  '23514', 'new row for relation "phi_access_log" violates check constraint "phi_access_log_trace_id_format"',
+  'nor a malformed trace id');
 
 -- Who may verify.
 select tests.authenticate_as('chain-subject@example.com');

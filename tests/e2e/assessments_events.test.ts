@@ -72,7 +72,7 @@ describe("events and assessments", () => {
     const read = await carol.functions.invoke(`assessments?session_id=${session}&latest=true`, { method: "GET", headers: { "x-request-id": trace } });
     expect(read.error).toBeNull();
     expect(read.data.assessment).toMatchObject({ session_id: session, user_id: ALICE });
-    const [{ n }] = await sql`select count(*)::int as n from audit.phi_access_log where request_id = ${trace} and resource = 'assessments'`;
+    const [{ n }] = await sql`select count(*)::int as n from audit.phi_access_log where trace_id = ${trace} and resource = 'assessments'`;
     expect(n).toBe(1);
     const bob = await userClient("bob@example.com");
     const none = await bob.rpc("list_assessments", { session_id: session });

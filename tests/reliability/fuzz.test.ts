@@ -62,6 +62,16 @@ const FUNCTIONS: { name: string; methods: string[]; fields: string[]; query?: st
   { name: "summary", methods: ["POST"], fields: ["session_id", "refresh"] },
   { name: "me", methods: ["GET"], fields: [] },
   { name: "audit-checkpoint", methods: ["POST"], fields: [] },
+  {
+    name: "events", methods: ["POST", "GET"],
+    fields: ["request_id", "user_id", "kind", "interaction_id", "session_id", "group_id", "category", "score", "payload", "tracked_skill_id", "created_at"],
+    query: ["user_id", "session_id", "group_id", "kind", "since", "until", "limit", "before"],
+  },
+  {
+    name: "assessments", methods: ["POST", "GET"],
+    fields: ["request_id", "session_id", "group_id", "rubric_version", "overall_score", "criteria", "strengths", "improvements", "model", "tracked_skill_id", "created_at"],
+    query: ["session_id", "group_id", "latest", "limit", "before"],
+  },
 ];
 
 const ODD_STRINGS = [
@@ -158,6 +168,20 @@ const TEMPLATES: Template[] = [
   },
   { kind: "function", name: "game-plan", method: "GET", token: "carol", body: { user_id: ALICE } },
   { kind: "rpc", name: "list_skills", method: "POST", token: "alice", body: { category: "communication", limit: 5 } },
+  { kind: "function", name: "events", method: "POST", token: "ingest", body: { kind: "rating", score: 4, user_id: ALICE, session_id: ALICE_SESSION } },
+  { kind: "function", name: "events", method: "GET", token: "alice", body: { session_id: ALICE_SESSION, limit: "3" } },
+  {
+    kind: "function", name: "assessments", method: "POST", token: "ingest",
+    body: { request_id: "fuzz-assessment", session_id: ALICE_SESSION, rubric_version: 7, overall_score: 3, criteria: { clarity: 3 } },
+  },
+  { kind: "function", name: "assessments", method: "GET", token: "carol", body: { session_id: ALICE_SESSION, latest: "true" } },
+  { kind: "rpc", name: "log_event", method: "POST", token: "alice", body: { kind: "read", request_id: "fuzz-event" } },
+  {
+    kind: "rpc", name: "persist_assessment_summary", method: "POST", token: "ingest",
+    body: { request_id: "fuzz-rpc-assessment", session_id: ALICE_SESSION, rubric_version: 8, overall_score: 2.5, criteria: { clarity: 2.5 } },
+  },
+  { kind: "rpc", name: "list_assessments", method: "POST", token: "carol", body: { session_id: ALICE_SESSION, limit: 2 } },
+  { kind: "rpc", name: "get_latest_assessment", method: "POST", token: "alice", body: { session_id: ALICE_SESSION } },
   { kind: "function", name: "dispatch-notifications", method: "POST", token: "service", body: { source: "fuzz" } },
 ];
 
@@ -204,6 +228,8 @@ async function fingerprint(): Promise<Fingerprint> {
            (select count(*) from audit.phi_access_log)::text as phi_access_log,
            (select count(*) from audit.phi_access_checkpoints)::text as checkpoints,
            (select count(*) from private.interaction_requests)::text as idempotency_keys,
+           (select count(*) from private.event_requests)::text as event_keys,
+           (select count(*) from public.assessments)::text as assessments,
            (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.coaching_sessions) as sessions,
            (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.stage_responses) as stages,
            (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.action_plans) as plans,

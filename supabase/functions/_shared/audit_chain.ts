@@ -25,18 +25,22 @@ export interface ChainRow {
   resource: string;
   row_count: number;
   purpose: string;
+  /** Rows before trace_id existed: their trace id. */
   request_id: string | null;
+  /** Version 3 rows: the trace id of the read. */
+  trace_id: string | null;
   prev_hash: string;
   row_hash: string;
 }
 
 /** The SQL that reads rows in chain order for the verifier (any role that may read the log). */
 export const CHAIN_ROWS_SQL = `
-  select case when l.chain_seq >= coalesce(h.hash_v2_from_seq, 1) then 2 else 1 end as hash_version,
+  select case when l.chain_seq >= coalesce(h.hash_v3_from_seq, 1) then 3
+              when l.chain_seq >= coalesce(h.hash_v2_from_seq, 1) then 2 else 1 end as hash_version,
          l.chain_seq::text as chain_seq, l.id::text as id,
          to_char(l.accessed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') as accessed_at_utc,
          l.actor_id::text as actor_id, l.actor_role, l.subject_user_id::text as subject_user_id, l.resource, l.row_count,
-         l.purpose, l.request_id, l.prev_hash, l.row_hash
+         l.purpose, l.request_id, l.trace_id, l.prev_hash, l.row_hash
   from audit.phi_access_log l left join audit.phi_access_chain_head h on h.singleton
   order by l.chain_seq`;
 
@@ -46,10 +50,11 @@ async function sha256Hex(text: string): Promise<string> {
 }
 
 /**
- * A row's hash chained to prev (private._phi_access_row_hash). Version 2: sha256 of a tag
- * and every field as <length in UTF-8 bytes>:<text>, null as ~, so no two rows share an
- * input. Version 1 (rows before audit.phi_access_chain_head.hash_v2_from_seq): the fields
- * joined by |, null as the empty string.
+ * A row's hash chained to prev (private._phi_access_row_hash). Version 3 (from
+ * audit.phi_access_chain_head.hash_v3_from_seq on): version 2's fields and trace_id, under
+ * its own tag. Version 2: sha256 of a tag and every field as <length in UTF-8 bytes>:<text>,
+ * null as ~, so no two rows share an input. Version 1 (rows before hash_v2_from_seq): the
+ * fields joined by |, null as the empty string.
  */
 export function rowHash(prev: string, r: ChainRow): Promise<string> {
   const fields: (string | null)[] = [
@@ -58,8 +63,9 @@ export function rowHash(prev: string, r: ChainRow): Promise<string> {
   ];
   if (r.hash_version === 1) return sha256Hex(fields.map((f) => f ?? "").join("|"));
   const bytes = new TextEncoder();
-  return sha256Hex("coach-ledger/phi-access-row/v2" +
-    fields.map((f) => f === null ? "~" : `${bytes.encode(f).length}:${f}`).join(""));
+  const prefixed = (fs: (string | null)[]) => fs.map((f) => f === null ? "~" : `${bytes.encode(f).length}:${f}`).join("");
+  if (r.hash_version === 2) return sha256Hex("coach-ledger/phi-access-row/v2" + prefixed(fields));
+  return sha256Hex("coach-ledger/phi-access-row/v3" + prefixed([...fields, r.trace_id]));
 }
 
 /** What a checkpoint asserts: the chain's row at position seq has hash `hash`. */

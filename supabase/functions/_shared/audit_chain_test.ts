@@ -21,13 +21,23 @@ Deno.test("signingKey() refuses what is not a private Ed25519 JWK with a kid", a
 });
 
 // The same vectors as supabase/tests/13_phi_access_chain.test.sql: the two implementations of
-// the row hash (SQL and this one) agree on both versions, multi-byte text and nulls included.
+// the row hash (SQL and this one) agree on every version, multi-byte text and nulls included.
 const VECTOR_ROW = {
   chain_seq: "7", id: "7", accessed_at_utc: "2026-11-24T01:02:03.456789", actor_id: null,
   actor_role: "service_role", subject_user_id: "00000000-0000-4000-8000-000000000001",
-  resource: "coach_interactions", row_count: 2, purpose: "Zoë|care", request_id: null,
+  resource: "coach_interactions", row_count: 2, purpose: "Zoë|care", request_id: null, trace_id: null as string | null,
   prev_hash: "0".repeat(64), row_hash: "",
 };
+
+Deno.test("rowHash() version 3 adds trace_id to version 2's fields under its own tag", async () => {
+  assert.equal(await rowHash("0".repeat(64), { ...VECTOR_ROW, hash_version: 3, trace_id: "trace-ü:7" }),
+    "484daee50c4c4e9c0933fc2a79e6239eda5498db9cd3f5bd0346d09a28d4f8dc");
+  const v3 = (trace_id: string | null, request_id: string | null = null) =>
+    rowHash("0".repeat(64), { ...VECTOR_ROW, hash_version: 3, trace_id, request_id });
+  assert.notEqual(await v3("t-1"), await v3(null), "trace_id is covered");
+  assert.notEqual(await v3("t-1"), await v3(null, "t-1"), "moving the id between request_id and trace_id is found");
+  assert.notEqual(await v3(null), await rowHash("0".repeat(64), { ...VECTOR_ROW, hash_version: 2 }), "the tag differs from version 2's");
+});
 
 Deno.test("rowHash() version 2 prefixes every field with its length in bytes and writes null as ~", async () => {
   assert.equal(await rowHash("0".repeat(64), { ...VECTOR_ROW, hash_version: 2 }),
@@ -67,7 +77,7 @@ Deno.test("verifyChain() picks each checkpoint's key by kid (rotation) and order
   const row = (seq: number, prev: string) => ({
     hash_version: 2, chain_seq: String(seq), id: String(seq), accessed_at_utc: "2026-11-24T00:00:00.000000", actor_id: null,
     actor_role: "service_role", subject_user_id: "00000000-0000-4000-8000-000000000001", resource: "r", row_count: 1,
-    purpose: "p", request_id: null, prev_hash: prev, row_hash: "",
+    purpose: "p", request_id: null, trace_id: null, prev_hash: prev, row_hash: "",
   });
   const r1 = row(1, "0".repeat(64));
   r1.row_hash = await rowHash(r1.prev_hash, r1);

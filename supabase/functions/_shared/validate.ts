@@ -16,14 +16,55 @@ export function fieldErrors(error: z.ZodError): FieldError[] {
   return out;
 }
 
+/** The 422 Unprocessable Content naming every invalid field of the request body or query string. */
+export function invalidFields(errors: FieldError[], what = "request body"): HttpError {
+  return new HttpError(422, "Unprocessable Content", `The ${what} has invalid fields: ${errors.map((e) => e.field).join(", ")}.`, { errors });
+}
+
 /** Parses data with schema or throws 422 Unprocessable Content with the field errors. */
 export function parseOrThrow<T extends z.ZodType>(schema: T, data: unknown, what = "request body"): z.infer<T> {
   const result = schema.safeParse(data);
-  if (!result.success) {
-    const errors = fieldErrors(result.error);
-    throw new HttpError(422, "Unprocessable Content", `The ${what} has invalid fields: ${errors.map((e) => e.field).join(", ")}.`, { errors });
-  }
+  if (!result.success) throw invalidFields(fieldErrors(result.error), what);
   return result.data;
+}
+
+/** An idempotency key: 1 to 128 letters, digits or . _ : - (the header's and request_id's rule). */
+export const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
+/** The message for a malformed idempotency key. */
+export const IDEMPOTENCY_KEY_RULE = "Use 1 to 128 letters, digits or . _ : -";
+
+/**
+ * The write's idempotency key: the body's request_id or the Idempotency-Key header, which
+ * must agree. Adds a field error to `errors` for a malformed header or a mismatch.
+ */
+export function idempotencyKeyOf(req: Request, bodyKey: string | undefined, errors: FieldError[]): string | undefined {
+  const header = req.headers.get("idempotency-key");
+  if (header !== null && !IDEMPOTENCY_KEY.test(header)) {
+    errors.push({ field: "Idempotency-Key", message: IDEMPOTENCY_KEY_RULE });
+  } else if (header !== null && bodyKey !== undefined && header !== bodyKey) {
+    errors.push({ field: "request_id", message: "Differs from the Idempotency-Key header" });
+  }
+  return bodyKey ?? header ?? undefined;
+}
+
+/**
+ * The rules of a write made for a user: the service role and ingest tokens (service) must
+ * name user_id; only they may backdate created_at. The field errors, if any.
+ */
+export function writerFieldErrors(body: { user_id?: string; created_at?: string }, service: boolean): FieldError[] {
+  const errors: FieldError[] = [];
+  if (body.user_id === undefined && service) {
+    errors.push({ field: "user_id", message: "Required for the service role and ingest tokens" });
+  }
+  if (body.created_at !== undefined && !service) {
+    errors.push({ field: "created_at", message: "Only the service role or an ingest token may set created_at" });
+  }
+  return errors;
+}
+
+/** The query string as an object (the last value of a repeated name), for a strict schema. */
+export function queryOf(req: Request): Record<string, string> {
+  return Object.fromEntries(new URL(req.url).searchParams);
 }
 
 /** Reads a JSON body of at most maxBytes: 413 when larger, 400 when it is not JSON. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { HttpError } from "./http.ts";
-import { MAX_JSON_DEPTH, readJson, unstorable } from "./validate.ts";
+import { idempotencyKeyOf, MAX_JSON_DEPTH, queryOf, readJson, unstorable, writerFieldErrors } from "./validate.ts";
 
 const post = (body: BodyInit) => new Request("http://functions.test/x", { method: "POST", body });
 
@@ -48,4 +48,26 @@ Deno.test("readJson() refuses a body that is not UTF-8 (400) or not JSON (400)",
 
 Deno.test("readJson() returns ordinary JSON as parsed", async () => {
   assert.deepEqual(await readJson(post('{"text": "héllo 💥", "n": [1, {"m": null}]}'), 1000), { text: "héllo 💥", n: [1, { m: null }] });
+});
+
+Deno.test("idempotencyKeyOf() takes the body's key or the header, and names a malformed or disagreeing header", () => {
+  const req = (key?: string) => new Request("http://x/f", { headers: key === undefined ? {} : { "idempotency-key": key } });
+  const errors: { field: string; message: string }[] = [];
+  assert.equal(idempotencyKeyOf(req("k-1"), undefined, errors), "k-1");
+  assert.equal(idempotencyKeyOf(req(), "b-1", errors), "b-1");
+  assert.equal(idempotencyKeyOf(req(), undefined, errors), undefined);
+  assert.equal(errors.length, 0);
+  idempotencyKeyOf(req("no/slash"), undefined, errors);
+  idempotencyKeyOf(req("a"), "b", errors);
+  assert.deepEqual(errors.map((e) => e.field), ["Idempotency-Key", "request_id"]);
+});
+
+Deno.test("writerFieldErrors() asks service callers for user_id and keeps created_at to them", () => {
+  assert.deepEqual(writerFieldErrors({}, true).map((e) => e.field), ["user_id"]);
+  assert.deepEqual(writerFieldErrors({ created_at: "2026-01-01T00:00:00Z" }, false).map((e) => e.field), ["created_at"]);
+  assert.deepEqual(writerFieldErrors({ user_id: "u", created_at: "2026-01-01T00:00:00Z" }, true), []);
+});
+
+Deno.test("queryOf() gives the query string as an object", () => {
+  assert.deepEqual(queryOf(new Request("http://x/f?limit=5&kind=read")), { limit: "5", kind: "read" });
 });

@@ -18,13 +18,12 @@ import { z } from "zod";
 import { allowMethods, HttpError, json, type RequestContext, respond } from "../_shared/http.ts";
 import { authenticate, type Claims } from "../_shared/auth.ts";
 import { type JSONValue, withUser } from "../_shared/db.ts";
-import { parseOrThrow, readJson } from "../_shared/validate.ts";
+import { IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE, idempotencyKeyOf, invalidFields, parseOrThrow, queryOf, readJson } from "../_shared/validate.ts";
 import { MAX_TRACKED_SKILL_ID, requestTrackedSkillHash } from "../_shared/tracked_skill.ts";
 
 /** Largest accepted body, in bytes. */
 export const MAX_BODY_BYTES = 32 * 1024;
 
-const KEY = /^[A-Za-z0-9._:-]{1,128}$/;
 const SERVICE_ROLES = new Set(["service_role", "coach_ingest"]);
 const score = z.number().min(0).max(5);
 // deno-lint-ignore no-control-regex
@@ -32,7 +31,7 @@ const note = z.string().regex(/^[^\u0000-\u001f\u007f]*$/, "No control character
 
 /** The POST body: strict, so unknown fields are refused. Ranges as assessments' constraints. */
 export const AssessmentBody = z.strictObject({
-  request_id: z.string().regex(KEY, "Use 1 to 128 letters, digits or . _ : -").optional(),
+  request_id: z.string().regex(IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE).optional(),
   session_id: z.uuid(),
   group_id: z.uuid().optional(),
   rubric_version: z.int().min(1).max(1000).default(1),
@@ -62,12 +61,6 @@ export const AssessmentQuery = z.strictObject({
   }
 });
 
-function invalid(fields: { field: string; message: string }[], what: string): HttpError {
-  return new HttpError(422, "Unprocessable Content", `The ${what} has invalid fields: ${fields.map((e) => e.field).join(", ")}.`, {
-    errors: fields,
-  });
-}
-
 /** Handles /functions/v1/assessments. */
 export function handler(req: Request): Promise<Response> {
   return respond(req, async (ctx) => {
@@ -88,17 +81,13 @@ async function post(req: Request, claims: Claims, ctx: RequestContext): Promise<
   const raw = await readJson(req, MAX_BODY_BYTES);
   const { body, key, trackedSkillHash } = await ctx.timing.measure("validate", async () => {
     const body = parseOrThrow(AssessmentBody, raw);
-    const headerKey = req.headers.get("idempotency-key");
-    const errors = [];
-    if (headerKey !== null && !KEY.test(headerKey)) {
-      errors.push({ field: "Idempotency-Key", message: "Use 1 to 128 letters, digits or . _ : -" });
-    } else if (headerKey !== null && body.request_id !== undefined && headerKey !== body.request_id) {
-      errors.push({ field: "request_id", message: "Differs from the Idempotency-Key header" });
-    } else if (headerKey === null && body.request_id === undefined) {
+    const errors: { field: string; message: string }[] = [];
+    const key = idempotencyKeyOf(req, body.request_id, errors);
+    if (key === undefined && !errors.length) {
       errors.push({ field: "request_id", message: "Required (or the Idempotency-Key header): a retry must not score twice" });
     }
-    if (errors.length) throw invalid(errors, "request body");
-    return { body, key: (body.request_id ?? headerKey)!, trackedSkillHash: await requestTrackedSkillHash(req, body.tracked_skill_id) };
+    if (errors.length) throw invalidFields(errors);
+    return { body, key: key!, trackedSkillHash: await requestTrackedSkillHash(req, body.tracked_skill_id) };
   });
   const rows = await ctx.timing.measure("db", () =>
     withUser(claims, (tx) => tx`
@@ -123,9 +112,7 @@ async function post(req: Request, claims: Claims, ctx: RequestContext): Promise<
 
 async function list(req: Request, claims: Claims, ctx: RequestContext): Promise<Response> {
   const q = await ctx.timing.measure("validate", () => {
-    const params: Record<string, string> = {};
-    for (const [k, v] of new URL(req.url).searchParams) params[k] = v;
-    return parseOrThrow(AssessmentQuery, params, "query string");
+    return parseOrThrow(AssessmentQuery, queryOf(req), "query string");
   });
   const items = await ctx.timing.measure("db", () =>
     withUser(claims, async (tx) => {

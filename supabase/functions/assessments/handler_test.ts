@@ -112,7 +112,7 @@ Deno.test({
         const trace = `assess-audit-${crypto.randomUUID()}`;
         const res = await handler(request(`/functions/v1/assessments?group_id=${ALICE_GROUP}`, { bearer: carol, headers: { "x-request-id": trace } }));
         assert.equal((await res.json()).assessments.length, 2);
-        const [{ n }] = await admin`select count(*)::int as n from audit.phi_access_log where request_id = ${trace} and resource = 'assessments'`;
+        const [{ n }] = await admin`select count(*)::int as n from audit.phi_access_log where trace_id = ${trace} and resource = 'assessments'`;
         assert.equal(n, 1);
         assert.deepEqual((await (await get(bob, `?session_id=${ALICE_SESSION}&latest=true`)).json()).assessment, null);
         assert.deepEqual((await (await get(alice, `?group_id=${group}`)).json()).assessments, []);

@@ -18,7 +18,7 @@ import { z } from "zod";
 import { allowMethods, HttpError, json, type RequestContext, respond } from "../_shared/http.ts";
 import { authenticate, type Claims } from "../_shared/auth.ts";
 import { type JSONValue, withUser } from "../_shared/db.ts";
-import { parseOrThrow, readJson } from "../_shared/validate.ts";
+import { IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE, idempotencyKeyOf, invalidFields, parseOrThrow, queryOf, readJson, writerFieldErrors } from "../_shared/validate.ts";
 import { rateLimitFor } from "../_shared/rate_limit.ts";
 import { MAX_TRACKED_SKILL_ID, requestTrackedSkillHash } from "../_shared/tracked_skill.ts";
 
@@ -28,14 +28,13 @@ export const MAX_BODY_BYTES = 32 * 1024;
 /** The kinds of event (interaction_events_kind_known). */
 export const EVENT_KINDS = ["delivered", "read", "rating", "feedback", "error", "session_state"] as const;
 
-const KEY = /^[A-Za-z0-9._:-]{1,128}$/;
 const SERVICE_ROLES = new Set(["service_role", "coach_ingest"]);
 // deno-lint-ignore no-control-regex
 const CATEGORY = /^[^\u0000-\u001f\u007f]{1,100}$/;
 
 /** The POST body: strict, so unknown fields are refused. */
 export const EventBody = z.strictObject({
-  request_id: z.string().regex(KEY, "Use 1 to 128 letters, digits or . _ : -").optional(),
+  request_id: z.string().regex(IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE).optional(),
   user_id: z.uuid().optional(),
   kind: z.enum(EVENT_KINDS),
   interaction_id: z.uuid().optional(),
@@ -68,12 +67,6 @@ export const EventQuery = z.strictObject({
   }
 });
 
-function invalid(fields: { field: string; message: string }[], what: string): HttpError {
-  return new HttpError(422, "Unprocessable Content", `The ${what} has invalid fields: ${fields.map((e) => e.field).join(", ")}.`, {
-    errors: fields,
-  });
-}
-
 /** Handles /functions/v1/events. */
 export function handler(req: Request): Promise<Response> {
   return respond(req, async (ctx) => {
@@ -91,22 +84,10 @@ async function post(req: Request, claims: Claims, service: boolean, ctx: Request
   const raw = await readJson(req, MAX_BODY_BYTES);
   const { body, trackedSkillHash } = await ctx.timing.measure("validate", async () => {
     const body = parseOrThrow(EventBody, raw);
-    const errors = [];
-    if (body.user_id === undefined && service) {
-      errors.push({ field: "user_id", message: "Required for the service role and ingest tokens" });
-    }
-    if (body.created_at !== undefined && !service) {
-      errors.push({ field: "created_at", message: "Only the service role or an ingest token may set created_at" });
-    }
-    const headerKey = req.headers.get("idempotency-key");
-    if (headerKey !== null && !KEY.test(headerKey)) {
-      errors.push({ field: "Idempotency-Key", message: "Use 1 to 128 letters, digits or . _ : -" });
-    }
-    if (headerKey !== null && body.request_id !== undefined && headerKey !== body.request_id) {
-      errors.push({ field: "request_id", message: "Differs from the Idempotency-Key header" });
-    }
-    if (errors.length) throw invalid(errors, "request body");
-    body.request_id ??= headerKey ?? undefined;
+    const errors = writerFieldErrors(body, service);
+    const key = idempotencyKeyOf(req, body.request_id, errors);
+    if (errors.length) throw invalidFields(errors);
+    body.request_id = key;
     return { body, trackedSkillHash: await requestTrackedSkillHash(req, body.tracked_skill_id) };
   });
 
@@ -136,14 +117,12 @@ async function list(req: Request, claims: Claims, ctx: RequestContext): Promise<
     throw new HttpError(403, "Forbidden", "An ingest token writes events; read them as the user or with the service role.");
   }
   const q = await ctx.timing.measure("validate", () => {
-    const params: Record<string, string> = {};
-    for (const [k, v] of new URL(req.url).searchParams) params[k] = v;
-    const q = parseOrThrow(EventQuery, params, "query string");
+    const q = parseOrThrow(EventQuery, queryOf(req), "query string");
     if (claims.role === "service_role" && !q.user_id) {
-      throw invalid([{ field: "user_id", message: "Required for the service role" }], "query string");
+      throw invalidFields([{ field: "user_id", message: "Required for the service role" }], "query string");
     }
     if (claims.role === "authenticated" && q.user_id !== undefined && q.user_id !== claims.sub) {
-      throw invalid([{ field: "user_id", message: "A user reads only their own events; omit user_id" }], "query string");
+      throw invalidFields([{ field: "user_id", message: "A user reads only their own events; omit user_id" }], "query string");
     }
     return q;
   });
@@ -153,7 +132,7 @@ async function list(req: Request, claims: Claims, ctx: RequestContext): Promise<
       let cursor: { created_at: Date; id: string } | undefined;
       if (q.before) {
         [cursor] = await tx`select created_at, id from public.interaction_events where id = ${q.before}::uuid and user_id = ${target}::uuid`;
-        if (!cursor) throw invalid([{ field: "before", message: "Does not name one of your events" }], "query string");
+        if (!cursor) throw invalidFields([{ field: "before", message: "Does not name one of your events" }], "query string");
       }
       const rows = await tx`
         select to_json(e) as event from public.interaction_events e

@@ -38,7 +38,7 @@ Deno.test({
         assert.equal(res.status, 200);
         assert.equal((await res.json()).user_id, ALICE);
         const rows = await admin`select actor_id, subject_user_id, resource, row_count, purpose
-                                 from audit.phi_access_log where request_id = ${traceId}`;
+                                 from audit.phi_access_log where trace_id = ${traceId}`;
         assert.deepEqual([...rows], [{ actor_id: CAROL, subject_user_id: ALICE, resource: "game_plan", row_count: 3, purpose: "coaching" }]);
       });
 
@@ -48,7 +48,7 @@ Deno.test({
         assert.equal(res.status, 403);
         assert.match(res.headers.get("content-type") ?? "", /^application\/problem\+json/);
         await res.body?.cancel();
-        const [{ n }] = await admin`select count(*)::int as n from audit.phi_access_log where request_id = ${traceId}`;
+        const [{ n }] = await admin`select count(*)::int as n from audit.phi_access_log where trace_id = ${traceId}`;
         assert.equal(n, 0);
       });
 

@@ -9,7 +9,7 @@ import { z } from "zod";
 import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
 import { authenticate } from "../_shared/auth.ts";
 import { withUser } from "../_shared/db.ts";
-import { parseOrThrow } from "../_shared/validate.ts";
+import { parseOrThrow, queryOf } from "../_shared/validate.ts";
 
 /** The query string: strict, so unknown parameters are refused. */
 export const HistoryQuery = z.strictObject({
@@ -29,9 +29,7 @@ export function handler(req: Request): Promise<Response> {
       throw new HttpError(403, "Forbidden", "Only a signed-in user or the service role can read interaction history.");
     }
     const q = await ctx.timing.measure("validate", () => {
-      const params: Record<string, string> = {};
-      for (const [k, v] of new URL(req.url).searchParams) params[k] = v;
-      const q = parseOrThrow(HistoryQuery, params, "query string");
+      const q = parseOrThrow(HistoryQuery, queryOf(req), "query string");
       if (claims.role === "service_role" && !q.user_id) {
         throw new HttpError(422, "Unprocessable Content", "The query string has invalid fields: user_id.", {
           errors: [{ field: "user_id", message: "Required for the service role" }],

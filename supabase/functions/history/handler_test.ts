@@ -50,7 +50,7 @@ Deno.test({
         assert.equal(res.status, 200);
         await res.body?.cancel();
         const rows = await admin`select actor_id, actor_role, subject_user_id, row_count, purpose
-                                 from audit.phi_access_log where request_id = 'hist-audit-1'`;
+                                 from audit.phi_access_log where trace_id = 'hist-audit-1'`;
         assert.deepEqual([...rows], [{ actor_id: CAROL, actor_role: "authenticated", subject_user_id: ALICE, row_count: 3, purpose: "weekly review" }]);
       });
       await t.step("handler() lets the service role read anyone named by user_id", async () => {
@@ -61,7 +61,7 @@ Deno.test({
         const res = await get(await userToken(BOB), `?user_id=${ALICE}`, { "x-request-id": "hist-denied-1" });
         assert.equal(res.status, 403);
         await res.body?.cancel();
-        const [{ n }] = await admin`select count(*)::int as n from audit.phi_access_log where request_id = 'hist-denied-1'`;
+        const [{ n }] = await admin`select count(*)::int as n from audit.phi_access_log where trace_id = 'hist-denied-1'`;
         assert.equal(n, 0);
       });
       await t.step("handler() returns 422 for bad or unknown query parameters", async () => {

@@ -12,7 +12,7 @@ import { z } from "zod";
 import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
 import { authenticate } from "../_shared/auth.ts";
 import { type JSONValue, withUser } from "../_shared/db.ts";
-import { parseOrThrow, readJson } from "../_shared/validate.ts";
+import { IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE, idempotencyKeyOf, invalidFields, parseOrThrow, readJson, writerFieldErrors } from "../_shared/validate.ts";
 import { MAX_TRACKED_SKILL_ID, requestTrackedSkillHash } from "../_shared/tracked_skill.ts";
 import { rateLimitFor } from "../_shared/rate_limit.ts";
 
@@ -20,13 +20,12 @@ import { rateLimitFor } from "../_shared/rate_limit.ts";
 export const MAX_BODY_BYTES = 64 * 1024;
 
 type JsonObject = { [key: string]: JSONValue };
-const KEY = /^[A-Za-z0-9._:-]{1,128}$/;
 const SERVICE_ROLES = new Set(["service_role", "coach_ingest"]);
 const count = z.int().nonnegative().max(100_000_000);
 
 /** The request body: strict, so unknown fields are refused. */
 export const LogInteractionBody = z.strictObject({
-  request_id: z.string().regex(KEY, "Use 1 to 128 letters, digits or . _ : -").optional(),
+  request_id: z.string().regex(IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE).optional(),
   user_id: z.uuid().optional(),
   sender: z.enum(["user", "ai_coach", "human_coach", "system"]),
   channel: z.enum(["chat", "jitai", "voice", "email", "dashboard", "api"]).optional(),
@@ -68,24 +67,10 @@ export function handler(req: Request): Promise<Response> {
     const raw = await readJson(req, MAX_BODY_BYTES);
     const { body, trackedSkillHash } = await ctx.timing.measure("validate", async () => {
       const body = parseOrThrow(LogInteractionBody, raw);
-      const errors = [];
-      if (body.user_id === undefined && service) {
-        errors.push({ field: "user_id", message: "Required for the service role and ingest tokens" });
-      }
-      if (body.created_at !== undefined && !service) {
-        errors.push({ field: "created_at", message: "Only the service role or an ingest token may set created_at" });
-      }
-      const headerKey = req.headers.get("idempotency-key");
-      if (headerKey !== null && !KEY.test(headerKey)) {
-        errors.push({ field: "Idempotency-Key", message: "Use 1 to 128 letters, digits or . _ : -" });
-      }
-      if (headerKey !== null && body.request_id !== undefined && headerKey !== body.request_id) {
-        errors.push({ field: "request_id", message: "Differs from the Idempotency-Key header" });
-      }
-      if (errors.length) {
-        throw new HttpError(422, "Unprocessable Content", `The request body has invalid fields: ${errors.map((e) => e.field).join(", ")}.`, { errors });
-      }
-      body.request_id ??= headerKey ?? undefined;
+      const errors = writerFieldErrors(body, service);
+      const key = idempotencyKeyOf(req, body.request_id, errors);
+      if (errors.length) throw invalidFields(errors);
+      body.request_id = key;
       return { body, trackedSkillHash: await requestTrackedSkillHash(req, body.tracked_skill_id) };
     });
 
