@@ -2,7 +2,7 @@
 -- events, the service role and ingest tokens anyone's; idempotent by request_id like
 -- log_coach_interaction; anon and analysts cannot write; ids of others are refused alike.
 begin;
-select plan(20);
+select plan(21);
 
 create temp table seen (k text primary key, id uuid);
 grant select, insert on seen to public;
@@ -55,6 +55,10 @@ select throws_ok($$ select public.log_event(kind => 'read', user_id => 'a11ce000
 select tests.authenticate_as('carol@example.com');
 select throws_ok($$ select public.log_event(kind => 'read', user_id => 'a11ce000-0000-4000-8000-000000000001') $$, '42501', null,
   'nor Alice''s coach, for her');
+select tests.create_supabase_user('event-unassigned-coach@example.com', 'coach');
+select tests.authenticate_as('event-unassigned-coach@example.com');
+select throws_ok($$ select public.log_event(kind => 'read', user_id => 'a11ce000-0000-4000-8000-000000000001') $$, '42501', null,
+  'nor a coach not assigned to her');
 select tests.clear_authentication();
 
 select * from finish();

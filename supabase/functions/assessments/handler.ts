@@ -8,7 +8,7 @@
  *   200 with the same row on a replay (Idempotent-Replayed: true), 422 for a key reused with
  *   another payload, 409 when the session already has a summary for that group and rubric
  *   version. A tracked skill id (X-Tracked-Skill-Id or tracked_skill_id) is stored only as its
- *   HMAC (_shared/tracked_skill.ts).
+ *   HMAC (_shared/tracked_skill.ts). Rate limited (policy "assessments").
  * - GET lists summaries of one session (session_id) or one group (group_id), newest first,
  *   through public.list_assessments: limit 1..200 (default 50), before (keyset, answered as
  *   next_before); latest=true gives the session's newest only (get_latest_assessment). The
@@ -20,6 +20,7 @@ import { authenticate, type Claims } from "../_shared/auth.ts";
 import { type JSONValue, withUser } from "../_shared/db.ts";
 import { IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE, idempotencyKeyOf, invalidFields, parseOrThrow, queryOf, readJson } from "../_shared/validate.ts";
 import { MAX_TRACKED_SKILL_ID, requestTrackedSkillHash } from "../_shared/tracked_skill.ts";
+import { rateLimitFor } from "../_shared/rate_limit.ts";
 
 /** Largest accepted body, in bytes. */
 export const MAX_BODY_BYTES = 32 * 1024;
@@ -104,7 +105,7 @@ async function post(req: Request, claims: Claims, ctx: RequestContext): Promise<
         model => ${body.model ?? null},
         tracked_skill_id_hash => ${trackedSkillHash},
         created_at => ${body.created_at ?? null}::timestamptz
-      ) r`, { traceId: ctx.traceId })
+      ) r`, { traceId: ctx.traceId, rateLimit: rateLimitFor("assessments", ctx) })
   );
   const { assessment, replayed } = rows[0] as { assessment: Record<string, unknown>; replayed: boolean };
   return json(assessment, replayed ? 200 : 201, replayed ? { "Idempotent-Replayed": "true" } : {});

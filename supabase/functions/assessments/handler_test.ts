@@ -42,6 +42,7 @@ Deno.test({
       await t.step("POST by an ingest token returns 201 with the stored row; the raw skill id is kept only as its hash", async () => {
         const res = await post(ingest, summary, { "Idempotency-Key": key, "X-Tracked-Skill-Id": "assess-skill-8812" });
         assert.equal(res.status, 201);
+        assert.match(res.headers.get("ratelimit") ?? "", /^"assessments";r=\d+;t=\d+$/);
         const row = await res.json();
         assert.deepEqual([row.user_id, row.session_id, row.group_id, row.request_id, row.overall_score, row.rubric_version],
           [BOB, session, group, key, 3.25, 1]);
