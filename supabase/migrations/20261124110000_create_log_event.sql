@@ -64,6 +64,10 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+-- The payload hash writes created_at through jsonb in the session's time zone: fixed, so a
+-- retry over a connection in another zone is still a replay (as 20261124040300 did for
+-- log_coach_interaction).
+set timezone to 'UTC'
 as $$
 -- Security definer: API roles have no INSERT on interaction_events and coach_ingest has no
 -- privileges at all; this function is the write path and checks its caller first.
@@ -122,6 +126,29 @@ begin
   if problem is not null then
     raise exception 'payload %', problem using errcode = '23514', constraint = 'interaction_events_payload_bounded';
   end if;
+  -- The table's own rules, checked here: a constraint's error carries the whole failing row
+  -- in its DETAIL (the payload, and a raw id passed by mistake as the hash).
+  if log_event.kind is null or log_event.kind not in ('delivered', 'read', 'rating', 'feedback', 'error', 'session_state') then
+    raise exception 'kind must be one of delivered, read, rating, feedback, error, session_state' using errcode = '22023',
+      constraint = 'interaction_events_kind_known';
+  end if;
+  if (log_event.kind = 'rating') <> (log_event.score is not null) then
+    raise exception 'score is required exactly when kind is rating' using errcode = '22023', constraint = 'interaction_events_rating_has_score';
+  end if;
+  if log_event.score not between 1 and 5 then
+    raise exception 'score must be between 1 and 5' using errcode = '22023', constraint = 'interaction_events_score_range';
+  end if;
+  if log_event.category is not null and (char_length(log_event.category) not between 1 and 100 or log_event.category ~ '[[:cntrl:]]') then
+    raise exception 'category must be 1 to 100 characters without control characters' using errcode = '22023',
+      constraint = 'interaction_events_category_length';
+  end if;
+  if log_event.payload is not null and jsonb_typeof(log_event.payload) <> 'object' then
+    raise exception 'payload must be a JSON object' using errcode = '22023', constraint = 'interaction_events_payload_object';
+  end if;
+  if log_event.tracked_skill_id_hash is not null and log_event.tracked_skill_id_hash !~ '^[0-9a-f]{64}$' then
+    raise exception 'tracked_skill_id_hash must be 64 lowercase hex digits (the keyed hash, never a raw id)' using errcode = '22023',
+      constraint = 'interaction_events_tracked_skill_id_hash_format';
+  end if;
 
   -- The hash covers the normalised request (defaults filled in) except the key.
   payload_hash := encode(extensions.digest(jsonb_build_array(
@@ -167,7 +194,9 @@ about one of the user's interactions or coaching sessions (23503 when the id is 
 payload is bounded. A signed-in user logs their own events; the service role and coach_ingest tokens name user_id and
 may backdate created_at. request_id is the idempotency key (generated when omitted), scoped like
 log_coach_interaction's: a replay returns the original event with replayed = true, another payload under the same key
-fails with PT422, a key still in flight with PT409. The events function (POST /functions/v1/events) calls it.
+fails with PT422, a key still in flight with PT409. Invalid values fail with 22023 naming the constraint (e.g.
+interaction_events_score_range), ids that are not the user's with 23503. The events function (POST /functions/v1/events)
+calls it.
 Example: select * from public.log_event(kind => 'rating', score => 5::smallint, session_id => '…', request_id => 'r-1');
 $$;
 revoke execute on function public.log_event(text, text, uuid, uuid, uuid, uuid, text, smallint, jsonb, text, timestamptz)

@@ -12,8 +12,9 @@
 --    the same (session, group, rubric version) under another key fails with PT409.
 --  * public.get_latest_assessment(session_id) and public.list_assessments(session_id |
 --    group_id, limit, before): for the owner, their assigned coach (each read recorded in
---    audit.phi_access_log) and the service side. The table itself is readable by its owner
---    only, so a coach's read cannot bypass the audit.
+--    audit.phi_access_log) and the service role. Ingest tokens write summaries but do not
+--    read them (DESIGN: coach_ingest is write-only). The table itself is readable by its
+--    owner only, so a coach's read cannot bypass the audit.
 -- Objects: table public.assessments; type public.persisted_assessment; functions
 -- private.assessment_violation, public.persist_assessment_summary,
 -- private.assessments_page, public.get_latest_assessment, public.list_assessments.
@@ -196,6 +197,15 @@ begin
   if problem is not null then
     raise exception 'improvements %', problem using errcode = '22023', constraint = 'assessments_improvements_valid';
   end if;
+  -- Checked here rather than left to the table's constraints: a constraint's error carries
+  -- the whole failing row in its DETAIL (free text, and a raw id passed by mistake).
+  if persist_assessment_summary.model is not null and char_length(persist_assessment_summary.model) not between 1 and 200 then
+    raise exception 'model must be 1 to 200 characters' using errcode = '22023', constraint = 'assessments_model_length';
+  end if;
+  if persist_assessment_summary.tracked_skill_id_hash is not null and persist_assessment_summary.tracked_skill_id_hash !~ '^[0-9a-f]{64}$' then
+    raise exception 'tracked_skill_id_hash must be 64 lowercase hex digits (the keyed hash, never a raw id)' using errcode = '22023',
+      constraint = 'assessments_tracked_skill_id_hash_format';
+  end if;
 
   -- Concurrent calls with one key queue here; the first commits, the rest replay it.
   perform pg_advisory_xact_lock(hashtextextended('assessment/' || persist_assessment_summary.request_id, 7));
@@ -296,26 +306,41 @@ begin
   if assessments_page.max_rows is null or assessments_page.max_rows not between 1 and 200 then
     raise exception 'limit must be between 1 and 200' using errcode = '22023', constraint = 'list_assessments_limit';
   end if;
-  if caller_role = 'authenticated' and caller is null or caller_role not in ('authenticated', 'service_role', 'coach_ingest', 'postgres') then
-    raise exception 'Only a signed-in user, the service role or an ingest token can read assessments' using errcode = '42501';
+  if caller_role = 'authenticated' and caller is null or caller_role not in ('authenticated', 'service_role', 'postgres') then
+    raise exception 'Only a signed-in user or the service role can read assessments' using errcode = '42501';
   end if;
   if assessments_page.before_id is not null then
-    select * into cursor_row from public.assessments a where a.id = assessments_page.before_id;
+    -- The cursor under the same read rule as the page: another user's id is unknown here.
+    select * into cursor_row from public.assessments a
+    where a.id = assessments_page.before_id
+      and (caller_role <> 'authenticated' or a.user_id = caller or private.is_assigned_coach(a.user_id));
     if not found then
       raise exception 'before does not name an assessment' using errcode = '22023', constraint = 'list_assessments_before';
     end if;
   end if;
 
-  select coalesce(array_agg(x order by (x).created_at desc, (x).id desc), '{}') into page
-  from (
-    select a as x from public.assessments a
-    where (assessments_page.by_session is null or a.session_id = assessments_page.by_session)
-      and (assessments_page.by_group is null or a.group_id = assessments_page.by_group)
-      and (assessments_page.before_id is null or (a.created_at, a.id) < (cursor_row.created_at, cursor_row.id))
-      and (caller_role <> 'authenticated' or a.user_id = caller or private.is_assigned_coach(a.user_id))
-    order by a.created_at desc, a.id desc
-    limit assessments_page.max_rows
-  ) s;
+  -- One static query per access path, so that each keeps its index in a cached generic plan.
+  if assessments_page.by_session is not null then
+    select coalesce(array_agg(x order by (x).created_at desc, (x).id desc), '{}') into page
+    from (
+      select a as x from public.assessments a
+      where a.session_id = assessments_page.by_session
+        and (assessments_page.before_id is null or (a.created_at, a.id) < (cursor_row.created_at, cursor_row.id))
+        and (caller_role <> 'authenticated' or a.user_id = caller or private.is_assigned_coach(a.user_id))
+      order by a.created_at desc, a.id desc
+      limit assessments_page.max_rows
+    ) s;
+  else
+    select coalesce(array_agg(x order by (x).created_at desc, (x).id desc), '{}') into page
+    from (
+      select a as x from public.assessments a
+      where a.group_id = assessments_page.by_group
+        and (assessments_page.before_id is null or (a.created_at, a.id) < (cursor_row.created_at, cursor_row.id))
+        and (caller_role <> 'authenticated' or a.user_id = caller or private.is_assigned_coach(a.user_id))
+      order by a.created_at desc, a.id desc
+      limit assessments_page.max_rows
+    ) s;
+  end if;
 
   if caller_role = 'authenticated' then
     for subject in select distinct p.user_id from unnest(page) p where p.user_id <> caller loop
@@ -327,14 +352,14 @@ begin
 end;
 $$;
 comment on function private.assessments_page(uuid, uuid, integer, uuid, text) is
-  'Newest-first page of assessments of one session or one group that the caller may read (own, assigned client''s, all for service callers), after the assessment before_id; records an assigned coach''s read per client in audit.phi_access_log.';
+  'Newest-first page of assessments of one session or one group that the caller may read (own, assigned client''s, all for the service role), after the assessment before_id (which must be readable too); records an assigned coach''s read per client in audit.phi_access_log.';
 revoke execute on function private.assessments_page(uuid, uuid, integer, uuid, text) from public, anon, authenticated;
 
 
 -- SQL over the private page, so the argument can be "limit" as issue 10 names it
--- (plpgsql_check flags a reserved word as a plpgsql parameter name). Security definer so an
--- ingest token, which has no usage on schema private, reaches the page; the page judges the
--- caller by its role setting and claims, which security definer does not change.
+-- (plpgsql_check flags a reserved word as a plpgsql parameter name). Security definer so the
+-- caller reaches the page without rights in schema private; the page judges the caller by
+-- its role setting and claims, which security definer does not change.
 create or replace function public.list_assessments(
   session_id uuid default null,
   group_id uuid default null,
@@ -353,12 +378,12 @@ $$;
 comment on function public.list_assessments(uuid, uuid, integer, uuid) is $$
 Assessments of one coaching session (session_id) or one group (group_id), newest first; limit 1..200 (default 50);
 before = the id of the last assessment of the previous page (keyset pagination). The owner reads their own, an
-assigned coach their clients' (recorded in audit.phi_access_log), the service role and ingest tokens all. Give
+assigned coach their clients' (recorded in audit.phi_access_log), the service role all (ingest tokens: none). Give
 exactly one of session_id and group_id (22023 otherwise). Call with POST: supabase.rpc('list_assessments',
 { group_id, limit: 20 }) (on GET, PostgREST reads ?limit= as its own).
 $$;
 revoke execute on function public.list_assessments(uuid, uuid, integer, uuid) from public, anon;
-grant execute on function public.list_assessments(uuid, uuid, integer, uuid) to authenticated, service_role, coach_ingest;
+grant execute on function public.list_assessments(uuid, uuid, integer, uuid) to authenticated, service_role;
 
 create or replace function public.get_latest_assessment(session_id uuid)
 returns setof public.assessments
@@ -374,4 +399,4 @@ The newest assessment of a coaching session (the dashboard's summary), or no row
 Example: supabase.rpc('get_latest_assessment', { session_id }).maybeSingle()
 $$;
 revoke execute on function public.get_latest_assessment(uuid) from public, anon;
-grant execute on function public.get_latest_assessment(uuid) to authenticated, service_role, coach_ingest;
+grant execute on function public.get_latest_assessment(uuid) to authenticated, service_role;

@@ -36,10 +36,8 @@ select is_empty(
        and p.oid not in (
          'public.log_coach_interaction(text, jsonb, text, uuid, text, uuid, uuid, text, jsonb, text, integer, integer, integer, integer, numeric, real, text, text, text, text, timestamptz)'::regprocedure,
          'public.log_event(text, text, uuid, uuid, uuid, uuid, text, smallint, jsonb, text, timestamptz)'::regprocedure,
-         'public.persist_assessment_summary(text, uuid, numeric, jsonb, integer, uuid, text[], text[], text, text, timestamptz)'::regprocedure,
-         'public.list_assessments(uuid, uuid, integer, uuid)'::regprocedure,
-         'public.get_latest_assessment(uuid)'::regprocedure) $$,
-  'coach_ingest can execute the ingest write paths (interactions, events, assessments) and the assessment reads, and no other function'
+         'public.persist_assessment_summary(text, uuid, numeric, jsonb, integer, uuid, text[], text[], text, text, timestamptz)'::regprocedure) $$,
+  'coach_ingest can execute the ingest write paths (interactions, events, assessments) and no other function'
 );
 
 select is_empty(

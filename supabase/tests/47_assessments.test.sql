@@ -4,12 +4,14 @@
 -- stranger and an unassigned coach nothing; anon and coach_analyst have no access but the
 -- analysts' pseudonymous rollups. The seed holds two assessments of Alice's completed session.
 begin;
-select plan(58);
+select plan(64);
 
 select tests.create_supabase_user('assess-unassigned-coach@example.com', 'coach');
 create temp table audit_before as select count(*) as n from audit.phi_access_log;
 grant select on audit_before to public;
 create temp table stored (request_id text primary key, id uuid);
+create table public.assessments_alice_ids as select id from public.assessments where user_id = 'a11ce000-0000-4000-8000-000000000001';
+grant select on public.assessments_alice_ids to public;
 grant select, insert on stored to public;
 
 -- The write path -----------------------------------------------------------------------------
@@ -19,6 +21,7 @@ select is((select (r).replayed from public.persist_assessment_summary(
     criteria => '{"clarity": 4, "empathy": 2.5}', group_id => 'b0b00000-6a0e-4000-8000-000000000002',
     strengths => array['Listens'], improvements => array['Summarise'], model => 'gpt-4o-mini') r), false,
   'An ingest token persists an assessment of Bob''s session');
+select tests.authenticate_as_service_role();
 insert into stored select 'assess-bob-1', a.id from public.list_assessments(session_id => 'b0b00000-5e55-4000-8000-000000000002') a;
 select is((select a.user_id from public.list_assessments(session_id => 'b0b00000-5e55-4000-8000-000000000002') a),
   'b0b00000-0000-4000-8000-000000000002'::uuid, 'It belongs to the session''s owner');
@@ -26,6 +29,7 @@ select is((select a.overall_score from public.list_assessments(session_id => 'b0
   3.46, 'The overall score is kept to two decimals');
 select is((select a.actor_role from public.list_assessments(session_id => 'b0b00000-5e55-4000-8000-000000000002') a),
   'coach_ingest', 'and records who wrote it');
+select tests.authenticate_as_role('coach_ingest');
 select results_eq($$ select (r).replayed, ((r).assessment).id from public.persist_assessment_summary(
     request_id => 'assess-bob-1', session_id => 'b0b00000-5e55-4000-8000-000000000002', overall_score => 3.456,
     criteria => '{"clarity": 4, "empathy": 2.5}', group_id => 'b0b00000-6a0e-4000-8000-000000000002',
@@ -90,7 +94,11 @@ select throws_ok($$ select public.persist_assessment_summary(request_id => 'v1',
   '23503', 'session_id does not name a coaching session', 'An unknown session is refused');
 select throws_ok($$ select public.persist_assessment_summary(request_id => 'v1', session_id => 'b0b00000-5e55-4000-8000-000000000002',
     overall_score => 3, criteria => '{"clarity": 4}', rubric_version => 9, tracked_skill_id_hash => 'skill-42') $$,
-  '23514', null, 'A raw tracked skill id is not a hash and is refused');
+  '22023', 'tracked_skill_id_hash must be 64 lowercase hex digits (the keyed hash, never a raw id)',
+  'A raw tracked skill id is not a hash and is refused, without echoing the row');
+select throws_ok($$ select public.persist_assessment_summary(request_id => 'v1', session_id => 'b0b00000-5e55-4000-8000-000000000002',
+    overall_score => 3, criteria => '{"clarity": 4}', rubric_version => 9, model => '') $$,
+  '22023', 'model must be 1 to 200 characters', 'An empty model name is refused');
 
 -- Who may not write.
 select tests.authenticate_as('bob@example.com');
@@ -145,6 +153,9 @@ select is_empty($$ select * from public.list_assessments(group_id => 'a11ce000-6
   'Bob (a stranger) reads none of Alice''s summaries');
 select is_empty($$ select * from public.get_latest_assessment('a11ce000-5e55-4000-8000-000000000001') $$, 'nor her latest');
 select is((select count(*)::int from public.assessments), 3, 'He reads his own three directly');
+select throws_ok(format($$ select * from public.list_assessments(session_id => 'b0b00000-5e55-4000-8000-000000000002', before => %L) $$,
+    (select id from public.assessments_alice_ids limit 1)),
+  '22023', 'before does not name an assessment', 'and an id of Alice''s as his cursor is unknown to him');
 
 select tests.authenticate_as('assess-unassigned-coach@example.com');
 select is_empty($$ select * from public.list_assessments(group_id => 'a11ce000-6a0e-4000-8000-000000000001') $$,
@@ -166,9 +177,17 @@ select tests.authenticate_as_service_role();
 select is((select count(*)::int from public.list_assessments(session_id => 'b0b00000-5e55-4000-8000-000000000002')), 3,
   'The service role reads any session''s summaries');
 select tests.authenticate_as_role('coach_ingest');
-select is((select count(*)::int from public.get_latest_assessment('a11ce000-5e55-4000-8000-000000000001')), 1,
-  'and an ingest token the latest one');
-select throws_ok($$ select 1 from public.assessments $$, '42501', null, 'though not the table');
+select throws_ok($$ select * from public.get_latest_assessment('a11ce000-5e55-4000-8000-000000000001') $$, '42501', null,
+  'An ingest token writes summaries but reads none');
+select throws_ok($$ select * from public.list_assessments(session_id => 'b0b00000-5e55-4000-8000-000000000002') $$, '42501', null,
+  'not even those it wrote');
+select throws_ok($$ select 1 from public.assessments $$, '42501', null, 'nor the table');
+select tests.authenticate_as_anon();
+select throws_ok($$ select * from public.list_assessments(session_id => 'a11ce000-5e55-4000-8000-000000000001') $$, '42501', null,
+  'anon cannot list assessments');
+select throws_ok($$ select * from public.get_latest_assessment('a11ce000-5e55-4000-8000-000000000001') $$, '42501', null,
+  'nor read the latest');
+select throws_ok($$ select 1 from public.assessments $$, '42501', null, 'nor the table');
 
 -- Analysts -------------------------------------------------------------------------------------
 select tests.authenticate_as_role('coach_analyst');

@@ -335,6 +335,7 @@ export const CONSTRAINT_FIELDS: Readonly<Record<string, string | string[]>> = {
   interaction_events_score_range: "score",
   interaction_events_rating_has_score: "score",
   interaction_events_category_length: "category",
+  interaction_events_category_format: "category",
   interaction_events_request_id_format: "request_id",
   interaction_events_payload_object: "payload",
   interaction_events_payload_bounded: "payload",

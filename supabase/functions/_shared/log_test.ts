@@ -83,6 +83,8 @@ Deno.test("the keyed hash is HMAC-SHA-256 under TRACKED_SKILL_HASH_KEY, not a ba
   Deno.env.set("TRACKED_SKILL_HASH_KEY", "another-key-after-rotation-0123456789");
   try {
     assert.notEqual(await trackedSkillHash("skill-7"), expected, "a rotated key gives other hashes");
+    Deno.env.set("TRACKED_SKILL_HASH_KEY", "too-short");
+    await assert.rejects(trackedSkillHash("skill-7"), /at least 32 characters/);
   } finally {
     Deno.env.set("TRACKED_SKILL_HASH_KEY", previous);
   }

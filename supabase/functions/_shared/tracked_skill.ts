@@ -21,6 +21,9 @@ import { requireEnv } from "./env.ts";
 import { HttpError } from "./http.ts";
 import { noteLog } from "./log.ts";
 
+/** Shortest key accepted, in characters: a shorter one is a configuration error. */
+export const MIN_KEY_LENGTH = 32;
+
 /** Longest raw id accepted, in characters. */
 export const MAX_TRACKED_SKILL_ID = 256;
 
@@ -28,6 +31,9 @@ const keys = new Map<string, CryptoKey>();
 
 async function hmacKey(): Promise<CryptoKey> {
   const secret = requireEnv("TRACKED_SKILL_HASH_KEY");
+  if (secret.length < MIN_KEY_LENGTH) {
+    throw new Error(`TRACKED_SKILL_HASH_KEY must be at least ${MIN_KEY_LENGTH} characters (e.g. openssl rand -hex 32)`);
+  }
   let key = keys.get(secret);
   if (!key) {
     key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);

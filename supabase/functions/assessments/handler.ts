@@ -12,7 +12,8 @@
  * - GET lists summaries of one session (session_id) or one group (group_id), newest first,
  *   through public.list_assessments: limit 1..200 (default 50), before (keyset, answered as
  *   next_before); latest=true gives the session's newest only (get_latest_assessment). The
- *   owner reads their own, an assigned coach their clients' (audited), service callers all.
+ *   owner reads their own, an assigned coach their clients' (audited), the service role all;
+ *   ingest tokens none (403).
  */
 import { z } from "zod";
 import { allowMethods, HttpError, json, type RequestContext, respond } from "../_shared/http.ts";
@@ -27,8 +28,7 @@ export const MAX_BODY_BYTES = 32 * 1024;
 
 const SERVICE_ROLES = new Set(["service_role", "coach_ingest"]);
 const score = z.number().min(0).max(5);
-// deno-lint-ignore no-control-regex
-const note = z.string().regex(/^[^\u0000-\u001f\u007f]*$/, "No control characters").trim().min(1).max(500);
+const note = z.string().regex(/^\P{Cc}*$/u, "No control characters").trim().min(1).max(500);
 
 /** The POST body: strict, so unknown fields are refused. Ranges as assessments' constraints. */
 export const AssessmentBody = z.strictObject({
@@ -70,7 +70,12 @@ export function handler(req: Request): Promise<Response> {
     if (!SERVICE_ROLES.has(claims.role) && !(claims.role === "authenticated" && claims.sub)) {
       throw new HttpError(403, "Forbidden", "Only a signed-in user, the service role or an ingest token can use assessments.");
     }
-    if (req.method === "GET") return await list(req, claims, ctx);
+    if (req.method === "GET") {
+      if (claims.role === "coach_ingest") {
+        throw new HttpError(403, "Forbidden", "An ingest token writes assessments; read them as the user, their coach or with the service role.");
+      }
+      return await list(req, claims, ctx);
+    }
     if (!SERVICE_ROLES.has(claims.role)) {
       throw new HttpError(403, "Forbidden", "Assessments are written by the service role or an ingest token (the scoring callback).");
     }

@@ -125,6 +125,11 @@ Deno.test({
           assert.ok((await fields(await get(bob, `?${query}`))).includes(field));
         });
       }
+      await t.step("GET is refused to ingest tokens (403): they write summaries, they do not read them", async () => {
+        const res = await get(ingest, `?session_id=${session}`);
+        assert.equal(res.status, 403);
+        await res.body?.cancel();
+      });
       await t.step("POST answers 503 while the database is down", async () => {
         await withDatabaseDown(closeDb, async () => {
           const res = await post(ingest, { ...summary, request_id: "down" });

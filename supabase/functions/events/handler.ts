@@ -29,8 +29,8 @@ export const MAX_BODY_BYTES = 32 * 1024;
 export const EVENT_KINDS = ["delivered", "read", "rating", "feedback", "error", "session_state"] as const;
 
 const SERVICE_ROLES = new Set(["service_role", "coach_ingest"]);
-// deno-lint-ignore no-control-regex
-const CATEGORY = /^[^\u0000-\u001f\u007f]{1,100}$/;
+// No control characters (Unicode Cc: C0, DEL and C1), as the table's rule.
+const CATEGORY = /^\P{Cc}{1,100}$/u;
 
 /** The POST body: strict, so unknown fields are refused. */
 export const EventBody = z.strictObject({
@@ -129,10 +129,11 @@ async function list(req: Request, claims: Claims, ctx: RequestContext): Promise<
   const target = q.user_id ?? claims.sub!;
   const events = await ctx.timing.measure("db", () =>
     withUser(claims, async (tx) => {
-      let cursor: { created_at: Date; id: string } | undefined;
+      // The cursor stays in SQL: a timestamp read into JavaScript keeps milliseconds only, and
+      // rows in the same millisecond (or the same microsecond) would fall between pages.
       if (q.before) {
-        [cursor] = await tx`select created_at, id from public.interaction_events where id = ${q.before}::uuid and user_id = ${target}::uuid`;
-        if (!cursor) throw invalidFields([{ field: "before", message: "Does not name one of your events" }], "query string");
+        const [known] = await tx`select 1 from public.interaction_events where id = ${q.before}::uuid and user_id = ${target}::uuid`;
+        if (!known) throw invalidFields([{ field: "before", message: "Does not name one of your events" }], "query string");
       }
       const rows = await tx`
         select to_json(e) as event from public.interaction_events e
@@ -142,8 +143,8 @@ async function list(req: Request, claims: Claims, ctx: RequestContext): Promise<
           and (${q.kind ?? null}::text is null or e.kind = ${q.kind ?? null}::text)
           and (${q.since ?? null}::timestamptz is null or e.created_at >= ${q.since ?? null}::timestamptz)
           and (${q.until ?? null}::timestamptz is null or e.created_at < ${q.until ?? null}::timestamptz)
-          and (${cursor?.created_at ?? null}::timestamptz is null
-               or (e.created_at, e.id) < (${cursor?.created_at ?? null}::timestamptz, ${cursor?.id ?? null}::uuid))
+          and (${q.before ?? null}::uuid is null
+               or (e.created_at, e.id) < (select c.created_at, c.id from public.interaction_events c where c.id = ${q.before ?? null}::uuid))
         order by e.created_at desc, e.id desc
         limit ${q.limit}`;
       return rows.map((r) => r.event as Record<string, unknown>);

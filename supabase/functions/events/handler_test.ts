@@ -114,6 +114,7 @@ Deno.test({
         ["an empty category", alice, { kind: "read", category: "" }],
         ["a category of 101 characters", alice, { kind: "read", category: "c".repeat(101) }],
         ["a category with a control character", alice, { kind: "read", category: "a\u0007b" }],
+        ["a category with a C1 control character", alice, { kind: "read", category: "a\u0085b" }],
         ["a payload that is not an object", alice, { kind: "read", payload: [1] }],
         ["an unknown field", alice, { kind: "read", mood: "great" }],
         ["a malformed request_id", alice, { kind: "read", request_id: "has space" }],
@@ -129,7 +130,7 @@ Deno.test({
       ];
       const expected = [
         "kind", "kind", "score", "score", "score", "score", "score", "session_id", "group_id", "interaction_id", "user_id",
-        "category", "category", "category", "payload", "", "request_id", "Idempotency-Key", "request_id", "created_at",
+        "category", "category", "category", "category", "payload", "", "request_id", "Idempotency-Key", "request_id", "created_at",
         "created_at", "user_id", "user_id", "tracked_skill_id", "X-Tracked-Skill-Id", "tracked_skill_id",
       ];
       for (const [i, [what, bearer, body, headers]] of invalid.entries()) {
@@ -188,6 +189,25 @@ Deno.test({
         const rest = await (await get(alice, `?group_id=${group}&limit=200&before=${first.next_before}`)).json();
         assert.deepEqual([...first.events, ...rest.events].map((e: { id: string }) => e.id), all.events.map((e: { id: string }) => e.id));
         assert.equal(rest.next_before, null);
+      });
+      await t.step("GET pages through events that share one timestamp to the microsecond, losing none", async () => {
+        const tied = crypto.randomUUID();
+        const made: string[] = [];
+        for (let i = 0; i < 3; i++) {
+          const res = await post(ingest, { kind: "read", user_id: ALICE, group_id: tied, created_at: "2026-03-06T09:00:00.123456Z" });
+          made.push((await res.json()).id);
+        }
+        const seen: string[] = [];
+        let before: string | null = null;
+        for (let page = 0; page < 4; page++) {
+          const body: { events: { id: string }[]; next_before: string | null } =
+            await (await get(alice, `?group_id=${tied}&limit=1${before ? `&before=${before}` : ""}`)).json();
+          seen.push(...body.events.map((e) => e.id));
+          before = body.next_before;
+          if (!before) break;
+        }
+        assert.deepEqual([...seen].sort(), [...made].sort());
+        assert.equal(new Set(seen).size, 3);
       });
       await t.step("GET filters by session, kind, since and until", async () => {
         const bySession = await (await get(alice, `?session_id=${ALICE_SESSION}&kind=session_state`)).json();

@@ -187,6 +187,12 @@ export function handler(req: Request): Promise<Response> {
         ? new HttpError(499, "Client Closed Request", err.message)
         : new HttpError(502, "Bad Gateway", err.message);
     }
+    // On the log line whatever becomes of the save: the call was made and paid for.
+    noteLog(req, {
+      provider: provider.name, model: result.model, prompt_tokens: result.usage.promptTokens,
+      completion_tokens: result.usage.completionTokens, cached_tokens: result.usage.cachedTokens,
+      llm_latency_ms: result.latencyMs,
+    });
     const markdown = renderMarkdown(result.data);
     const done = { model: result.model, latencyMs: result.latencyMs, usage: result.usage };
     let saved: Session;
@@ -196,11 +202,7 @@ export function handler(req: Request): Promise<Response> {
         const [row] = await tx`select to_json(s) as session from private.save_session_summary(
           ${s.id}::uuid, ${markdown}, ${tx.json(result.data as unknown as JSONValue)}::jsonb, ${result.model}) s`;
         const [{ cost_usd }] = await logCall(tx, s, ctx.traceId, { ...done, text: result.data.executive_summary });
-        noteLog(req, {
-          provider: provider.name, model: result.model, prompt_tokens: result.usage.promptTokens,
-          completion_tokens: result.usage.completionTokens, cached_tokens: result.usage.cachedTokens, cost_usd,
-          llm_latency_ms: result.latencyMs,
-        });
+        noteLog(req, { cost_usd });
         return row.session as Session;
       }, { traceId: ctx.traceId, caller }));
     } catch (err) {
