@@ -173,6 +173,16 @@ select public.log_event(kind => 'rating', request_id => 'seed-event-alice-rating
   session_id => 'a11ce000-5e55-4000-8000-000000000001', group_id => 'a11ce000-6a0e-4000-8000-000000000001',
   category => 'session', score => 5::smallint, created_at => '2026-03-05 10:06:00+00');
 
+-- A tenant for the business-coaching endpoints (issue 11): Alice's studio, with Carol as its
+-- coach (she reads its data and writes none).
+insert into public.tenants (id, name, created_by, created_at)
+values ('7e4a0000-0000-4000-8000-000000000001', 'Archer Wellness Studio', 'a11ce000-0000-4000-8000-000000000001', '2026-01-05 09:00:00+00')
+on conflict (id) do nothing;
+insert into public.tenant_members (tenant_id, user_id, role)
+values ('7e4a0000-0000-4000-8000-000000000001', 'a11ce000-0000-4000-8000-000000000001', 'owner'),
+       ('7e4a0000-0000-4000-8000-000000000001', 'ca401000-0000-4000-8000-000000000003', 'coach')
+on conflict (tenant_id, user_id) do nothing;
+
 -- Coach execution engine (dates relative to when the seed runs, so `npm start` always shows
 -- a live plan): a catalogue, and Alice's five pursuits. Her top application stalled three
 -- days ago (a micro-task), a win Carol proposed waits for Alice's confirmation, and one

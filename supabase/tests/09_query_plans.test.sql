@@ -1,7 +1,7 @@
 -- Access paths at a realistic volume: the history query uses the (user, time) index and a
 -- one-day scan uses the BRIN index, for interactions and for events. Plans, not timings.
 begin;
-select plan(23);
+select plan(24);
 
 -- 100 users x 1,000 interactions over 30 days, in time order as they arrive.
 alter table public.coach_interactions disable trigger coach_interactions_broadcast;
@@ -208,6 +208,18 @@ select ok(pg_temp.plan_uses(
 select ok(pg_temp.plan_uses(
   $$ select id from public.assessments where user_id = '00000000-0000-4000-8000-000000000007' order by created_at desc limit 50 $$,
   'assessments_user_id_created_at_idx'), 'A user''s assessments are read through the (user_id, created_at) index');
+
+-- A user's tenants (issue 11): 2,000 tenants of 5 members each over the 100 load users.
+insert into public.tenants (id, name)
+select ('00000000-0000-4000-b000-' || lpad(k::text, 12, '0'))::uuid, 'load tenant ' || k from generate_series(1, 2000) k;
+insert into public.tenant_members (tenant_id, user_id, role)
+select ('00000000-0000-4000-b000-' || lpad(k::text, 12, '0'))::uuid,
+       ('00000000-0000-4000-8000-' || lpad((1 + (k * 5 + j) % 100)::text, 12, '0'))::uuid, 'member'
+from generate_series(1, 2000) k, generate_series(0, 4) j;
+analyze public.tenant_members;
+select ok(pg_temp.plan_uses(
+  $$ select tenant_id from public.tenant_members where user_id = '00000000-0000-4000-8000-000000000007' $$,
+  'tenant_members_user_id_idx'), 'A user''s tenants are read through the user_id index');
 
 select * from finish();
 rollback;

@@ -182,6 +182,12 @@ const TEMPLATES: Template[] = [
   },
   { kind: "rpc", name: "list_assessments", method: "POST", token: "carol", body: { session_id: ALICE_SESSION, limit: 2 } },
   { kind: "rpc", name: "get_latest_assessment", method: "POST", token: "alice", body: { session_id: ALICE_SESSION } },
+  { kind: "rpc", name: "list_my_tenants", method: "POST", token: "carol", body: {} },
+  { kind: "rpc", name: "create_tenant", method: "POST", token: "alice", body: { name: "Fuzz tenant" } },
+  {
+    kind: "rpc", name: "add_tenant_member", method: "POST", token: "alice",
+    body: { tenant_id: "7e4a0000-0000-4000-8000-000000000001", user_id: BOB, role: "coach" },
+  },
   { kind: "function", name: "dispatch-notifications", method: "POST", token: "service", body: { source: "fuzz" } },
 ];
 
@@ -230,6 +236,8 @@ async function fingerprint(): Promise<Fingerprint> {
            (select count(*) from private.interaction_requests)::text as idempotency_keys,
            (select count(*) from private.event_requests)::text as event_keys,
            (select count(*) from public.assessments)::text as assessments,
+           (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.tenants) as tenants,
+           (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.tenant_members) as tenant_members,
            (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.coaching_sessions) as sessions,
            (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.stage_responses) as stages,
            (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.action_plans) as plans,
