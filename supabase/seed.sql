@@ -183,6 +183,68 @@ values ('7e4a0000-0000-4000-8000-000000000001', 'a11ce000-0000-4000-8000-0000000
        ('7e4a0000-0000-4000-8000-000000000001', 'ca401000-0000-4000-8000-000000000003', 'coach')
 on conflict (tenant_id, user_id) do nothing;
 
+-- The studio's strategy and operations data: its foundation, three goals with strategies and
+-- KPIs, actions (one waits for another), two open issues and six months of figures (months
+-- relative to when the seed runs).
+insert into public.business_foundations (tenant_id, purpose, vision, mission, core_values, niche, ideal_client, value_proposition)
+values ('7e4a0000-0000-4000-8000-000000000001',
+  'Help busy professionals build habits that keep them well.',
+  'A neighbourhood studio every desk worker in town can reach in ten minutes.',
+  'Small-group movement and sleep coaching that fits around a working day.',
+  array['Consistency over intensity', 'Every body belongs', 'Measure what matters'],
+  'Office workers aged 30-55 with little time and back or sleep trouble',
+  'A manager who sits eight hours a day and has tried and dropped two gym memberships',
+  'Forty-minute sessions before or after work, with a coach who checks in between them')
+on conflict (tenant_id) do nothing;
+insert into public.goals (id, tenant_id, title, description, horizon, status, owner_id, due_date) values
+  ('7e4a0000-60a1-4000-8000-000000000001', '7e4a0000-0000-4000-8000-000000000001', 'Reach 120 active members',
+   'Grow from 84 to 120 members who come at least twice a month.', 'year', 'active', 'a11ce000-0000-4000-8000-000000000001', (date_trunc('year', now()) + interval '1 year - 1 day')::date),
+  ('7e4a0000-60a1-4000-8000-000000000002', '7e4a0000-0000-4000-8000-000000000001', 'Cut monthly churn below 4%',
+   'Keep members past their third month.', 'quarter', 'active', 'a11ce000-0000-4000-8000-000000000001', (date_trunc('quarter', now()) + interval '3 months - 1 day')::date),
+  ('7e4a0000-60a1-4000-8000-000000000003', '7e4a0000-0000-4000-8000-000000000001', 'Open a second room',
+   null, 'three_years', 'draft', null, null)
+on conflict (id) do nothing;
+insert into public.strategies (id, tenant_id, goal_id, title, description, status) values
+  ('7e4a0000-57a7-4000-8000-000000000001', '7e4a0000-0000-4000-8000-000000000001', '7e4a0000-60a1-4000-8000-000000000001',
+   'Corporate wellness partnerships', 'Sell ten-session packs to two local employers.', 'active'),
+  ('7e4a0000-57a7-4000-8000-000000000002', '7e4a0000-0000-4000-8000-000000000001', '7e4a0000-60a1-4000-8000-000000000001',
+   'Member referrals', 'A free month for each friend who stays three months.', 'proposed'),
+  ('7e4a0000-57a7-4000-8000-000000000003', '7e4a0000-0000-4000-8000-000000000001', '7e4a0000-60a1-4000-8000-000000000002',
+   'Third-month check-in call', 'A coach calls every member in week ten.', 'active')
+on conflict (id) do nothing;
+insert into public.kpis (id, tenant_id, goal_id, name, unit, baseline, target, current_value, direction) values
+  ('7e4a0000-6b15-4000-8000-000000000001', '7e4a0000-0000-4000-8000-000000000001', '7e4a0000-60a1-4000-8000-000000000001',
+   'Active members', 'members', 84, 120, 97, 'increase'),
+  ('7e4a0000-6b15-4000-8000-000000000002', '7e4a0000-0000-4000-8000-000000000001', '7e4a0000-60a1-4000-8000-000000000002',
+   'Monthly churn', '%', 7.5, 4, 6.1, 'decrease'),
+  ('7e4a0000-6b15-4000-8000-000000000003', '7e4a0000-0000-4000-8000-000000000001', null,
+   'Net promoter score', 'points', 41, 50, 44, 'increase')
+on conflict (id) do nothing;
+insert into public.actions (id, tenant_id, goal_id, title, due_date, priority, status, assignee_id, estimated_hours, dependencies) values
+  ('7e4a0000-ac71-4000-8000-000000000001', '7e4a0000-0000-4000-8000-000000000001', '7e4a0000-60a1-4000-8000-000000000001',
+   'Draft the corporate pack offer', (now() + interval '5 days')::date, 'high', 'in_progress', 'a11ce000-0000-4000-8000-000000000001', 6, '{}'),
+  ('7e4a0000-ac71-4000-8000-000000000002', '7e4a0000-0000-4000-8000-000000000001', '7e4a0000-60a1-4000-8000-000000000001',
+   'Pitch the pack to the council offices', (now() + interval '14 days')::date, 'high', 'todo', 'a11ce000-0000-4000-8000-000000000001', 4,
+   '{7e4a0000-ac71-4000-8000-000000000001}'),
+  ('7e4a0000-ac71-4000-8000-000000000003', '7e4a0000-0000-4000-8000-000000000001', '7e4a0000-60a1-4000-8000-000000000002',
+   'Script the week-ten check-in call', (now() - interval '2 days')::date, 'medium', 'todo', null, 2, '{}'),
+  ('7e4a0000-ac71-4000-8000-000000000004', '7e4a0000-0000-4000-8000-000000000001', null,
+   'Fix the booking page on phones', (now() + interval '3 days')::date, 'critical', 'blocked', null, 8, '{}'),
+  ('7e4a0000-ac71-4000-8000-000000000005', '7e4a0000-0000-4000-8000-000000000001', '7e4a0000-60a1-4000-8000-000000000002',
+   'Send the member survey', (now() - interval '20 days')::date, 'low', 'done', 'a11ce000-0000-4000-8000-000000000001', 1, '{}')
+on conflict (id) do nothing;
+insert into public.business_issues (id, tenant_id, title, description, impact, status) values
+  ('7e4a0000-155e-4000-8000-000000000001', '7e4a0000-0000-4000-8000-000000000001', 'Evening classes half empty',
+   'The 19:00 sessions average 4 of 10 places since the autumn.', 'high', 'open'),
+  ('7e4a0000-155e-4000-8000-000000000002', '7e4a0000-0000-4000-8000-000000000001', 'Bookings fail on phones',
+   'About one in five phone bookings errors out at payment.', 'critical', 'investigating')
+on conflict (id) do nothing;
+insert into public.business_figures (tenant_id, month, revenue_usd, customers, churned_customers, team_size)
+select '7e4a0000-0000-4000-8000-000000000001', (date_trunc('month', now()) - make_interval(months => k))::date,
+       9800 + (6 - k) * 450, 84 + (6 - k) * 2 + (6 - k) / 2, 7 - (6 - k) / 3, 4 + (case when k <= 2 then 1 else 0 end)
+from generate_series(1, 6) k
+on conflict (tenant_id, month) do nothing;
+
 -- Coach execution engine (dates relative to when the seed runs, so `npm start` always shows
 -- a live plan): a catalogue, and Alice's five pursuits. Her top application stalled three
 -- days ago (a micro-task), a win Carol proposed waits for Alice's confirmation, and one

@@ -1,7 +1,7 @@
 -- Access paths at a realistic volume: the history query uses the (user, time) index and a
 -- one-day scan uses the BRIN index, for interactions and for events. Plans, not timings.
 begin;
-select plan(24);
+select plan(30);
 
 -- 100 users x 1,000 interactions over 30 days, in time order as they arrive.
 alter table public.coach_interactions disable trigger coach_interactions_broadcast;
@@ -220,6 +220,45 @@ analyze public.tenant_members;
 select ok(pg_temp.plan_uses(
   $$ select tenant_id from public.tenant_members where user_id = '00000000-0000-4000-8000-000000000007' $$,
   'tenant_members_user_id_idx'), 'A user''s tenants are read through the user_id index');
+
+-- The tenants' strategy and operations data: 10 goals per tenant with a strategy and a KPI
+-- each, 20 actions per tenant (assigned to its members), 10 issues per tenant.
+insert into public.goals (id, tenant_id, title, owner_id)
+select ('00000000-0000-4000-c000-' || lpad((k * 10 + g)::text, 12, '0'))::uuid, ('00000000-0000-4000-b000-' || lpad(k::text, 12, '0'))::uuid,
+       'goal ' || g, ('00000000-0000-4000-8000-' || lpad((1 + (k * 5 + g % 5) % 100)::text, 12, '0'))::uuid
+from generate_series(1, 2000) k, generate_series(0, 9) g;
+insert into public.strategies (tenant_id, goal_id, title) select g.tenant_id, g.id, 'strategy' from public.goals g where g.title like 'goal %';
+insert into public.kpis (tenant_id, goal_id, name, unit) select g.tenant_id, g.id, 'kpi', 'units' from public.goals g where g.title like 'goal %';
+insert into public.actions (tenant_id, goal_id, title, assignee_id)
+select ('00000000-0000-4000-b000-' || lpad(k::text, 12, '0'))::uuid, ('00000000-0000-4000-c000-' || lpad((k * 10 + a % 10)::text, 12, '0'))::uuid,
+       'action ' || a, ('00000000-0000-4000-8000-' || lpad((1 + (k * 5 + a % 5) % 100)::text, 12, '0'))::uuid
+from generate_series(1, 2000) k, generate_series(0, 19) a;
+insert into public.business_issues (tenant_id, title, status)
+select ('00000000-0000-4000-b000-' || lpad(k::text, 12, '0'))::uuid, 'issue ' || i, case when i % 3 = 0 then 'resolved' else 'open' end
+from generate_series(1, 2000) k, generate_series(0, 9) i;
+analyze public.goals;
+analyze public.strategies;
+analyze public.kpis;
+analyze public.actions;
+analyze public.business_issues;
+select ok(pg_temp.plan_uses(
+  $$ select id from public.goals where tenant_id = '00000000-0000-4000-b000-000000000007' and owner_id = '00000000-0000-4000-8000-000000000036' $$,
+  'goals_tenant_id_owner_id_idx'), 'A member''s goals in a tenant are read through the (tenant_id, owner_id) index');
+select ok(pg_temp.plan_uses(
+  $$ select id from public.strategies where tenant_id = '00000000-0000-4000-b000-000000000007' and goal_id = '00000000-0000-4000-c000-000000000070' $$,
+  'strategies_tenant_id_goal_id_idx'), 'A goal''s strategies are read through the (tenant_id, goal_id) index');
+select ok(pg_temp.plan_uses(
+  $$ select id from public.kpis where tenant_id = '00000000-0000-4000-b000-000000000007' $$,
+  'kpis_tenant_id_goal_id_idx'), 'A tenant''s KPIs are read through the (tenant_id, goal_id) index');
+select ok(pg_temp.plan_uses(
+  $$ select id from public.actions where tenant_id = '00000000-0000-4000-b000-000000000007' and goal_id = '00000000-0000-4000-c000-000000000071' $$,
+  'actions_tenant_id_goal_id_idx'), 'A goal''s actions are read through the (tenant_id, goal_id) index');
+select ok(pg_temp.plan_uses(
+  $$ select id from public.actions where tenant_id = '00000000-0000-4000-b000-000000000007' and assignee_id = '00000000-0000-4000-8000-000000000036' $$,
+  'actions_tenant_id_assignee_id_idx'), 'A member''s actions are read through the (tenant_id, assignee_id) index');
+select ok(pg_temp.plan_uses(
+  $$ select id from public.business_issues where tenant_id = '00000000-0000-4000-b000-000000000007' and status = 'open' $$,
+  'business_issues_tenant_id_status_idx'), 'A tenant''s open issues are read through the (tenant_id, status) index');
 
 select * from finish();
 rollback;
