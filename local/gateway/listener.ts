@@ -224,11 +224,27 @@ export function startListener(opts: ListenerOptions): Listener {
       let off = 0;
       while (off < bytes.length) off += await conn.write(bytes.subarray(off));
     };
-    const refuse = async (status: number, family: Family, message: string) => {
+    // drain: the refusal comes while the client may still be sending (a head or body over a
+    // limit), so close as nginx's lingering close does: stop writing, read and drop what still
+    // comes for up to LINGER_MS and LINGER_BYTES, then close. Closing at once, with the
+    // client's bytes unread, resets the connection and can destroy the answer before the
+    // client reads it (the client then sees no answer at all).
+    const refuse = async (status: number, family: Family, message: string, drain = false) => {
       log({ level: "info", msg: "request refused by the front", status, reason: message });
       // Only when no response is under way can an answer of ours be told apart from one.
       if (forwarded === completed) {
         try { await writeAll(client, rawResponse(status, family, message, CODES[status][family])); } catch { /* gone */ }
+      }
+      if (drain && !closed) {
+        try { await client.closeWrite(); } catch { /* gone */ }
+        const deadline = setTimeout(close, LINGER_MS);
+        let drained = 0;
+        while (!closed && drained < LINGER_BYTES) {
+          const n = await client.read(readChunk).catch(() => null);
+          if (n === null) break;
+          drained += n;
+        }
+        clearTimeout(deadline);
       }
       close();
     };
@@ -344,16 +360,16 @@ export function startListener(opts: ListenerOptions): Listener {
             }
             const end = indexOfSeq(pending, CRLFCRLF);
             if (end < 0) {
-              if (pending.length > limits.maxHeaderBytes) return await refuse(431, family, `Request head is larger than ${limits.maxHeaderBytes} bytes`);
+              if (pending.length > limits.maxHeaderBytes) return await refuse(431, family, `Request head is larger than ${limits.maxHeaderBytes} bytes`, true);
               break;
             }
-            if (end + 4 > limits.maxHeaderBytes) return await refuse(431, family, `Request head is larger than ${limits.maxHeaderBytes} bytes`);
+            if (end + 4 > limits.maxHeaderBytes) return await refuse(431, family, `Request head is larger than ${limits.maxHeaderBytes} bytes`, true);
             const head = parseHead(pending.subarray(0, end));
             const line = head ? REQUEST_LINE.exec(head.startLine) : null;
-            if (!head || !line) return await refuse(400, family, "Malformed request head");
-            if (head.headers.length > limits.maxHeaderCount) return await refuse(431, family, `Request head has more than ${limits.maxHeaderCount} header lines`);
+            if (!head || !line) return await refuse(400, family, "Malformed request head", true);
+            if (head.headers.length > limits.maxHeaderCount) return await refuse(431, family, `Request head has more than ${limits.maxHeaderCount} header lines`, true);
             const framing = requestFraming(head);
-            if (typeof framing === "string") return await refuse(400, family, framing);
+            if (typeof framing === "string") return await refuse(400, family, framing, true);
             clearTimeout(headTimer);
             headStarted = false;
             if (!upstream) {
@@ -377,7 +393,7 @@ export function startListener(opts: ListenerOptions): Listener {
             if (remaining === 0) mode = { kind: "none" };
           } else {
             const end = chunked!.scan(pending, 0);
-            if (end === "invalid") return await refuse(400, "other", "Malformed chunked body");
+            if (end === "invalid") return await refuse(400, "other", "Malformed chunked body", true);
             take = end < 0 ? pending.length : end;
             if (end >= 0) mode = { kind: "none" };
           }
