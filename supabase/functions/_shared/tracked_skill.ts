@@ -49,6 +49,18 @@ export async function trackedSkillHash(raw: string): Promise<string> {
 }
 
 /**
+ * Notes the hash of a well-formed X-Tracked-Skill-Id on the request's log line before the
+ * body is validated, so that a request refused for its body still logs the skill it was
+ * about. requestTrackedSkillHash does the checks that answer the client.
+ */
+export async function noteTrackedSkillHeader(req: Request): Promise<void> {
+  const header = req.headers.get("x-tracked-skill-id");
+  // deno-lint-ignore no-control-regex
+  if (header === null || header.length === 0 || header.length > MAX_TRACKED_SKILL_ID || /[\u0000-\u001f\u007f]/.test(header)) return;
+  noteLog(req, { tracked_skill_id_hash: await trackedSkillHash(header) });
+}
+
+/**
  * The hash of the request's tracked skill id (the body field wins over the header), noted on
  * the request's log line; null when neither is given. 422 naming the field when the id is
  * empty, longer than MAX_TRACKED_SKILL_ID or holds control characters, or when header and

@@ -20,7 +20,7 @@ import { allowMethods, HttpError, json, type RequestContext, respond } from "../
 import { authenticate, type Claims } from "../_shared/auth.ts";
 import { type JSONValue, withUser } from "../_shared/db.ts";
 import { IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE, idempotencyKeyOf, invalidFields, parseOrThrow, queryOf, readJson } from "../_shared/validate.ts";
-import { MAX_TRACKED_SKILL_ID, requestTrackedSkillHash } from "../_shared/tracked_skill.ts";
+import { MAX_TRACKED_SKILL_ID, noteTrackedSkillHeader, requestTrackedSkillHash } from "../_shared/tracked_skill.ts";
 import { rateLimitFor } from "../_shared/rate_limit.ts";
 
 /** Largest accepted body, in bytes. */
@@ -84,7 +84,8 @@ export function handler(req: Request): Promise<Response> {
 }
 
 async function post(req: Request, claims: Claims, ctx: RequestContext): Promise<Response> {
-  const raw = await readJson(req, MAX_BODY_BYTES);
+  await noteTrackedSkillHeader(req);
+    const raw = await readJson(req, MAX_BODY_BYTES);
   const { body, key, trackedSkillHash } = await ctx.timing.measure("validate", async () => {
     const body = parseOrThrow(AssessmentBody, raw);
     const errors: { field: string; message: string }[] = [];

@@ -20,7 +20,7 @@ import { authenticate, type Claims } from "../_shared/auth.ts";
 import { type JSONValue, withUser } from "../_shared/db.ts";
 import { IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE, idempotencyKeyOf, invalidFields, parseOrThrow, queryOf, readJson, writerFieldErrors } from "../_shared/validate.ts";
 import { rateLimitFor } from "../_shared/rate_limit.ts";
-import { MAX_TRACKED_SKILL_ID, requestTrackedSkillHash } from "../_shared/tracked_skill.ts";
+import { MAX_TRACKED_SKILL_ID, noteTrackedSkillHeader, requestTrackedSkillHash } from "../_shared/tracked_skill.ts";
 
 /** Largest accepted body, in bytes. */
 export const MAX_BODY_BYTES = 32 * 1024;
@@ -81,7 +81,8 @@ export function handler(req: Request): Promise<Response> {
 }
 
 async function post(req: Request, claims: Claims, service: boolean, ctx: RequestContext): Promise<Response> {
-  const raw = await readJson(req, MAX_BODY_BYTES);
+  await noteTrackedSkillHeader(req);
+    const raw = await readJson(req, MAX_BODY_BYTES);
   const { body, trackedSkillHash } = await ctx.timing.measure("validate", async () => {
     const body = parseOrThrow(EventBody, raw);
     const errors = writerFieldErrors(body, service);

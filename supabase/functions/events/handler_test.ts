@@ -140,6 +140,19 @@ Deno.test({
           else assert.ok(got.length > 0);
         });
       }
+      await t.step("a request refused for its body still logs the hash of its X-Tracked-Skill-Id, never the id", async () => {
+        const lines: string[] = [];
+        const log = console.log;
+        console.log = (line: string) => lines.push(line);
+        try {
+          await (await post(alice, { kind: "teleported" }, { "X-Tracked-Skill-Id": "refused-skill-31" })).body?.cancel();
+        } finally {
+          console.log = log;
+        }
+        const line = JSON.parse(lines.at(-1)!);
+        assert.deepEqual([line.status, line.tracked_skill_id_hash], [422, await trackedSkillHash("refused-skill-31")]);
+        assert.ok(!lines.join("\n").includes("refused-skill-31"));
+      });
       await t.step("POST refuses ids that are not the caller's, naming the field (one answer for others' and unknown)", async () => {
         assert.deepEqual(await fields(await post(alice, { kind: "read", session_id: BOB_SESSION })), ["session_id"]);
         assert.deepEqual(await fields(await post(alice, { kind: "read", session_id: crypto.randomUUID() })), ["session_id"]);

@@ -13,7 +13,7 @@ import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
 import { authenticate } from "../_shared/auth.ts";
 import { type JSONValue, withUser } from "../_shared/db.ts";
 import { IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE, idempotencyKeyOf, invalidFields, parseOrThrow, readJson, writerFieldErrors } from "../_shared/validate.ts";
-import { MAX_TRACKED_SKILL_ID, requestTrackedSkillHash } from "../_shared/tracked_skill.ts";
+import { MAX_TRACKED_SKILL_ID, noteTrackedSkillHeader, requestTrackedSkillHash } from "../_shared/tracked_skill.ts";
 import { rateLimitFor } from "../_shared/rate_limit.ts";
 
 /** Largest accepted body, in bytes. */
@@ -64,6 +64,7 @@ export function handler(req: Request): Promise<Response> {
     if (!service && !(claims.role === "authenticated" && claims.sub)) {
       throw new HttpError(403, "Forbidden", "Only a signed-in user, the service role or an ingest token can log interactions.");
     }
+    await noteTrackedSkillHeader(req);
     const raw = await readJson(req, MAX_BODY_BYTES);
     const { body, trackedSkillHash } = await ctx.timing.measure("validate", async () => {
       const body = parseOrThrow(LogInteractionBody, raw);
