@@ -15,7 +15,10 @@
 --    stored value can make a redacted read crawl, as 20261124010100 made sure none makes it
 --    fail. Rows stored under the old key count with more than 2,000 values read this way.
 -- The constraints of 20261124010100 call private.json_bound_violation and pick the new rule
--- up for every new row (they stay NOT VALID: stored rows are not re-checked).
+-- up for every new row. They stay NOT VALID, but Postgres checks every constraint on any
+-- UPDATE: a profile whose stored preferences passed the old key count and break the value
+-- count (an array of 300 numbers, say) gets 422 naming preferences on its next update until
+-- the preferences are fixed.
 -- Objects: function private.json_limit_violation (dropped and created: its fourth
 -- parameter is renamed max_values), functions private.json_bound_violation and
 -- private.redact_content (bodies). Destructive: none.

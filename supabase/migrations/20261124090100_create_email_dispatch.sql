@@ -5,10 +5,9 @@
 --    batch_size due messages (skip locked, so racing dispatchers take different ones),
 --    marking them sending with a lease; a message whose dispatcher died is due again when
 --    its lease ends.
---  * public.record_email_delivery(outbox_id, outcome, ..., attempt): sent (with the
---    provider and its message id), retry (queued again after a backoff, or failed after 5
---    attempts) or failed; a report from an earlier claim (attempt) changes nothing. A
---    message whose lease ran out five times is failed by the next claim.
+--  * public.record_email_delivery(outbox_id, outcome, ...): sent (with the provider and
+--    its message id), retry (queued again after a backoff, or failed after 5 attempts) or
+--    failed.
 --  * private.invoke_edge_function(name, body): net.http_post to <project_url>/functions/v1/<name>
 --    with Authorization: Bearer <service_role_key>, both from vault.decrypted_secrets; a
 --    notice and null when they are not stored (docs/execution-engine.md says how).
@@ -47,10 +46,6 @@ begin
   if claim_email_outbox.lease_seconds is null or claim_email_outbox.lease_seconds not between 10 and 3600 then
     raise exception 'lease_seconds must be between 10 and 3600' using errcode = '22023';
   end if;
-  -- A message whose dispatchers died holding it five times is not tried a sixth time.
-  update private.email_outbox o
-     set status = 'failed', last_error = left('Not settled by the dispatcher after 5 attempts. ' || coalesce(o.last_error, ''), 1000)
-   where o.status = 'sending' and o.next_attempt_at <= now() and o.attempts >= 5;
   return query
   with picked as (
     select o.id from private.email_outbox o
@@ -78,8 +73,7 @@ create or replace function public.record_email_delivery(
   provider text default null,
   provider_message_id text default null,
   error text default null,
-  retry_after_seconds integer default null,
-  attempt integer default null
+  retry_after_seconds integer default null
 )
 returns text
 language plpgsql
@@ -109,11 +103,6 @@ begin
     -- Already settled (a late or repeated report): nothing changes.
     return msg.status;
   end if;
-  if record_email_delivery.attempt is not null
-     and (msg.status <> 'sending' or msg.attempts <> record_email_delivery.attempt) then
-    -- A report of an earlier claim: another dispatcher holds the message now.
-    return msg.status;
-  end if;
   if record_email_delivery.outcome = 'sent' then
     update private.email_outbox o
        set status = 'sent', sent_at = now(), provider = left(record_email_delivery.provider, 100),
@@ -138,10 +127,10 @@ begin
   return 'failed';
 end;
 $$;
-comment on function public.record_email_delivery(uuid, text, text, text, text, integer, integer) is
-  'Service role: records an email''s delivery: sent (provider, provider_message_id), retry (queued again after 1, 2, 4, 8 minutes or Retry-After; failed after 5 attempts) or failed (error). With attempt (the attempts its claim returned), a report of an earlier claim is ignored. Returns the status afterwards; a settled message is unchanged.';
-revoke execute on function public.record_email_delivery(uuid, text, text, text, text, integer, integer) from public, anon, authenticated;
-grant execute on function public.record_email_delivery(uuid, text, text, text, text, integer, integer) to service_role;
+comment on function public.record_email_delivery(uuid, text, text, text, text, integer) is
+  'Service role: records an email''s delivery: sent (provider, provider_message_id), retry (queued again after 1, 2, 4, 8 minutes or Retry-After; failed after 5 attempts) or failed (error). Returns the status afterwards; a settled message is unchanged.';
+revoke execute on function public.record_email_delivery(uuid, text, text, text, text, integer) from public, anon, authenticated;
+grant execute on function public.record_email_delivery(uuid, text, text, text, text, integer) to service_role;
 
 create or replace function private.invoke_edge_function(name text, body jsonb default '{}'::jsonb)
 returns bigint
