@@ -9,8 +9,9 @@
 -- (The same holds for profiles.preferences, which stays a NOT VALID CHECK constraint: a
 -- profile whose stored preferences passed the old key count and break the value count of
 -- 20261124040000 gets 422 naming preferences on its next update until they are fixed.)
--- Written to be re-runnable: a database that already has the trigger (an earlier revision
--- of 20261124040100 carried this change) ends in the same state.
+-- 20261124040100, as it landed, already makes this change; this migration re-asserts it
+-- and is re-runnable, so a database migrated from either revision of 040100 (one
+-- development revision left it out) ends in the same state.
 -- Objects: function private.trigger_check_append_only_bounds and its triggers
 -- coach_interactions_check_bounds, interaction_events_check_bounds; constraints
 -- coach_interactions_content_bounded, coach_interactions_metadata_bounded,
