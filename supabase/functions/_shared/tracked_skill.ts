@@ -57,8 +57,13 @@ export async function noteTrackedSkillHeader(req: Request): Promise<void> {
   const header = req.headers.get("x-tracked-skill-id");
   // deno-lint-ignore no-control-regex
   if (header === null || header.length === 0 || header.length > MAX_TRACKED_SKILL_ID || /[\u0000-\u001f\u007f]/.test(header)) return;
-  noteLog(req, { tracked_skill_id_hash: await trackedSkillHash(header) });
+  const hash = await trackedSkillHash(header);
+  headerHashes.set(req, hash);
+  noteLog(req, { tracked_skill_id_hash: hash });
 }
+
+/** Hashes of X-Tracked-Skill-Id already computed by noteTrackedSkillHeader, so none is computed twice. */
+const headerHashes = new WeakMap<Request, string>();
 
 /**
  * The hash of the request's tracked skill id (the body field wins over the header), noted on
@@ -82,7 +87,7 @@ export async function requestTrackedSkillHash(req: Request, bodyValue?: string):
   }
   const raw = bodyValue ?? header;
   if (raw === null || raw === undefined) return null;
-  const hash = await trackedSkillHash(raw);
+  const hash = (raw === header ? headerHashes.get(req) : undefined) ?? await trackedSkillHash(raw);
   noteLog(req, { tracked_skill_id_hash: hash });
   return hash;
 }
