@@ -245,22 +245,30 @@ select '7e4a0000-0000-4000-8000-000000000001', (date_trunc('month', now()) - mak
 from generate_series(1, 6) k
 on conflict (tenant_id, month) do nothing;
 
--- The prompts of the AI coaching endpoints (issue 11), version 1 of each, labelled
--- production. Later versions are written with create_prompt_version and promoted with
--- set_prompt_label.
-insert into public.prompt_templates (name, version, label, system_template, user_template, parameters) values
-  ('coaching/alignment-check', 1, 'production', 'You are a business coach. Judge how well one goal serves the organisation''s foundation. Score alignment from 0 to 100 and name the parts of the foundation it serves or ignores. Be specific and brief.', E'Foundation:\n{{foundation}}\n\nGoal:\n{{goal}}', '{"temperature": 0.2}'),
-  ('coaching/alignment-explanation', 1, 'production', 'You are a business coach. Explain, in plain language for a small-business owner, why a goal is or is not aligned with the organisation''s purpose, vision, mission and values. Cite the words of the foundation you rely on.', E'Foundation:\n{{foundation}}\n\nGoal:\n{{goal}}\n\nAlignment score so far: {{score}}', '{"temperature": 0.2}'),
-  ('coaching/alignment-suggestions', 1, 'production', 'You are a business coach. Suggest up to five concrete changes that would bring a goal closer to the organisation''s foundation. Each suggestion says what to change and why.', E'Foundation:\n{{foundation}}\n\nGoal:\n{{goal}}', '{"temperature": 0.2}'),
-  ('coaching/strategy-suggestions', 1, 'production', 'You are a strategy coach. Propose up to five strategies for reaching a goal, fitting the organisation''s niche, ideal client and value proposition, and different from the strategies it already has.', E'Foundation:\n{{foundation}}\n\nGoal:\n{{goal}}\n\nExisting strategies:\n{{strategies}}', '{"temperature": 0.2}'),
-  ('coaching/kpi-recommendations', 1, 'production', 'You are a business coach. Recommend up to five KPIs that show progress on a goal: name, unit, a realistic target and whether it should increase, decrease or hold. Prefer measures the organisation can collect today.', E'Goal:\n{{goal}}\n\nExisting KPIs:\n{{kpis}}\n\nRecent monthly figures:\n{{figures}}', '{"temperature": 0.2}'),
-  ('operations/strategic-alignment', 1, 'production', 'You are an operations coach. For each action, judge how directly it advances the organisation''s goals (0 to 100) and flag actions that serve no goal.', E'Goals:\n{{goals}}\n\nActions:\n{{actions}}', '{"temperature": 0.2}'),
-  ('operations/prioritization-suggestions', 1, 'production', 'You are an operations coach. Suggest a priority (low, medium, high, critical) for each action from its goal''s importance, due date, dependencies and status, and say why when it differs from the current one.', E'Goals:\n{{goals}}\n\nActions:\n{{actions}}\n\nToday: {{today}}', '{"temperature": 0.2}'),
-  ('operations/scheduling-suggestions', 1, 'production', 'You are an operations coach. Propose start and due dates for open actions so that dependencies come first, no assignee is overloaded beyond their estimated hours per week, and deadlines hold where they can.', E'Actions:\n{{actions}}\n\nTeam:\n{{team}}\n\nToday: {{today}}', '{"temperature": 0.2}'),
-  ('operations/root-cause-suggestions', 1, 'production', 'You are an operations coach. For one issue, pre-fill a Five Whys chain, a fishbone of likely causes (people, process, tools, environment, materials, measurement) and the SWOT elements specific to this issue. Mark guesses as such.', E'Foundation:\n{{foundation}}\n\nIssue:\n{{issue}}\n\nRelated actions:\n{{actions}}', '{"temperature": 0.2}'),
-  ('operations/action-suggestions', 1, 'production', 'You are an operations coach. Draft an action plan for one issue: up to seven actions with title, priority, estimated hours and dependencies among them, each tied to the cause it addresses.', E'Issue:\n{{issue}}\n\nGoals:\n{{goals}}\n\nTeam:\n{{team}}', '{"temperature": 0.2}'),
-  ('analysis/operations', 1, 'production', 'You are a business analyst. Write a SWOT analysis of the organisation''s operations from its goals, actions, open issues and recent figures: up to five items per quadrant.', E'Foundation:\n{{foundation}}\n\nGoals:\n{{goals}}\n\nActions:\n{{actions}}\n\nIssues:\n{{issues}}\n\nFigures:\n{{figures}}', '{"temperature": 0.2}')
-on conflict (name, version) do nothing;
+-- The prompts of the AI coaching endpoints (version 1 of each, labelled production) come
+-- with migration 20261124130000, so that a deployed project has them too.
+
+-- The studio's AI coaching calls of the last six weeks (priced gpt-4o-mini calls, as
+-- coaching-ai logs them), so that spend against budget shows in analytics.tenant_ai_spend.
+with calls as (
+  select k, (array['coaching/alignment-check', 'operations/root-cause-suggestions', 'coaching/kpi-recommendations',
+                   'operations/prioritization-suggestions'])[1 + k % 4] as route,
+         now() - make_interval(days => k * 4, hours => k) as at
+  from generate_series(1, 10) k
+  where not exists (select 1 from public.tenant_ai_calls c where c.tenant_id = '7e4a0000-0000-4000-8000-000000000001')
+), logged as (
+  select c.*, (public.log_coach_interaction(
+    sender => 'ai_coach', user_id => 'a11ce000-0000-4000-8000-000000000001', channel => 'api',
+    content => jsonb_build_object('text', c.route || ' for tenant 7e4a0000-0000-4000-8000-000000000001'),
+    metadata => jsonb_build_object('operation', c.route, 'tenant_id', '7e4a0000-0000-4000-8000-000000000001',
+                                   'prompt_name', c.route, 'prompt_version', 1),
+    request_id => 'seed-ai-call-' || c.k, model => 'gpt-4o-mini', latency_ms => 1800 + c.k * 37,
+    prompt_tokens => 1400 + c.k * 50, completion_tokens => 350 + c.k * 11, created_at => c.at)).interaction as i
+  from calls c
+)
+insert into public.tenant_ai_calls (tenant_id, interaction_id, route, prompt_version, model, status, cost_usd, created_at)
+select '7e4a0000-0000-4000-8000-000000000001', (l.i).id, l.route, 1, 'gpt-4o-mini', 'ok', coalesce((l.i).cost_usd, 0), l.at
+from logged l;
 
 -- Coach execution engine (dates relative to when the seed runs, so `npm start` always shows
 -- a live plan): a catalogue, and Alice's five pursuits. Her top application stalled three

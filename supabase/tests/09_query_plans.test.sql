@@ -1,7 +1,7 @@
 -- Access paths at a realistic volume: the history query uses the (user, time) index and a
 -- one-day scan uses the BRIN index, for interactions and for events. Plans, not timings.
 begin;
-select plan(30);
+select plan(31);
 
 -- 100 users x 1,000 interactions over 30 days, in time order as they arrive.
 alter table public.coach_interactions disable trigger coach_interactions_broadcast;
@@ -259,6 +259,16 @@ select ok(pg_temp.plan_uses(
 select ok(pg_temp.plan_uses(
   $$ select id from public.business_issues where tenant_id = '00000000-0000-4000-b000-000000000007' and status = 'open' $$,
   'business_issues_tenant_id_status_idx'), 'A tenant''s open issues are read through the (tenant_id, status) index');
+
+-- The spend check (coaching-ai): 20 AI calls a month for six months per tenant.
+insert into public.tenant_ai_calls (tenant_id, route, model, status, cost_usd, created_at)
+select t.id, 'coaching/alignment-check', 'gpt-4o-mini', 'ok', 0.0004, now() - make_interval(days => k * 9)
+from public.tenants t cross join generate_series(1, 20) k where t.name like 'load tenant %';
+analyze public.tenant_ai_calls;
+select ok(pg_temp.plan_uses(
+  $$ select sum(c.cost_usd) from public.tenant_ai_calls c
+     where c.tenant_id = '00000000-0000-4000-b000-000000000007' and c.created_at >= date_trunc('month', now()) $$,
+  'tenant_ai_calls_tenant_id_created_at_idx'), 'A tenant''s spend this month is summed through the (tenant_id, created_at) index');
 
 select * from finish();
 rollback;

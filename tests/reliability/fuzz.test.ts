@@ -72,6 +72,10 @@ const FUNCTIONS: { name: string; methods: string[]; fields: string[]; query?: st
     fields: ["request_id", "session_id", "group_id", "rubric_version", "overall_score", "criteria", "strengths", "improvements", "model", "tracked_skill_id", "created_at"],
     query: ["session_id", "group_id", "latest", "limit", "before"],
   },
+  { name: "coaching-ai/coaching/alignment-check", methods: ["POST"], fields: ["tenant_id", "goal_id"] },
+  { name: "coaching-ai/operations/scheduling-suggestions", methods: ["POST"], fields: ["tenant_id", "action_ids", "hours_per_week"] },
+  { name: "coaching-ai/analysis/operations", methods: ["POST"], fields: ["tenant_id", "analysis_type"] },
+  { name: "business-data", methods: ["GET"], fields: [], query: ["tenant_id"] },
 ];
 
 const ODD_STRINGS = [
@@ -132,6 +136,7 @@ interface Template {
 }
 
 const ALICE_SESSION = "a11ce000-5e55-4000-8000-000000000001";
+const TENANT = "7e4a0000-0000-4000-8000-000000000001";
 const TEMPLATES: Template[] = [
   { kind: "function", name: "log-interaction", method: "POST", token: "alice", body: { sender: "user", content: { text: "hi" } } },
   {
@@ -189,6 +194,16 @@ const TEMPLATES: Template[] = [
     body: { tenant_id: "7e4a0000-0000-4000-8000-000000000001", user_id: BOB, role: "coach" },
   },
   { kind: "function", name: "dispatch-notifications", method: "POST", token: "service", body: { source: "fuzz" } },
+  { kind: "function", name: "coaching-ai/coaching/kpi-recommendations", method: "POST", token: "alice", body: { tenant_id: TENANT, goal_id: "7e4a0000-60a1-4000-8000-000000000001" } },
+  {
+    kind: "function", name: "coaching-ai/operations/prioritization-suggestions", method: "POST", token: "alice",
+    body: { tenant_id: TENANT, action_ids: ["7e4a0000-ac71-4000-8000-000000000001"] },
+  },
+  { kind: "function", name: "coaching-ai/operations/root-cause-suggestions", method: "POST", token: "service", body: { tenant_id: TENANT, issue_id: "7e4a0000-155e-4000-8000-000000000001" } },
+  { kind: "function", name: "business-data", method: "GET", token: "carol", body: { tenant_id: TENANT } },
+  { kind: "rpc", name: "get_tenant_context", method: "POST", token: "carol", body: { tenant_id: TENANT } },
+  { kind: "rpc", name: "record_business_figures", method: "POST", token: "alice", body: { tenant_id: TENANT, month: "2020-01-01", revenue_usd: 100, customers: 3 } },
+  { kind: "rpc", name: "set_action_status", method: "POST", token: "alice", body: { action_id: "7e4a0000-ac71-4000-8000-000000000001", status: "in_progress" } },
 ];
 
 const MUTANTS: unknown[] = [
@@ -236,6 +251,12 @@ async function fingerprint(): Promise<Fingerprint> {
            (select count(*) from private.interaction_requests)::text as idempotency_keys,
            (select count(*) from private.event_requests)::text as event_keys,
            (select count(*) from public.assessments)::text as assessments,
+           (select count(*) from public.tenant_ai_calls)::text as ai_calls,
+           (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.goals) as goals,
+           (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.actions) as actions,
+           (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.business_issues) as business_issues,
+           (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.business_figures) as business_figures,
+           (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.business_foundations) as foundations,
            (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.tenants) as tenants,
            (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.tenant_members) as tenant_members,
            (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.coaching_sessions) as sessions,

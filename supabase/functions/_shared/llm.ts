@@ -7,11 +7,14 @@
  * included (the package's own `timeout` is per attempt, so on its own a 20 s timeout could
  * wait 40 s). The caller's AbortSignal (the HTTP request's) cancels the call: an abandoned
  * request stops the provider's work. Without a key, an offline provider returns the
- * caller's deterministic fallback and says so: model "offline".
+ * caller's deterministic fallback and says so: model "offline". A request may name its own
+ * model and sampling parameters (a prompt version's); llmHttpError maps a failure to the
+ * HTTP answer every caller gives.
  */
 import OpenAI from "openai";
 import { z } from "zod";
 import { optionalEnv } from "./env.ts";
+import { HttpError } from "./http.ts";
 
 /** Token usage of one call. */
 export interface LlmUsage {
@@ -44,6 +47,13 @@ export class LlmError extends Error {
   }
 }
 
+/** Sampling parameters a prompt version may set (prompt_templates.parameters). */
+export interface SamplingParameters {
+  temperature?: number;
+  top_p?: number;
+  max_tokens?: number;
+}
+
 /** A request for JSON matching schema; fallback is what the offline provider returns. */
 export interface JsonRequest<T> {
   system: string;
@@ -51,6 +61,9 @@ export interface JsonRequest<T> {
   schemaName: string;
   schema: z.ZodType<T>;
   fallback: () => T;
+  /** The model to ask instead of the provider's default (a prompt version's model). */
+  model?: string | null;
+  parameters?: SamplingParameters;
 }
 
 /** Per-call options: the caller's AbortSignal (e.g. the HTTP request's `req.signal`). */
@@ -92,6 +105,19 @@ export const offlineProvider: LlmProvider = {
   },
 };
 
+/**
+ * The HTTP answer to a failed call: a timeout 504, the client gone 499 (nginx's "client
+ * closed request": nobody reads it, it names what happened in logs), anything else from the
+ * provider 502.
+ */
+export function llmHttpError(err: LlmError): HttpError {
+  return err.kind === "timeout"
+    ? new HttpError(504, "Gateway Timeout", err.message)
+    : err.kind === "aborted"
+    ? new HttpError(499, "Client Closed Request", err.message)
+    : new HttpError(502, "Bad Gateway", err.message);
+}
+
 class OpenAiProvider implements LlmProvider {
   readonly name = "openai";
   readonly model: string;
@@ -111,9 +137,11 @@ class OpenAiProvider implements LlmProvider {
     const deadline = AbortSignal.timeout(this.#timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, deadline]) : deadline;
     let completion: OpenAI.Chat.Completions.ChatCompletion;
+    const asked = req.model ?? this.model;
     try {
       completion = await this.#client.chat.completions.create({
-        model: this.model,
+        ...req.parameters,
+        model: asked,
         messages: [{ role: "system", content: req.system }, { role: "user", content: req.user }],
         response_format: {
           type: "json_schema",
@@ -122,15 +150,15 @@ class OpenAiProvider implements LlmProvider {
       }, { signal });
     } catch (err) {
       if (opts.signal?.aborted) {
-        throw new LlmError("aborted", "The request was abandoned by the client, so the language model call was cancelled.", this.model, elapsed());
+        throw new LlmError("aborted", "The request was abandoned by the client, so the language model call was cancelled.", asked, elapsed());
       }
       if (deadline.aborted || err instanceof OpenAI.APIConnectionTimeoutError) {
-        throw new LlmError("timeout", "The language model did not answer in time.", this.model, elapsed());
+        throw new LlmError("timeout", "The language model did not answer in time.", asked, elapsed());
       }
       const status = err instanceof OpenAI.APIError ? ` (${err.status ?? "no status"})` : "";
-      throw new LlmError("upstream", `The language model request failed${status}.`, this.model, elapsed());
+      throw new LlmError("upstream", `The language model request failed${status}.`, asked, elapsed());
     }
-    const model = completion.model || this.model;
+    const model = completion.model || asked;
     const content = completion.choices[0]?.message?.content ?? "";
     let parsed: unknown;
     try {

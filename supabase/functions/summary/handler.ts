@@ -18,7 +18,7 @@ import { z } from "zod";
 import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
 import { authenticate, type Claims } from "../_shared/auth.ts";
 import { callerOf, type JSONValue, type Tx, withServiceRole, withUser } from "../_shared/db.ts";
-import { createProvider, LlmError, type LlmResult } from "../_shared/llm.ts";
+import { createProvider, LlmError, llmHttpError, type LlmResult } from "../_shared/llm.ts";
 import { noteLog } from "../_shared/log.ts";
 import { enforceRateLimit } from "../_shared/rate_limit.ts";
 import { parseOrThrow, readJson } from "../_shared/validate.ts";
@@ -121,14 +121,14 @@ export function renderMarkdown(s: SessionSummary): string {
   ].join("\n");
 }
 
-function logCall(tx: Tx, session: Session, traceId: string, r: {
+function logCall(tx: Tx, session: Session, r: {
   model: string; latencyMs: number; text: string; usage?: LlmResult<unknown>["usage"]; errorCode?: string;
 }) {
   return tx<{ cost_usd: number | null }[]>`select ((public.log_coach_interaction(
     sender => 'ai_coach', user_id => ${session.user_id}::uuid, session_id => ${session.id}::uuid, channel => 'api',
     content => ${tx.json({ text: r.text } as { [k: string]: JSONValue })}::jsonb,
     metadata => ${tx.json({ operation: "summary" })}::jsonb,
-    request_id => ${`summary-${traceId}-${crypto.randomUUID()}`}, model => ${r.model}, latency_ms => ${r.latencyMs}::integer,
+    request_id => ${`summary:${crypto.randomUUID()}`}, model => ${r.model}, latency_ms => ${r.latencyMs}::integer,
     prompt_tokens => ${r.usage?.promptTokens ?? null}::integer, completion_tokens => ${r.usage?.completionTokens ?? null}::integer,
     cached_tokens => ${r.usage?.cachedTokens ?? null}::integer,
     status => ${r.errorCode ? "error" : "ok"}, error_code => ${r.errorCode ?? null})).interaction).cost_usd::float8 as cost_usd`;
@@ -177,15 +177,10 @@ export function handler(req: Request): Promise<Response> {
     } catch (err) {
       if (!(err instanceof LlmError)) throw err;
       noteLog(req, { provider: provider.name, model: err.model, llm_latency_ms: err.latencyMs });
-      await withServiceRole((tx) => logCall(tx, s, ctx.traceId, {
+      await withServiceRole((tx) => logCall(tx, s, {
         model: err.model, latencyMs: err.latencyMs, text: err.message, errorCode: `llm_${err.kind}`,
       }), { caller });
-      throw err.kind === "timeout"
-        ? new HttpError(504, "Gateway Timeout", err.message)
-        : err.kind === "aborted"
-        // Nobody reads this answer; 499 (nginx's "client closed request") names what happened in logs.
-        ? new HttpError(499, "Client Closed Request", err.message)
-        : new HttpError(502, "Bad Gateway", err.message);
+      throw llmHttpError(err);
     }
     // On the log line whatever becomes of the save: the call was made and paid for.
     noteLog(req, {
@@ -201,7 +196,7 @@ export function handler(req: Request): Promise<Response> {
       saved = await ctx.timing.measure("db", () => withServiceRole(async (tx) => {
         const [row] = await tx`select to_json(s) as session from private.save_session_summary(
           ${s.id}::uuid, ${markdown}, ${tx.json(result.data as unknown as JSONValue)}::jsonb, ${result.model}) s`;
-        const [{ cost_usd }] = await logCall(tx, s, ctx.traceId, { ...done, text: result.data.executive_summary });
+        const [{ cost_usd }] = await logCall(tx, s, { ...done, text: result.data.executive_summary });
         noteLog(req, { cost_usd });
         return row.session as Session;
       }, { traceId: ctx.traceId, caller }));
@@ -211,7 +206,7 @@ export function handler(req: Request): Promise<Response> {
       // error stands). A summary the database refuses is the model's fault, not the
       // client's: 502, never 422.
       const refused = err instanceof HttpError && err.status === 422;
-      await withServiceRole((tx) => logCall(tx, s, ctx.traceId, {
+      await withServiceRole((tx) => logCall(tx, s, {
         ...done, text: err instanceof Error ? err.message : String(err), errorCode: refused ? "llm_unstorable" : "summary_not_saved",
       }), { traceId: ctx.traceId, caller }).catch(() => {});
       if (refused) throw new HttpError(502, "Bad Gateway", `The model's summary could not be stored: ${err.message}`);

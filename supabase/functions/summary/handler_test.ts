@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { handler, offlineSummary, SessionSummary } from "./handler.ts";
 import { closeDb } from "../_shared/db.ts";
 import { adminSql, ALICE, BOB, CAROL, request, token, userToken } from "../_shared/testing/fixtures.ts";
-import { startLlmTestServer } from "../_shared/testing/llm_server.ts";
+import { startLlmTestServer, useLlm as useLlmEnv, useOffline } from "../_shared/testing/llm_server.ts";
 
 const admin = adminSql();
 const llm = startLlmTestServer();
@@ -40,15 +40,8 @@ async function completedSession(): Promise<string> {
   return id;
 }
 
-function useLlm(timeoutMs = 30_000): void {
-  Deno.env.set("OPENAI_API_KEY", "test-key");
-  Deno.env.set("OPENAI_BASE_URL", llm.baseURL);
-  Deno.env.set("OPENAI_MODEL", "gpt-4o-mini");
-  Deno.env.set("LLM_TIMEOUT_MS", String(timeoutMs));
-}
-function offline(): void {
-  for (const k of ["OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "LLM_TIMEOUT_MS"]) Deno.env.delete(k);
-}
+const useLlm = (timeoutMs?: number) => useLlmEnv(llm, timeoutMs);
+const offline = useOffline;
 
 async function summaryCalls(sessionId: string) {
   return [...await admin`select model, status, error_code, latency_ms, prompt_tokens, completion_tokens, cost_usd, channel,
@@ -346,6 +339,15 @@ Deno.test({
         assert.deepEqual(body.summary_data.action_plan.map((a: { title: string }) => a.title),
           ["Buy an alarm clock", "Charge the phone in the kitchen", "Lay out shoes the night before"]);
         assert.deepEqual((await summaryCalls(id)).map((c) => [c.model, c.status]), [["offline", "ok"]]);
+      });
+
+      await t.step("handler() logs the call whatever the length of the client's x-request-id (up to 128 characters)", async () => {
+        offline();
+        const id = await completedSession();
+        const res = await handler(request("/summary", { bearer: alice, body: { session_id: id }, headers: { "x-request-id": "r".repeat(128) } }));
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get("x-request-id"), "r".repeat(128));
+        assert.deepEqual((await summaryCalls(id)).map((c) => c.status), ["ok"]);
       });
 
       await t.step("handler() answers 404 for a session the caller cannot see and 409 before stage 5", async () => {

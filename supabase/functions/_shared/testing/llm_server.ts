@@ -98,3 +98,16 @@ export function startLlmTestServer(): LlmTestServer {
     close: () => server.shutdown(),
   };
 }
+
+/** Points the functions' LLM provider (_shared/llm.ts) at the test server, with a deadline for the whole call. */
+export function useLlm(server: LlmTestServer, timeoutMs = 30_000): void {
+  Deno.env.set("OPENAI_API_KEY", "test-key");
+  Deno.env.set("OPENAI_BASE_URL", server.baseURL);
+  Deno.env.set("OPENAI_MODEL", "gpt-4o-mini");
+  Deno.env.set("LLM_TIMEOUT_MS", String(timeoutMs));
+}
+
+/** Back to the offline provider (no key). */
+export function useOffline(): void {
+  for (const k of ["OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "LLM_TIMEOUT_MS"]) Deno.env.delete(k);
+}
