@@ -10,7 +10,7 @@
  *     a coach reads a tenant's data but does not spend its budget (403);
  *  2. takes one call from the caller's "coaching-ai" rate limit (429 with Retry-After);
  *  3. reads the route's production prompt (prompt_templates) and the tenant's spend this
- *     month: over the monthly budget → 402 and no model call;
+ *     month (sent together with 2): over the monthly budget → 402 and no model call;
  *  4. asks the model (_shared/llm.ts) for JSON matching the route's result schema; a timeout
  *     is 504, an answer that is not JSON, breaks the schema or names ids it was not given is
  *     502 (one retry on 429/5xx is the provider's);
@@ -118,15 +118,19 @@ async function answer(req: Request, ctx: RequestContext, claims: Claims, route: 
   const userId = isUser(claims) ? claims.sub : tenant.owner_id;
   if (!userId) throw new HttpError(409, "Conflict", "The tenant has no owner to log the call for.");
 
-  await enforceRateLimit("coaching-ai", claims, ctx);
   const caller = callerOf(claims);
-  const [prompt, spend] = await ctx.timing.measure("db", () =>
+  // The rate-limit take and the prompt and budget read go out together (one round trip less);
+  // a refused take wins, and the read is simply not used.
+  const read = ctx.timing.measure("db", () =>
     withServiceRole(async (tx) => {
       const [p] = await tx<Prompt[]>`select version, system_template, user_template, model, parameters from public.prompt_templates
                                      where name = ${route.name} and label = 'production'`;
       const [s] = await tx<Spend[]>`select budget_usd::text, spent_usd::text, month_start from private.tenant_ai_spend(${body.tenant_id}::uuid)`;
       return [p, s] as const;
     }, { traceId: ctx.traceId, caller }));
+  read.catch(() => {}); // awaited below; this only keeps a failure after a refused take from going unhandled
+  await enforceRateLimit("coaching-ai", claims, ctx);
+  const [prompt, spend] = await read;
   if (!prompt) {
     throw new HttpError(503, "Service Unavailable", `No prompt version of ${route.name} is labelled production; an operator sets one (set_prompt_label).`);
   }
