@@ -99,38 +99,45 @@ $$;
 revoke execute on function public.set_tenant_ai_budget(uuid, numeric) from public, anon, authenticated;
 grant execute on function public.set_tenant_ai_budget(uuid, numeric) to service_role;
 
-create or replace function private.tenant_ai_spend(tenant_id uuid)
+create or replace function private.tenant_ai_spend(tenant_id uuid, at timestamptz default now())
 returns table (budget_usd numeric, spent_usd numeric, month_start timestamptz, calls integer)
 language sql
 stable
 security definer
 set search_path = ''
 as $$
-  -- Security definer: sums every call of the tenant whoever made it.
-  with m as (select date_trunc('month', now() at time zone 'UTC') at time zone 'UTC' as start)
+  -- Security definer: sums every call of the tenant whoever made it (callable by the
+  -- service role only: execute is granted to nobody else).
+  with m as (select date_trunc('month', tenant_ai_spend.at at time zone 'UTC') at time zone 'UTC' as start)
   select t.monthly_ai_budget_usd, coalesce(sum(c.cost_usd), 0), m.start, count(c.id)::integer
   from public.tenants t cross join m
   left join public.tenant_ai_calls c on c.tenant_id = t.id and c.created_at >= m.start
+    and c.created_at < m.start + interval '1 month'
   where t.id = tenant_ai_spend.tenant_id
   group by t.monthly_ai_budget_usd, m.start
 $$;
-comment on function private.tenant_ai_spend(uuid) is
-  'The tenant''s monthly AI budget, what its calls cost since the start of this UTC month, that month''s start and how many calls; no row for an unknown tenant. Read by coaching-ai before each LLM call.';
-revoke execute on function private.tenant_ai_spend(uuid) from public, anon, authenticated;
-grant execute on function private.tenant_ai_spend(uuid) to service_role;
+comment on function private.tenant_ai_spend(uuid, timestamptz) is
+  'The tenant''s monthly AI budget, what its calls cost in the UTC month containing `at` (default now), that month''s start and how many calls; no row for an unknown tenant. Read by coaching-ai before each LLM call.';
+revoke execute on function private.tenant_ai_spend(uuid, timestamptz) from public, anon, authenticated;
+grant execute on function private.tenant_ai_spend(uuid, timestamptz) to service_role;
 
 create or replace function analytics.tenant_ai_spend(from_month date, to_month date)
 returns table (
   month date, tenant_id uuid, budget_usd numeric, spent_usd numeric, share_of_budget numeric,
   calls integer, errors integer, by_route jsonb
 )
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
-  -- Security definer: reads tenant_ai_calls, which analysts cannot; returns totals per tenant
-  -- and month (a tenant is an organisation; no user ids, no content).
+-- Security definer: reads tenant_ai_calls, which analysts cannot; returns totals per tenant
+-- and month (a tenant is an organisation; no user ids, no content).
+begin
+  if private.caller_role() not in ('coach_analyst', 'service_role', 'postgres') then
+    raise exception 'Only analysts and the service role read AI spend' using errcode = '42501';
+  end if;
+  return query
   with c as (
     select date_trunc('month', x.created_at at time zone 'UTC')::date as month, x.*
     from public.tenant_ai_calls x
@@ -148,7 +155,8 @@ as $$
          (select r.by_route from r where r.month = c.month and r.tenant_id = c.tenant_id)
   from c join public.tenants t on t.id = c.tenant_id
   group by c.month, c.tenant_id, t.monthly_ai_budget_usd
-  order by c.month, c.tenant_id
+  order by c.month, c.tenant_id;
+end;
 $$;
 comment on function analytics.tenant_ai_spend(date, date) is $$
 AI coaching spend per tenant and calendar month (UTC) between two months: the budget (today's), what the calls cost,
@@ -160,7 +168,12 @@ grant execute on function analytics.tenant_ai_spend(date, date) to coach_analyst
 
 -- The endpoints' context --------------------------------------------------------------------
 
-create or replace function public.get_tenant_context(tenant_id uuid)
+create or replace function public.get_tenant_context(
+  tenant_id uuid,
+  goal_ids uuid[] default null,
+  action_ids uuid[] default null,
+  issue_ids uuid[] default null
+)
 returns jsonb
 language sql
 stable
@@ -181,7 +194,10 @@ as $$
     'goals', coalesce((select jsonb_agg(jsonb_build_object('id', g.id, 'title', g.title, 'description', g.description,
                          'horizon', g.horizon, 'status', g.status, 'owner_id', g.owner_id, 'due_date', g.due_date)
                          order by g.created_at, g.id)
-                       from (select * from public.goals g where g.tenant_id = t.id order by g.created_at, g.id limit 100) g), '[]'),
+                       from (select * from public.goals g where g.tenant_id = t.id
+                             order by g.id = any (coalesce(get_tenant_context.goal_ids, '{}')) desc,
+                                      g.status in ('active', 'draft', 'on_hold') desc, g.created_at desc, g.id
+                             limit 100 + coalesce(cardinality(get_tenant_context.goal_ids), 0)) g), '[]'),
     'strategies', coalesce((select jsonb_agg(jsonb_build_object('id', s.id, 'goal_id', s.goal_id, 'title', s.title,
                               'description', s.description, 'status', s.status) order by s.created_at, s.id)
                             from (select * from public.strategies s where s.tenant_id = t.id order by s.created_at, s.id limit 200) s), '[]'),
@@ -195,11 +211,15 @@ as $$
                            'estimated_hours', a.estimated_hours, 'dependencies', to_jsonb(a.dependencies))
                            order by a.created_at, a.id)
                          from (select * from public.actions a where a.tenant_id = t.id
-                               order by a.status in ('done', 'cancelled'), a.updated_at desc, a.id limit 200) a), '[]'),
+                               order by a.id = any (coalesce(get_tenant_context.action_ids, '{}')) desc,
+                                        a.status in ('done', 'cancelled'), a.updated_at desc, a.id
+                               limit 200 + coalesce(cardinality(get_tenant_context.action_ids), 0)) a), '[]'),
     'issues', coalesce((select jsonb_agg(jsonb_build_object('id', i.id, 'title', i.title, 'description', i.description,
                           'impact', i.impact, 'status', i.status) order by i.created_at, i.id)
                         from (select * from public.business_issues i where i.tenant_id = t.id
-                              order by i.status in ('resolved', 'wont_fix'), i.created_at desc, i.id limit 100) i), '[]'),
+                              order by i.id = any (coalesce(get_tenant_context.issue_ids, '{}')) desc,
+                                       i.status in ('resolved', 'wont_fix'), i.created_at desc, i.id
+                              limit 100 + coalesce(cardinality(get_tenant_context.issue_ids), 0)) i), '[]'),
     'figures', coalesce((select jsonb_agg(jsonb_build_object('month', b.month, 'revenue_usd', b.revenue_usd,
                            'customers', b.customers, 'churned_customers', b.churned_customers, 'team_size', b.team_size)
                            order by b.month)
@@ -210,15 +230,17 @@ as $$
   from public.tenants t
   where t.id = get_tenant_context.tenant_id
 $$;
-comment on function public.get_tenant_context(uuid) is $$
+comment on function public.get_tenant_context(uuid, uuid[], uuid[], uuid[]) is $$
 Everything the AI coaching endpoints reason over for one tenant, as the caller may read it: the tenant (with its monthly
-AI budget), the caller's role, the first owner, the foundation, goals (100), strategies (200), KPIs (100), actions (200,
-open ones first), issues (100, open ones first), the last 12 months of figures and the team. Null when the tenant does
-not exist or the caller is not a member. Members and the service role.
+AI budget), the caller's role, the first owner, the foundation, goals (100, open ones first), strategies (200), KPIs
+(100), actions (200, open ones first), issues (100, open ones first), the last 12 months of figures and the team. The
+goals, actions and issues named in goal_ids, action_ids and issue_ids are always in it (on top of those limits) when
+the caller may read them. Null when the tenant does not exist or the caller is not a member. Members and the service
+role.
 Example: supabase.rpc('get_tenant_context', { tenant_id: '7e4a0000-0000-4000-8000-000000000001' })
 $$;
-revoke execute on function public.get_tenant_context(uuid) from public, anon;
-grant execute on function public.get_tenant_context(uuid) to authenticated, service_role;
+revoke execute on function public.get_tenant_context(uuid, uuid[], uuid[], uuid[]) from public, anon;
+grant execute on function public.get_tenant_context(uuid, uuid[], uuid[], uuid[]) to authenticated, service_role;
 
 -- The business-data cache -----------------------------------------------------------------
 
@@ -274,7 +296,7 @@ begin
 end
 $$;
 
-create or replace function private.business_data_cached(tenant_id uuid)
+create or replace function private.business_data_cached(tenant_id uuid, at timestamptz default now())
 returns table (member_role text, version bigint, payload jsonb, age_seconds double precision)
 language sql
 stable
@@ -283,19 +305,21 @@ set search_path = ''
 as $$
   -- Security definer: reads the cache, which nobody else can. One row when the caller is a
   -- member (or the service role and the tenant exists), none otherwise: the payload is the
-  -- cached document when there is one younger than five minutes, else null.
-  select r.role, coalesce(c.version, 0), case when c.computed_at > now() - interval '5 minutes' then c.payload end,
-         case when c.computed_at > now() - interval '5 minutes' then extract(epoch from now() - c.computed_at)::float8 end
+  -- cached document when there is one younger than five minutes at `at`, else null.
+  select r.role, coalesce(c.version, 0),
+         case when c.computed_at > business_data_cached.at - interval '5 minutes' then c.payload end,
+         case when c.computed_at > business_data_cached.at - interval '5 minutes'
+              then greatest(extract(epoch from business_data_cached.at - c.computed_at)::float8, 0) end
   from (select case when private.caller_role() in ('service_role', 'postgres')
                      and exists (select 1 from public.tenants t where t.id = business_data_cached.tenant_id) then 'service_role'
                     else private.tenant_role(business_data_cached.tenant_id) end as role) r
   left join private.business_data_cache c on c.tenant_id = business_data_cached.tenant_id
   where r.role is not null
 $$;
-comment on function private.business_data_cached(uuid) is
-  'For the business-data function: the caller''s role in the tenant, the version of its data and the cached document when it is younger than five minutes (payload and age_seconds null otherwise). No row when the caller is not a member.';
-revoke execute on function private.business_data_cached(uuid) from public, anon;
-grant execute on function private.business_data_cached(uuid) to authenticated, service_role;
+comment on function private.business_data_cached(uuid, timestamptz) is
+  'For the business-data function: the caller''s role in the tenant, the version of its data and the cached document when it is younger than five minutes at `at` (default now; payload and age_seconds null otherwise). No row when the caller is not a member.';
+revoke execute on function private.business_data_cached(uuid, timestamptz) from public, anon;
+grant execute on function private.business_data_cached(uuid, timestamptz) to authenticated, service_role;
 
 create or replace function private.business_data_store(tenant_id uuid, read_version bigint, payload jsonb)
 returns boolean
@@ -500,7 +524,7 @@ insert into public.prompt_templates (name, version, label, system_template, user
   ('coaching/kpi-recommendations', 1, 'production', 'You are a business coach. Recommend up to five KPIs that show progress on a goal: name, unit, a realistic target and whether it should increase, decrease or hold. Prefer measures the organisation can collect today.', E'Goal:\n{{goal}}\n\nExisting KPIs:\n{{kpis}}\n\nRecent monthly figures:\n{{figures}}', '{"temperature": 0.2}'),
   ('operations/strategic-alignment', 1, 'production', 'You are an operations coach. For each action, judge how directly it advances the organisation''s goals (0 to 100) and flag actions that serve no goal.', E'Goals:\n{{goals}}\n\nActions:\n{{actions}}', '{"temperature": 0.2}'),
   ('operations/prioritization-suggestions', 1, 'production', 'You are an operations coach. Suggest a priority (low, medium, high, critical) for each action from its goal''s importance, due date, dependencies and status, and say why when it differs from the current one.', E'Goals:\n{{goals}}\n\nActions:\n{{actions}}\n\nToday: {{today}}', '{"temperature": 0.2}'),
-  ('operations/scheduling-suggestions', 1, 'production', 'You are an operations coach. Propose start and due dates for open actions so that dependencies come first, no assignee is overloaded beyond their estimated hours per week, and deadlines hold where they can.', E'Actions:\n{{actions}}\n\nTeam:\n{{team}}\n\nToday: {{today}}', '{"temperature": 0.2}'),
+  ('operations/scheduling-suggestions', 1, 'production', 'You are an operations coach. Propose start and due dates for open actions so that dependencies come first, no assignee works on them more than the hours per week given, and deadlines hold where they can.', E'Actions:\n{{actions}}\n\nTeam (open_hours: estimated hours of open work):\n{{team}}\n\nHours per assignee per week: {{hours_per_week}}\n\nToday: {{today}}', '{"temperature": 0.2}'),
   ('operations/root-cause-suggestions', 1, 'production', 'You are an operations coach. For one issue, pre-fill a Five Whys chain, a fishbone of likely causes (people, process, tools, environment, materials, measurement) and the SWOT elements specific to this issue. Mark guesses as such.', E'Foundation:\n{{foundation}}\n\nIssue:\n{{issue}}\n\nRelated actions:\n{{actions}}', '{"temperature": 0.2}'),
   ('operations/action-suggestions', 1, 'production', 'You are an operations coach. Draft an action plan for one issue: up to seven actions with title, priority, estimated hours and dependencies among them, each tied to the cause it addresses.', E'Issue:\n{{issue}}\n\nGoals:\n{{goals}}\n\nTeam:\n{{team}}', '{"temperature": 0.2}'),
   ('analysis/operations', 1, 'production', 'You are a business analyst. Write a SWOT analysis of the organisation''s operations from its goals, actions, open issues and recent figures: up to five items per quadrant.', E'Foundation:\n{{foundation}}\n\nGoals:\n{{goals}}\n\nActions:\n{{actions}}\n\nIssues:\n{{issues}}\n\nFigures:\n{{figures}}', '{"temperature": 0.2}')

@@ -39,11 +39,14 @@ export class LlmError extends Error {
   readonly kind: "timeout" | "malformed" | "upstream" | "aborted";
   readonly model: string;
   readonly latencyMs: number;
-  constructor(kind: LlmError["kind"], message: string, model: string, latencyMs: number) {
+  /** The tokens of an answer that came but could not be used (malformed): paid for all the same. */
+  readonly usage?: LlmUsage;
+  constructor(kind: LlmError["kind"], message: string, model: string, latencyMs: number, usage?: LlmUsage) {
     super(message);
     this.kind = kind;
     this.model = model;
     this.latencyMs = latencyMs;
+    this.usage = usage;
   }
 }
 
@@ -97,13 +100,21 @@ export const offlineProvider: LlmProvider = {
   model: "offline",
   completeJson<T>(req: JsonRequest<T>): Promise<LlmResult<T>> {
     const t0 = performance.now();
-    const data = req.schema.parse(req.fallback());
-    return Promise.resolve({
-      data, model: "offline", latencyMs: Math.round(performance.now() - t0),
-      usage: { promptTokens: null, completionTokens: null, cachedTokens: null },
-    });
+    const usage = { promptTokens: null, completionTokens: null, cachedTokens: null };
+    const checked = req.schema.safeParse(req.fallback());
+    // A fallback that breaks its own schema is our bug, but the answer is still the
+    // provider's: a 502 like any malformed answer, never a 500.
+    if (!checked.success) {
+      return Promise.reject(new LlmError("malformed", `The offline answer does not match the schema: ${schemaFields(checked.error)}.`, "offline", 0, usage));
+    }
+    return Promise.resolve({ data: checked.data, model: "offline", latencyMs: Math.round(performance.now() - t0), usage });
   },
 };
+
+/** The paths of a schema's failed checks, for the 502's detail. */
+function schemaFields(error: z.ZodError): string {
+  return error.issues.map((i) => i.path.join(".") || "(root)").join(", ");
+}
 
 /**
  * The HTTP answer to a failed call: a timeout 504, the client gone 499 (nginx's "client
@@ -138,9 +149,12 @@ class OpenAiProvider implements LlmProvider {
     const signal = opts.signal ? AbortSignal.any([opts.signal, deadline]) : deadline;
     let completion: OpenAI.Chat.Completions.ChatCompletion;
     const asked = req.model ?? this.model;
+    // Only the sampling parameters a prompt version may set, whatever else it stores.
+    const { temperature, top_p, max_tokens } = req.parameters ?? {};
+    const sampling = Object.fromEntries(Object.entries({ temperature, top_p, max_tokens }).filter(([, v]) => typeof v === "number"));
     try {
       completion = await this.#client.chat.completions.create({
-        ...req.parameters,
+        ...sampling,
         model: asked,
         messages: [{ role: "system", content: req.system }, { role: "user", content: req.user }],
         response_format: {
@@ -159,27 +173,22 @@ class OpenAiProvider implements LlmProvider {
       throw new LlmError("upstream", `The language model request failed${status}.`, asked, elapsed());
     }
     const model = completion.model || asked;
+    const usage: LlmUsage = {
+      promptTokens: completion.usage?.prompt_tokens ?? null,
+      completionTokens: completion.usage?.completion_tokens ?? null,
+      cachedTokens: completion.usage?.prompt_tokens_details?.cached_tokens ?? null,
+    };
     const content = completion.choices[0]?.message?.content ?? "";
     let parsed: unknown;
     try {
       parsed = JSON.parse(content);
     } catch {
-      throw new LlmError("malformed", "The language model's answer is not JSON.", model, elapsed());
+      throw new LlmError("malformed", "The language model's answer is not JSON.", model, elapsed(), usage);
     }
     const checked = req.schema.safeParse(parsed);
     if (!checked.success) {
-      const fields = checked.error.issues.map((i) => i.path.join(".") || "(root)").join(", ");
-      throw new LlmError("malformed", `The language model's answer does not match the schema: ${fields}.`, model, elapsed());
+      throw new LlmError("malformed", `The language model's answer does not match the schema: ${schemaFields(checked.error)}.`, model, elapsed(), usage);
     }
-    return {
-      data: checked.data,
-      model,
-      latencyMs: elapsed(),
-      usage: {
-        promptTokens: completion.usage?.prompt_tokens ?? null,
-        completionTokens: completion.usage?.completion_tokens ?? null,
-        cachedTokens: completion.usage?.prompt_tokens_details?.cached_tokens ?? null,
-      },
-    };
+    return { data: checked.data, model, latencyMs: elapsed(), usage };
   }
 }

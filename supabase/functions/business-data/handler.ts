@@ -9,8 +9,9 @@
  * clears the entry at once (a trigger bumps the tenant's version), and a document computed
  * across such a write is never stored. Responses say where they came from:
  *   Cache-Status (RFC 9211): `coach-ledger; hit; ttl=<s>` or `coach-ledger; fwd=miss; stored`
- *   (`fwd=miss; detail=partial` when not stored), Age (seconds since it was computed) and
- *   Cache-Control: private, max-age=<seconds left> (no-store for a partial document).
+ *   (`fwd=miss; detail=partial` or `detail=changed` when not stored), Age (seconds since it
+ *   was computed) and Cache-Control: `private, no-cache` (a browser asks again each time,
+ *   since a write clears the entry early; `no-store` for a document not stored).
  *
  * Each section is computed on its own (a savepoint and a statement timeout each): when one
  * fails, the others are returned, the failed one is null and `warnings` names it; the
@@ -19,7 +20,7 @@
 import { z } from "zod";
 import { allowMethods, HttpError, json, type RequestContext, respond } from "../_shared/http.ts";
 import { authenticate, type Claims, isUser } from "../_shared/auth.ts";
-import { toHttpError, type Tx, withUser } from "../_shared/db.ts";
+import { type JSONValue, toHttpError, type Tx, withUser } from "../_shared/db.ts";
 import { parseOrThrow, queryOf } from "../_shared/validate.ts";
 
 /** The query string. */
@@ -140,6 +141,27 @@ async function compute(tx: Tx, tenant: string, traceId: string) {
   return { doc, warnings };
 }
 
+/** How long storing a document may wait for a writer of the tenant's data to commit. */
+export const STORE_LOCK_TIMEOUT_MS = 200;
+
+/**
+ * Caches the document if the tenant's data is still at the version it was computed at. A
+ * writer still in its transaction holds the cache row (its trigger bumped the version);
+ * rather than wait for it, the document is answered uncached (true when stored).
+ */
+async function store(tx: Tx, tenant: string, version: string, body: Record<string, unknown>): Promise<boolean> {
+  try {
+    return await tx.savepoint(async (sp) => {
+      await sp`select set_config('lock_timeout', ${String(STORE_LOCK_TIMEOUT_MS)}, true)`;
+      const [{ stored }] = await sp`select private.business_data_store(${tenant}::uuid, ${version}::bigint, ${sp.json(body as JSONValue)}::jsonb) as stored`;
+      return stored as boolean;
+    });
+  } catch (err) {
+    if ((err as { code?: string }).code === "55P03") return false; // lock_not_available: a write is committing
+    throw err;
+  }
+}
+
 /** Handles GET /functions/v1/business-data. */
 export function handler(req: Request): Promise<Response> {
   return respond(req, async (ctx) => {
@@ -162,7 +184,7 @@ async function answer(ctx: RequestContext, claims: Claims, tenant: string): Prom
         const age = Math.floor(cached.age_seconds ?? 0);
         const ttl = Math.max(0, TTL_SECONDS - age);
         return json(cached.payload, 200, {
-          "Cache-Control": `private, max-age=${ttl}`, Age: String(age), "Cache-Status": `coach-ledger; hit; ttl=${ttl}`,
+          "Cache-Control": "private, no-cache", Age: String(age), "Cache-Status": `coach-ledger; hit; ttl=${ttl}`,
         });
       }
       const { doc, warnings } = await compute(tx, tenant, ctx.traceId);
@@ -170,9 +192,9 @@ async function answer(ctx: RequestContext, claims: Claims, tenant: string): Prom
       if (warnings.length) {
         return json(body, 200, { "Cache-Control": "no-store", Age: "0", "Cache-Status": "coach-ledger; fwd=miss; detail=partial" });
       }
-      const [{ stored }] = await tx`select private.business_data_store(${tenant}::uuid, ${cached.version}::bigint, ${tx.json(body)}::jsonb) as stored`;
+      const stored = await store(tx, tenant, cached.version, body);
       return json(body, 200, {
-        "Cache-Control": stored ? `private, max-age=${TTL_SECONDS}` : "no-store", Age: "0",
+        "Cache-Control": stored ? "private, no-cache" : "no-store", Age: "0",
         "Cache-Status": stored ? "coach-ledger; fwd=miss; stored" : "coach-ledger; fwd=miss; detail=changed",
       });
     }, { traceId: ctx.traceId }));

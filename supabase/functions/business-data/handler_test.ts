@@ -30,7 +30,7 @@ Deno.test({
         const res = await get(`?tenant_id=${TENANT}`);
         assert.equal(res.status, 200);
         assert.equal(res.headers.get("cache-status"), "coach-ledger; fwd=miss; stored");
-        assert.equal(res.headers.get("cache-control"), "private, max-age=300");
+        assert.equal(res.headers.get("cache-control"), "private, no-cache");
         assert.equal(res.headers.get("age"), "0");
         const body = await res.json();
         assert.deepEqual(body.warnings, []);
@@ -54,7 +54,7 @@ Deno.test({
         const res = await get(`?tenant_id=${TENANT}`);
         assert.match(res.headers.get("cache-status")!, /^coach-ledger; hit; ttl=23\d$/);
         assert.ok(Number(res.headers.get("age")) >= 61);
-        assert.match(res.headers.get("cache-control")!, /^private, max-age=23\d$/);
+        assert.equal(res.headers.get("cache-control"), "private, no-cache");
         assert.deepEqual(await res.json(), first);
       });
 
@@ -104,6 +104,32 @@ Deno.test({
         assert.ok(body.revenue && body.customers && body.team);
         const [{ payload }] = await admin`select payload from private.business_data_cache where tenant_id = ${TENANT}`;
         assert.equal(payload, null);
+        assert.equal((await get(`?tenant_id=${TENANT}`)).headers.get("cache-status"), "coach-ledger; fwd=miss; stored");
+      });
+
+      await t.step("a document computed while a write to the tenant's data is committing is answered, not stored", async () => {
+        await clearCache();
+        let release!: () => void;
+        let written!: () => void;
+        const held = new Promise<void>((r) => release = r);
+        const isWritten = new Promise<void>((r) => written = r);
+        const writer = admin.begin(async (tx) => {
+          await tx`update public.actions set title = title where id = ${ACTION}`;
+          written();
+          await held;
+        });
+        await isWritten;
+        let res: Response;
+        try {
+          res = await get(`?tenant_id=${TENANT}`);
+        } finally {
+          release();
+          await writer;
+        }
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get("cache-status"), "coach-ledger; fwd=miss; detail=changed");
+        assert.equal(res.headers.get("cache-control"), "no-store");
+        assert.deepEqual((await res.json()).warnings, []);
         assert.equal((await get(`?tenant_id=${TENANT}`)).headers.get("cache-status"), "coach-ledger; fwd=miss; stored");
       });
 

@@ -120,7 +120,10 @@ export function cut(text: string, max: number): string {
 export function elementText(f: Foundation | null, e: FoundationElement): string | null {
   if (!f) return null;
   const v = f[e];
-  if (Array.isArray(v)) return v.length ? v.join("; ") : null;
+  if (Array.isArray(v)) {
+    const values = v.map((x) => x.trim()).filter(Boolean);
+    return values.length ? values.join("; ") : null;
+  }
   return v && v.trim() ? v : null;
 }
 

@@ -14,9 +14,11 @@
  *  4. asks the model (_shared/llm.ts) for JSON matching the route's result schema; a timeout
  *     is 504, an answer that is not JSON, breaks the schema or names ids it was not given is
  *     502 (one retry on 429/5xx is the provider's);
- *  5. logs the call, failed ones too, as a coach_interactions row (ai_coach, channel api,
- *     metadata.operation = the route, the prompt's name and version, the tenant) and a
- *     tenant_ai_calls row (its cost counts towards the budget), and answers.
+ *  5. logs the call, failed ones too (a malformed answer with the tokens it cost), as a
+ *     coach_interactions row (ai_coach, channel api, metadata.operation = the route, the
+ *     prompt's name and version, the tenant; its content names the route and the tenant,
+ *     never the answer) and a tenant_ai_calls row (its cost counts towards the budget), and
+ *     answers.
  * Without OPENAI_API_KEY the offline provider answers every route from the data alone, with
  * model "offline" and no cost. analysis/operations is deprecated: it answers with
  * Deprecation, Sunset and Link headers (RFC 9745, RFC 8594) naming its successors.
@@ -107,8 +109,12 @@ export function handler(req: Request): Promise<Response> {
 }
 
 async function answer(req: Request, ctx: RequestContext, claims: Claims, route: Route, body: { tenant_id: string }): Promise<Response> {
+  // The ids the request names are read whatever the context's limits (RLS still decides).
+  const named = body as { goal_id?: string; issue_id?: string; action_ids?: string[] };
   const [{ context }] = await ctx.timing.measure("db", () =>
-    withUser(claims, (tx) => tx`select public.get_tenant_context(${body.tenant_id}::uuid) as context`));
+    withUser(claims, (tx) => tx`select public.get_tenant_context(${body.tenant_id}::uuid,
+      goal_ids => ${named.goal_id ? [named.goal_id] : null}::uuid[], action_ids => ${named.action_ids ?? null}::uuid[],
+      issue_ids => ${named.issue_id ? [named.issue_id] : null}::uuid[]) as context`));
   const tenant = context as TenantContext | null;
   if (!tenant) throw new HttpError(404, "Not Found", "No tenant with this tenant_id is visible to you.");
   if (tenant.role === "coach") {
@@ -145,10 +151,12 @@ async function answer(req: Request, ctx: RequestContext, claims: Claims, route: 
   }
 
   const provider = createProvider();
-  const log = (r: { model: string; latencyMs: number; result?: unknown; text: string; usage?: LlmResult<unknown>["usage"]; errorCode?: string }) =>
+  // The log names the route and the tenant, never the answer: coach_interactions rows are
+  // read by the user's personal coach and broadcast on the user's topic, who need not be
+  // members of the tenant.
+  const log = (r: { model: string; latencyMs: number; text: string; usage?: LlmResult<unknown>["usage"]; errorCode?: string }) =>
     withServiceRole(async (tx) => {
       const content: Record<string, JSONValue> = { text: r.text };
-      if (r.result !== undefined) content.result = r.result as JSONValue;
       const [row] = await tx<{ interaction_id: string; cost_usd: string | null }[]>`
         with logged as (
           select (public.log_coach_interaction(
@@ -176,13 +184,16 @@ async function answer(req: Request, ctx: RequestContext, claims: Claims, route: 
         model: prompt.model, parameters: prompt.parameters,
       }, { signal: req.signal });
       const problem = prepared.check?.(r.data);
-      if (problem) throw new LlmError("malformed", `The language model's answer ${problem}.`, r.model, r.latencyMs);
+      if (problem) throw new LlmError("malformed", `The language model's answer ${problem}.`, r.model, r.latencyMs, r.usage);
       return r;
     });
   } catch (err) {
     if (!(err instanceof LlmError)) throw err;
-    noteLog(req, { provider: provider.name, model: err.model, llm_latency_ms: err.latencyMs });
-    await log({ model: err.model, latencyMs: err.latencyMs, text: err.message, errorCode: `llm_${err.kind}` });
+    noteLog(req, {
+      provider: provider.name, model: err.model, llm_latency_ms: err.latencyMs, prompt_tokens: err.usage?.promptTokens,
+      completion_tokens: err.usage?.completionTokens, cached_tokens: err.usage?.cachedTokens,
+    });
+    await log({ model: err.model, latencyMs: err.latencyMs, usage: err.usage, text: err.message, errorCode: `llm_${err.kind}` });
     throw llmHttpError(err);
   }
   noteLog(req, {
@@ -190,7 +201,7 @@ async function answer(req: Request, ctx: RequestContext, claims: Claims, route: 
     completion_tokens: result.usage.completionTokens, cached_tokens: result.usage.cachedTokens, llm_latency_ms: result.latencyMs,
   });
   const logged = await ctx.timing.measure("db", () =>
-    log({ model: result.model, latencyMs: result.latencyMs, usage: result.usage, result: result.data, text: `${route.name} for tenant ${body.tenant_id}` }));
+    log({ model: result.model, latencyMs: result.latencyMs, usage: result.usage, text: `${route.name} for tenant ${body.tenant_id}` }));
   const cost = logged.cost_usd === null ? null : Number(logged.cost_usd);
   noteLog(req, { cost_usd: cost });
   const response = responseSchema(route).parse({

@@ -41,7 +41,7 @@ async function resetLimitsAndSpend(): Promise<void> {
 async function lastCall() {
   const [row] = await admin`
     select c.route, c.prompt_version, c.model, c.status, c.cost_usd::float8 as cost_usd, i.channel, i.sender, i.user_id,
-           i.metadata, i.error_code, i.prompt_tokens, i.completion_tokens
+           i.metadata, i.error_code, i.prompt_tokens, i.completion_tokens, i.content
     from public.tenant_ai_calls c join public.coach_interactions i on i.id = c.interaction_id
     where c.tenant_id = ${TENANT} order by c.created_at desc limit 1`;
   return row;
@@ -90,7 +90,9 @@ Deno.test({
             [call.route, call.prompt_version, call.model, call.status, call.channel, call.sender, call.user_id, call.metadata.operation, call.metadata.prompt_version, call.metadata.tenant_id],
             [route.name, 1, "gpt-4o-mini", "ok", "api", "ai_coach", ALICE, route.name, 1, TENANT]);
           assert.equal(call.cost_usd, body.cost_usd);
+          assert.deepEqual(call.content, { text: `${route.name} for tenant ${TENANT}` }, "the log names the route, not the answer");
           assert.equal(res.headers.has("deprecation"), !!route.deprecated);
+          if (route.name === "operations/scheduling-suggestions") assert.match(sent.messages[1].content, /Hours per assignee per week: 20\n/);
         });
 
         await t.step(`${route.name}: an answer that is not JSON or breaks the schema is 502, logged as an error`, async () => {
@@ -102,6 +104,8 @@ Deno.test({
             assert.match((await res.json()).detail, /not JSON|does not match the schema/);
             const call = await lastCall();
             assert.deepEqual([call.status, call.error_code, call.route], ["error", "llm_malformed", route.name]);
+            // The unusable answer was paid for: its tokens and cost count towards the budget.
+            assert.deepEqual([call.prompt_tokens, call.completion_tokens, call.cost_usd], [1200, 300, (1200 * 0.15 + 300 * 0.6) / 1e6]);
           }
         });
 
@@ -114,13 +118,15 @@ Deno.test({
           await new Promise((r) => setTimeout(r, 600)); // let the slow reply drain
         });
 
-        await t.step(`${route.name}: a 429 is retried once and the second answer stands`, async () => {
+        await t.step(`${route.name}: a 429 or a 500 is retried once and the second answer stands`, async () => {
           useLlm();
-          const before = llm.requests.length;
-          llm.script.push({ status: 429, headers: { "retry-after-ms": "10" } }, { content: JSON.stringify(route.prepare(context, route.example).offline()) });
-          const res = await post(route.name, route.example);
-          assert.equal(res.status, 200);
-          assert.equal(llm.requests.length - before, 2);
+          for (const status of [429, 500]) {
+            const before = llm.requests.length;
+            llm.script.push({ status, headers: { "retry-after-ms": "10" } }, { content: JSON.stringify(route.prepare(context, route.example).offline()) });
+            const res = await post(route.name, route.example);
+            assert.equal(res.status, 200);
+            assert.equal(llm.requests.length - before, 2);
+          }
         });
 
         await t.step(`${route.name}: over the monthly budget is 402 and no model call`, async () => {
@@ -165,6 +171,51 @@ Deno.test({
           assert.deepEqual(body.result, JSON.parse(JSON.stringify(route.prepare(context, route.example).offline())));
         }
         assert.equal(await callCount(), ROUTES.length);
+      });
+
+      await t.step("the offline answers stay valid when every suggestion exists already and an issue has a blank description", async () => {
+        offline();
+        const goal = "7e4a0000-60a1-4000-8000-000000000001";
+        const [{ id: issue }] = await admin`insert into public.business_issues (tenant_id, title, description, impact)
+                                            values (${TENANT}, 'Blank issue', '  ', 'high') returning id`;
+        const strategies = await admin`insert into public.strategies (tenant_id, goal_id, title)
+          select ${TENANT}, ${goal}, t from unnest(array['Aim at the ideal client', 'Lead with the value proposition', 'Go deeper in the niche', 'Quarterly milestones']) t
+          returning id`;
+        const kpis = await admin`insert into public.kpis (tenant_id, name, unit)
+          select ${TENANT}, n, 'x' from unnest(array['Reach 120 active members', 'Monthly revenue', 'Monthly churn rate', 'Actions done for "Reach 120 active members"']) n
+          returning id`;
+        try {
+          for (const [name, body] of [
+            ["coaching/strategy-suggestions", { tenant_id: TENANT, goal_id: goal }],
+            ["coaching/kpi-recommendations", { tenant_id: TENANT, goal_id: goal }],
+            ["operations/root-cause-suggestions", { tenant_id: TENANT, issue_id: issue }],
+            ["operations/action-suggestions", { tenant_id: TENANT, issue_id: issue }],
+          ] as const) {
+            const res = await post(name, body);
+            assert.equal(res.status, 200, `${name}: ${await res.clone().text()}`);
+          }
+        } finally {
+          await admin`delete from public.strategies where id = any(${strategies.map((r) => r.id)}::uuid[])`;
+          await admin`delete from public.kpis where id = any(${kpis.map((r) => r.id)}::uuid[])`;
+          await admin`delete from public.business_issues where id = ${issue}`;
+        }
+      });
+
+      await t.step("a goal, action or issue the request names is found beyond the context's limits", async () => {
+        offline();
+        const goals = await admin`insert into public.goals (tenant_id, title, status)
+                                  select ${TENANT}, 'Filler goal ' || k, 'active' from generate_series(1, 110) k returning id`;
+        const actions = await admin`insert into public.actions (tenant_id, title)
+                                    select ${TENANT}, 'Filler action ' || k from generate_series(1, 210) k returning id`;
+        try {
+          const old = await post("coaching/alignment-check", ROUTES[0].example);
+          assert.equal(old.status, 200, await old.clone().text());
+          const done = await post("operations/prioritization-suggestions", { tenant_id: TENANT, action_ids: ["7e4a0000-ac71-4000-8000-000000000005"] });
+          assert.equal(done.status, 200, await done.clone().text());
+        } finally {
+          await admin`delete from public.goals where id = any(${goals.map((r) => r.id)}::uuid[])`;
+          await admin`delete from public.actions where id = any(${actions.map((r) => r.id)}::uuid[])`;
+        }
       });
 
       await t.step("access: a stranger, an unknown tenant, another tenant's goal → 404; a coach 403; anon and ingest 403", async () => {

@@ -75,7 +75,8 @@ function goalOf(ctx: TenantContext, id: string): Goal {
 function issueOf(ctx: TenantContext, id: string): Issue {
   const issue = ctx.issues.find((i) => i.id === id);
   if (!issue) throw new HttpError(404, "Not Found", "No issue with this issue_id is visible to you in this tenant.");
-  return issue;
+  // A blank description says nothing: the answers treat it as none.
+  return { ...issue, description: issue.description?.trim() ? issue.description : null };
 }
 
 /** The actions a request names (404 naming the unknown ones), or the open ones (at most 50). */
@@ -159,7 +160,7 @@ const StrategySuggestions = z.strictObject({
 
 const KpiRecommendations = z.strictObject({
   kpis: z.array(z.strictObject({
-    name: text(200), unit: text(40), target: z.number().min(-1e12).max(1e12),
+    name: text(200), unit: text(40), target: z.number().min(-1e15).max(1e15),
     direction: z.enum(["increase", "decrease", "maintain"]), rationale: text(1000),
   })).min(1).max(5),
 });
@@ -322,6 +323,10 @@ export const ROUTES: Route[] = [
             { title: "Quarterly milestones", description: `Break "${goal.title}" into one measurable milestone per quarter.`,
               rationale: "Progress becomes visible early, and a plan can change before it fails." },
           ].filter((c): c is { title: string; description: string; rationale: string } => !!c && !existing.has(c.title.toLowerCase()));
+          if (!candidates.length) {
+            candidates.push({ title: "Review the strategies in place", description: `Check each strategy of "${goal.title}" against its KPIs and retire the ones that do not move them.`,
+              rationale: "Every strategy this answer would suggest is already in place." });
+          }
           return { strategies: candidates.slice(0, 5).map((c) => ({ title: cut(c.title, 200), description: cut(c.description, 2000), rationale: cut(c.rationale, 1000) })) };
         },
       };
@@ -359,7 +364,9 @@ export const ROUTES: Route[] = [
           kpis.push({ name: `Actions done for "${cut(goal.title, 150)}"`, unit: "actions",
             target: Math.max(1, ctx.actions.filter((a) => a.goal_id === goal.id).length), direction: "increase",
             rationale: "Progress on the work the goal needs, visible before the outcome moves." });
-          return { kpis: kpis.filter((k) => !have.has(k.name.toLowerCase())).slice(0, 5) };
+          const fresh = kpis.filter((k) => !have.has(k.name.toLowerCase())).slice(0, 5);
+          // Every KPI suggested is tracked already: the last one stands as the measure to keep.
+          return { kpis: fresh.length ? fresh : [{ ...kpis.at(-1)!, rationale: "Already tracked: keep measuring it monthly." }] };
         },
       };
     },
@@ -469,7 +476,8 @@ export const ROUTES: Route[] = [
             const lane = a.assignee_id ?? "unassigned";
             const after = a.dependencies.map((d) => due.get(d)).filter((d): d is string => !!d).map((d) => addDays(d, 1));
             const start = [day, free.get(lane) ?? day, ...after].sort().at(-1)!;
-            const end = addDays(start, Math.max(1, Math.ceil((7 * hours) / perWeek)) - 1);
+            // At most ten years per action, so that dates stay four-digit years whatever the estimates.
+            const end = addDays(start, Math.min(3650, Math.max(1, Math.ceil((7 * hours) / perWeek))) - 1);
             free.set(lane, addDays(end, 1));
             due.set(a.id, end);
             schedule.push({ action_id: a.id, assignee_id: a.assignee_id, start_date: start, due_date: end, hours });
@@ -517,7 +525,7 @@ export const ROUTES: Route[] = [
               measurement: [numeric ? cut(`The description measures it: "${issue.description}".`, 500) : "It is not measured yet."],
             },
             swot: {
-              strengths: (ctx.foundation?.core_values ?? []).slice(0, 2).map((v) => cut(`Core value to draw on: ${v}`, 500)),
+              strengths: (ctx.foundation?.core_values ?? []).filter((v) => v.trim()).slice(0, 2).map((v) => cut(`Core value to draw on: ${v}`, 500)),
               weaknesses: [cut(`${issue.title} (${issue.impact} impact, ${issue.status}).`, 500), ...blocked.map((a) => cut(`Blocked: ${a.title}`, 500))].slice(0, 5),
               opportunities: goals.slice(0, 3).map((g) => cut(`Fixing it helps "${g.title}".`, 500)),
               threats: issue.impact === "critical" || issue.impact === "high" ? [cut(`Left open, a ${issue.impact}-impact issue costs clients and revenue.`, 500)] : [],

@@ -176,9 +176,12 @@ export function handler(req: Request): Promise<Response> {
       }, { signal: req.signal }));
     } catch (err) {
       if (!(err instanceof LlmError)) throw err;
-      noteLog(req, { provider: provider.name, model: err.model, llm_latency_ms: err.latencyMs });
+      noteLog(req, {
+      provider: provider.name, model: err.model, llm_latency_ms: err.latencyMs, prompt_tokens: err.usage?.promptTokens,
+      completion_tokens: err.usage?.completionTokens, cached_tokens: err.usage?.cachedTokens,
+    });
       await withServiceRole((tx) => logCall(tx, s, {
-        model: err.model, latencyMs: err.latencyMs, text: err.message, errorCode: `llm_${err.kind}`,
+        model: err.model, latencyMs: err.latencyMs, usage: err.usage, text: err.message, errorCode: `llm_${err.kind}`,
       }), { caller });
       throw llmHttpError(err);
     }
