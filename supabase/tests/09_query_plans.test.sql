@@ -1,7 +1,7 @@
 -- Access paths at a realistic volume: the history query uses the (user, time) index and a
 -- one-day scan uses the BRIN index, for interactions and for events. Plans, not timings.
 begin;
-select plan(31);
+select plan(34);
 
 -- 100 users x 1,000 interactions over 30 days, in time order as they arrive.
 alter table public.coach_interactions disable trigger coach_interactions_broadcast;
@@ -269,6 +269,26 @@ select ok(pg_temp.plan_uses(
   $$ select sum(c.cost_usd) from public.tenant_ai_calls c
      where c.tenant_id = '00000000-0000-4000-b000-000000000007' and c.created_at >= date_trunc('month', now()) $$,
   'tenant_ai_calls_tenant_id_created_at_idx'), 'A tenant''s spend this month is summed through the (tenant_id, created_at) index');
+
+-- Session media (issue 12): four objects per load session, a tenth of them stored audio
+-- past its window.
+insert into public.session_media (session_id, user_id, kind, storage_path, mime_type, bytes, status, uploaded_at, created_at)
+select s.id, s.user_id, case when k % 2 = 0 then 'audio' else 'transcript' end,
+       'u/' || s.user_id || '/s/' || s.id || '/' || k || '/media-' || k || '.wav', 'audio/wav', 1000,
+       'stored', s.created_at, s.created_at + make_interval(mins => k)
+from public.coaching_sessions s cross join generate_series(1, 4) k
+where s.user_id::text like '00000000-0000-4000-8000-%';
+analyze public.session_media;
+select ok(pg_temp.plan_uses(
+  format($$ select id from public.session_media where session_id = %L order by created_at desc $$,
+         (select id from public.coaching_sessions where user_id::text like '00000000-0000-4000-8000-%' limit 1)),
+  'session_media_session_id_created_at_idx'), 'A session''s media are read through the (session_id, created_at) index');
+select ok(pg_temp.plan_uses(
+  $$ select id from public.session_media where user_id = '00000000-0000-4000-8000-000000000007' $$,
+  'session_media_user_id_idx'), 'A user''s media are read through the user_id index');
+select ok(pg_temp.plan_uses(
+  $$ select id from public.session_media where status = 'stored' and expires_at is not null and expires_at < now() - interval '400 days' limit 100 $$,
+  'session_media_expires_at_idx'), 'The retention job finds expired media through the partial expires_at index');
 
 select * from finish();
 rollback;
