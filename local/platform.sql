@@ -373,6 +373,11 @@ create table if not exists storage.objects (
   last_accessed_at timestamptz default now()
 );
 create unique index if not exists bucketid_objname on storage.objects (bucket_id, name);
+-- Columns of the storage server's later migrations: the version of the object's bytes, the
+-- owner as text (any JWT sub) and the uploader's own metadata.
+alter table storage.objects add column if not exists version text;
+alter table storage.objects add column if not exists owner_id text;
+alter table storage.objects add column if not exists user_metadata jsonb;
 
 create or replace function storage.foldername(name text) returns text[]
 language plpgsql immutable

@@ -255,8 +255,12 @@ function storeVaultSecrets(cfg: StackConfig): void {
   psqlAdmin(cfg, { command: `do $$ begin ${statements.join("\n")} end $$` });
 }
 
-/** Drops and recreates the `postgres` database, then applies platform.sql, migrations and seed. */
+/**
+ * Drops and recreates the `postgres` database, then applies platform.sql, migrations and
+ * seed. Storage's bytes in the state directory go with it, since the rows that named them did.
+ */
 export function rebuildDatabase(cfg: StackConfig): void {
+  rmSync(join(cfg.stateDir, "storage"), { recursive: true, force: true });
   psqlAdmin(cfg, { command: "drop database if exists postgres with (force)" }, "template1");
   psqlAdmin(cfg, { command: "create database postgres" }, "template1");
   migrate(cfg);
@@ -302,6 +306,7 @@ export function gatewayEnv(cfg: StackConfig): Record<string, string> {
     GATEWAY_FUNCTIONS_DIR: cfg.functionsDir ?? join(root, "supabase", "functions"),
     GATEWAY_DB_URL: dbUrl(cfg, "authenticator"),
     GATEWAY_STATE_FILE: paths(cfg).gatewayState,
+    GATEWAY_STORAGE_DIR: join(cfg.stateDir, "storage"),
     SUPABASE_URL: `http://127.0.0.1:${cfg.apiPort}`,
     SUPABASE_ANON_KEY: ANON_KEY,
     SUPABASE_SERVICE_ROLE_KEY: SERVICE_ROLE_KEY,

@@ -6,8 +6,9 @@
  *   /functions/v1/<name>[/…]   functions.ts (functions gateway + edge runtime)
  *   /rest/v1/…                 rest.ts → rpc.ts (API gateway + PostgREST)
  *   /realtime/v1/websocket     realtime.ts (Realtime, Broadcast from Database)
+ *   /storage/v1/…              storage.ts (Storage: objects, signed URLs; its own size limits)
  *   /health                    200 when the database answers, else 503 with Retry-After
- *   /auth/v1, /storage/v1 …    501: not served by the stand-in
+ *   /auth/v1, /graphql/v1 …    501: not served by the stand-in
  *
  * Every answer, the gateway's own errors included, carries CORS headers, `x-request-id`
  * (a well-formed incoming one echoed, else a new UUID) and `Server-Timing`. Declared
@@ -18,6 +19,7 @@ import type { Keys } from "./keys.ts";
 import type { RealtimeServer } from "./realtime.ts";
 import { createFunctions } from "./functions.ts";
 import { createRest } from "./rest.ts";
+import { createStorage } from "./storage.ts";
 import { connectionError, familyOf, gatewayError, jsonResponse, payloadTooLarge, retryAfter } from "./errors.ts";
 import { declaredLength, DEFAULT_LIMITS, type Limits } from "./limits.ts";
 
@@ -35,6 +37,8 @@ export interface GatewayOptions {
   realtime?: RealtimeServer;
   /** Overrides of the default limits (tests lower them). */
   limits?: Partial<Limits>;
+  /** Where Storage keeps object bytes; without it /storage/v1 answers 501. */
+  storageDir?: string;
 }
 
 const CORS: Record<string, string> = {
@@ -86,6 +90,7 @@ export function createGateway(opts: GatewayOptions): (req: Request) => Promise<R
   const limits: Limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const serveFunction = createFunctions({ keys: opts.keys, functionsDir: opts.functionsDir, functions: opts.functions, limits, log });
   const serveRest = createRest({ keys: opts.keys, sql: opts.sql, limits });
+  const serveStorage = opts.storageDir ? createStorage({ keys: opts.keys, sql: opts.sql, dir: opts.storageDir }) : undefined;
 
   async function health(): Promise<Response> {
     try {
@@ -100,6 +105,8 @@ export function createGateway(opts: GatewayOptions): (req: Request) => Promise<R
 
   async function route(req: Request, url: URL, requestId: string): Promise<Response> {
     const path = url.pathname;
+    // Storage applies its own limits (the bucket's file_size_limit, 50 MiB at most).
+    if (path.startsWith("/storage/v1/") && serveStorage) return await serveStorage(req, url, path.slice("/storage/v1/".length));
     const declared = declaredLength(req);
     if (declared !== null && !Number.isNaN(declared) && declared > limits.maxBodyBytes) {
       await req.body?.cancel().catch(() => {});

@@ -3,7 +3,8 @@
  * comes from the environment the stack sets: GATEWAY_PORT, GATEWAY_DB_URL (the
  * `authenticator` role), GATEWAY_FUNCTIONS_DIR, GATEWAY_FUNCTIONS (config.toml's
  * [functions.*] as JSON), SUPABASE_URL, SUPABASE_JWT_SECRET and the keys; optionally
- * GATEWAY_LIMITS (JSON overrides of limits.ts, for tests), GATEWAY_STATE_FILE and
+ * GATEWAY_LIMITS (JSON overrides of limits.ts, for tests), GATEWAY_STORAGE_DIR (where
+ * Storage keeps object bytes), GATEWAY_STATE_FILE and
  * GATEWAY_FINGERPRINT. Functions read the same environment. It also runs pg_net's worker
  * (net_worker.ts) over SUPABASE_DB_URL.
  *
@@ -73,6 +74,7 @@ const netWorker = await startNetWorker(netSql, log);
 const handler = createGateway({
   sql,
   functionsDir: need("GATEWAY_FUNCTIONS_DIR"),
+  storageDir: Deno.env.get("GATEWAY_STORAGE_DIR"),
   functions: JSON.parse(Deno.env.get("GATEWAY_FUNCTIONS") ?? "{}"),
   keys,
   log,
