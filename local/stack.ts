@@ -260,8 +260,8 @@ function storeVaultSecrets(cfg: StackConfig): void {
  * seed. Storage's bytes in the state directory go with it, since the rows that named them did.
  */
 export function rebuildDatabase(cfg: StackConfig): void {
-  rmSync(join(cfg.stateDir, "storage"), { recursive: true, force: true });
   psqlAdmin(cfg, { command: "drop database if exists postgres with (force)" }, "template1");
+  rmSync(join(cfg.stateDir, "storage"), { recursive: true, force: true });
   psqlAdmin(cfg, { command: "create database postgres" }, "template1");
   migrate(cfg);
 }

@@ -44,7 +44,7 @@ export interface GatewayOptions {
 const CORS: Record<string, string> = {
   "Access-Control-Allow-Origin": "*",
   "Access-Control-Allow-Headers":
-    "authorization, x-client-info, apikey, content-type, accept, accept-profile, content-profile, prefer, range, idempotency-key, x-request-id, x-tracked-skill-id, x-supabase-api-version",
+    "authorization, x-client-info, apikey, content-type, accept, accept-profile, content-profile, prefer, range, idempotency-key, x-request-id, x-tracked-skill-id, x-supabase-api-version, x-upsert, x-metadata, cache-control",
   "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
   "Access-Control-Expose-Headers": "content-range, x-request-id, server-timing",
   "Access-Control-Max-Age": "3600",

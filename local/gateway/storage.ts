@@ -16,18 +16,24 @@
  *   (`<bucket>/<path>`), `scope` (download | upload), `iat`, `exp`, and for uploads `owner`
  *   and `upsert`; an expired or tampered token is refused (InvalidJWT), one for another
  *   object or scope too (InvalidSignature).
+ * - Writes as the server makes them: a permission trial as the caller (the insert, or
+ *   insert-or-update with upsert, rolled back) before any byte is read, then the bytes, then
+ *   the row written with the server's own access under a lock on the name.
  * - Bytes live under `dir` (the state directory's storage/), one file per object version;
  *   the row is written after the file, in a transaction whose failure removes the file, and
  *   a replaced or deleted object's file is removed only after the commit, so an object is
- *   never visible in one without the other.
+ *   never visible in one without the other. (A crash between the file and the commit leaves
+ *   an unreferenced file behind; nothing sweeps them: `reset` empties the directory.)
  *
  * Served: bucket get and list; upload (POST, x-upsert) and update (PUT), raw or multipart;
  * download (/object/, /object/authenticated/, /object/public/); list; remove; signed URLs
  * (one or many) and their GET; signed upload URLs and their PUT. Not served (501): bucket
  * writes, move, copy, object info, list-v2, image transformations (/render/image), the S3
- * protocol and resumable (TUS) uploads.
+ * protocol and resumable (TUS) uploads. Downloads are whole: no Range (206) or conditional
+ * (304) answers.
  */
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import type postgres from "postgres";
 import { bearerToken, hmacKey, type Keys, verify } from "./keys.ts";
@@ -50,6 +56,12 @@ export const DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024;
 export const UPLOAD_URL_SECONDS = 2 * 60 * 60;
 /** The server's object key rule (src/storage/limits.ts). */
 const KEY = /^[A-Za-z0-9_/!.*'() &$=@;:+,?-]+$/;
+/** The server's bucket name rule: the key's characters without "/", at most 100 (and never "." or ".."). */
+const BUCKET = /^[A-Za-z0-9_!.*'() &$=@;:+,?-]{1,100}$/;
+/** Object names the stand-in stores: the key rule, at most 1,024 characters (the unique index's room). */
+const MAX_KEY = 1024;
+/** Largest JSON body of sign, list and remove. */
+const MAX_JSON_BYTES = 1024 * 1024;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Claims = Record<string, unknown>;
@@ -87,7 +99,14 @@ export class StorageError extends Error {
 }
 const noSuchBucket = () => new StorageError(404, "NoSuchBucket", "Bucket not found", "Bucket not found");
 const noSuchKey = () => new StorageError(404, "NoSuchKey", "not_found", "Object not found");
+/** A request that fails the server's schema validation (its `error` is "Error"). */
 const invalidRequest = (message: string) => new StorageError(400, "InvalidRequest", "Error", message);
+const invalidKey = (name: string) => new StorageError(400, "InvalidKey", "InvalidKey", `Invalid key: ${name}`);
+const internalError = () => new StorageError(500, "InternalError", "Internal", "Internal Server Error");
+/** A name the stand-in may store and look up: the key rule and length. */
+const validKey = (name: string) => name.length <= MAX_KEY && KEY.test(name);
+const validBucket = (id: string) => BUCKET.test(id) && id !== "." && id !== "..";
+const VERSION = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Maps a database error as the server does (src/storage/database/errors.ts). */
 function databaseError(err: unknown): unknown {
@@ -101,9 +120,9 @@ function databaseError(err: unknown): unknown {
 /** Whether a MIME type is allowed: same type, and the same subtype or `*` (the server's rule). */
 export function mimeAllowed(mime: string, allowed: string[] | null): boolean {
   if (!allowed || allowed.length === 0) return true;
-  const [type, subtype] = mime.toLowerCase().split("/");
+  const [type, subtype] = mime.split("/");
   return allowed.some((a) => {
-    const [t, s] = a.toLowerCase().split("/");
+    const [t, s] = a.split("/");
     return t === type && (s === "*" || s === subtype);
   });
 }
@@ -125,19 +144,25 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
   /** Runs fn as the storage server's own superuser access (here the service role: RLS bypassed). */
   const asService = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => asCaller({ role: "service_role" }, fn);
 
-  async function claimsOf(req: Request, required: boolean): Promise<Claims> {
+  /**
+   * The caller's claims. Without a valid token: an error when one is required, else anon
+   * with `authenticated` false (the server's "unauthenticated": a private bucket is then
+   * not found at all).
+   */
+  async function callerOf(req: Request, required: boolean): Promise<{ claims: Claims; authenticated: boolean }> {
     const token = bearerToken(opts.keys, req);
     if (!token) {
       if (required) throw invalidRequest("headers must have required property 'authorization'");
-      return { role: "anon" };
+      return { claims: { role: "anon" }, authenticated: false };
     }
     const checked = await verify(opts.keys, token);
     if (!checked.ok) {
-      if (!required) return { role: "anon" };
+      if (!required) return { claims: { role: "anon" }, authenticated: false };
       throw new StorageError(403, "AccessDenied", "Unauthorized", checked.problem === "expired" ? "\"exp\" claim timestamp check failed" : checked.message);
     }
-    return checked.claims as Claims;
+    return { claims: checked.claims as Claims, authenticated: true };
   }
+  const claimsOf = async (req: Request, required: boolean) => (await callerOf(req, required)).claims;
 
   async function bucketOf(id: string): Promise<Bucket> {
     const [b] = await asService((tx) => tx<Bucket[]>`select * from storage.buckets where id = ${id}`);
@@ -159,7 +184,8 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
     if (/^multipart\/form-data/i.test(contentType)) {
       // storage-js sends the file as a part named "" (which the Fetch API's formData() drops;
       // the server's busboy keeps it): parsed here, within the limit plus room for the parts' heads.
-      const boundary = /boundary=(?:"([^"]+)"|([^;]+))/i.exec(contentType);
+      // RFC 2046: a boundary is 1 to 70 characters.
+      const boundary = /boundary=(?:"([^"]{1,70})"|([^;\s]{1,70}))(?:;|\s|$)/i.exec(contentType);
       const bytes = boundary ? await readAll(req.body, limit + 64 * 1024) : null;
       if (bytes === "too_large") throw tooLarge();
       const form = bytes ? parseMultipart(bytes, boundary![1] ?? boundary![2]) : [];
@@ -168,8 +194,12 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
       const field = form.find((p) => p.name === "contentType" && p.filename === null);
       const typeOf = field ? new TextDecoder().decode(field.data) : file.type || "text/plain";
       mimetype = typeOf.toLowerCase().split(";")[0].trim();
+      if (!/^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/.test(mimetype)) {
+        throw new StorageError(415, "InvalidMimeType", "invalid_mime_type", "Invalid Content-Type header");
+      }
       const cc = form.find((p) => p.name === "cacheControl" && p.filename === null);
-      cacheControl = cc ? `max-age=${new TextDecoder().decode(cc.data)}` : "no-cache";
+      const seconds = cc ? new TextDecoder().decode(cc.data) : "";
+      cacheControl = /^\d{1,10}$/.test(seconds) ? `max-age=${seconds}` : "no-cache";
       if (file.data.byteLength > limit) throw tooLarge();
       const data = file.data;
       body = new ReadableStream({ start(c) { c.enqueue(data); c.close(); } });
@@ -213,51 +243,80 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
   }
 
   /**
-   * Stores an upload: the file first, then the row as `claims` (RLS) in a transaction; a
-   * failure removes the new file, and the replaced version's file goes after the commit.
+   * Whether the caller may write `name` (the server's permission trial): the insert, or with
+   * upsert the insert-or-update, the caller could make, as the caller and rolled back. An
+   * existing object without upsert is KeyAlreadyExists; RLS refusing is AccessDenied.
    */
-  async function store(req: Request, claims: Claims, bucket: Bucket, name: string, upsert: boolean, owner: string | null): Promise<string> {
-    if (!KEY.test(name)) throw new StorageError(400, "InvalidKey", "InvalidKey", `Invalid key: ${name}`);
+  async function trial(claims: Claims, bucket: string, name: string, upsert: boolean): Promise<void> {
+    const owner = ownerOf(claims);
+    await asCaller(claims, async (tx) => {
+      await tx.savepoint(async (sp) => {
+        await (upsert
+          ? sp`insert into storage.objects (bucket_id, name, owner, owner_id) values (${bucket}, ${name}, ${owner}::uuid, ${subOf(claims)})
+               on conflict (bucket_id, name) do update set updated_at = now()`
+          : sp`insert into storage.objects (bucket_id, name, owner, owner_id) values (${bucket}, ${name}, ${owner}::uuid, ${subOf(claims)})`);
+        throw new Rollback();
+      }).catch((err) => {
+        if (!(err instanceof Rollback)) throw databaseError(err);
+      });
+    });
+  }
+
+  /**
+   * Stores an upload the caller may make (trial first, before any byte is read): the file
+   * first, then the row, written as the server writes it (its own access, RLS already
+   * decided), under a lock on the name so that two uploads of one name take turns. A
+   * database error removes the new file; the replaced version's file goes after the commit.
+   * (A connection lost during COMMIT keeps the file: the row may exist.)
+   */
+  async function store(req: Request, claims: Claims, bucket: Bucket, name: string, upsert: boolean, trialFirst = true): Promise<string> {
+    if (!validKey(name)) throw invalidKey(name);
+    if (trialFirst) await trial(claims, bucket.id, name, upsert);
     const got = await receive(req, bucket);
     const metadata = {
       eTag: got.eTag, size: got.size, mimetype: got.mimetype, cacheControl: got.cacheControl,
       lastModified: new Date().toISOString(), contentLength: got.size, httpStatusCode: 200,
     };
+    const userMetadata = userMetadataOf(req);
+    const owner = ownerOf(claims);
     let row: { id: string; old_version: string | null };
     try {
-      [row] = await asCaller(claims, (tx) => upsert
-        ? tx<{ id: string; old_version: string | null }[]>`
-            with old as (select version from storage.objects where bucket_id = ${bucket.id} and name = ${name})
-            insert into storage.objects (bucket_id, name, owner, owner_id, metadata, version)
-            values (${bucket.id}, ${name}, ${owner}::uuid, ${owner}, ${tx.json(metadata)}, ${got.version})
-            on conflict (bucket_id, name) do update set owner = excluded.owner, owner_id = excluded.owner_id,
-              metadata = excluded.metadata, version = excluded.version, updated_at = now(), last_accessed_at = now()
-            returning id, (select version from old) as old_version`
-        : tx<{ id: string; old_version: string | null }[]>`
-            insert into storage.objects (bucket_id, name, owner, owner_id, metadata, version)
-            values (${bucket.id}, ${name}, ${owner}::uuid, ${owner}, ${tx.json(metadata)}, ${got.version})
-            returning id, null::text as old_version`);
+      [row] = await asService(async (tx) => {
+        await tx`select pg_advisory_xact_lock(hashtextextended(${`storage/${bucket.id}/${name}`}, 0))`;
+        const [old] = await tx<{ version: string | null }[]>`select version from storage.objects where bucket_id = ${bucket.id} and name = ${name}`;
+        if (old && !upsert) throw new StorageError(409, "KeyAlreadyExists", "Duplicate", "The resource already exists");
+        const [r] = await tx<{ id: string }[]>`
+          insert into storage.objects (bucket_id, name, owner, owner_id, metadata, user_metadata, version)
+          values (${bucket.id}, ${name}, ${owner}::uuid, ${subOf(claims)}, ${tx.json(metadata)}, ${userMetadata ? tx.json(userMetadata as postgres.JSONValue) : null}, ${got.version})
+          on conflict (bucket_id, name) do update set owner = excluded.owner, owner_id = excluded.owner_id, metadata = excluded.metadata,
+            user_metadata = excluded.user_metadata, version = excluded.version, updated_at = now(), last_accessed_at = now()
+          returning id`;
+        return [{ id: r.id, old_version: old?.version ?? null }];
+      });
     } catch (err) {
-      await removeFile(fileOf(bucket.id, got.version));
+      const definite = err instanceof StorageError || /^[0-9A-Z]{5}$/.test((err as { code?: string }).code ?? "");
+      if (definite) await removeFile(fileOf(bucket.id, got.version));
       throw databaseError(err);
     }
-    if (row.old_version) await removeFile(fileOf(bucket.id, row.old_version));
+    if (row.old_version && VERSION.test(row.old_version)) await removeFile(fileOf(bucket.id, row.old_version));
     return row.id;
   }
 
   async function serveFile(bucket: string, row: ObjectRow, url: URL, extra: Record<string, string>): Promise<Response> {
     let file: Deno.FsFile;
     try {
-      file = await Deno.open(fileOf(bucket, row.version ?? ""), { read: true });
+      if (!row.version || !VERSION.test(row.version)) throw new Error("no version");
+      file = await Deno.open(fileOf(bucket, row.version), { read: true });
     } catch {
       throw new StorageError(404, "NoSuchKey", "Not found", "The resource was not found");
     }
     const md = row.metadata ?? {};
-    const mime = md.mimetype === "text/html" ? "text/plain" : md.mimetype ?? "application/octet-stream";
+    // As the server does: never serve HTML from storage.
+    const mime = (md.mimetype ?? "application/octet-stream").includes("text/html") ? "text/plain" : md.mimetype ?? "application/octet-stream";
     const headers: Record<string, string> = {
       "Content-Type": mime, "Content-Length": String(md.size ?? (await file.stat()).size),
       "ETag": md.eTag ?? "", "Last-Modified": new Date(md.lastModified ?? row.updated_at).toUTCString(),
-      "Cache-Control": md.cacheControl ?? "no-cache", "X-Robots-Tag": "none", ...extra,
+      "Cache-Control": md.cacheControl ?? "no-cache", "X-Robots-Tag": "none", "X-Content-Type-Options": "nosniff", ...extra,
     };
     const download = url.searchParams.get("download");
     if (download !== null) {
@@ -291,12 +350,18 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
     return payload;
   }
 
-  async function jsonBody<T>(req: Request): Promise<T> {
+  /** A JSON object body of at most MAX_JSON_BYTES. */
+  async function jsonBody<T>(req: Request): Promise<Partial<T>> {
+    const bytes = await readAll(req.body, MAX_JSON_BYTES);
+    if (bytes === "too_large") throw new StorageError(413, "EntityTooLarge", "Payload too large", "The object exceeded the maximum allowed size");
+    let value: unknown;
     try {
-      return await req.json() as T;
+      value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
     } catch {
       throw invalidRequest("body must be object");
     }
+    if (value === null || typeof value !== "object" || Array.isArray(value)) throw invalidRequest("body must be object");
+    return value as Partial<T>;
   }
 
   async function route(req: Request, url: URL, rest: string): Promise<Response> {
@@ -308,7 +373,14 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
       }
     });
     const method = req.method;
-    const objectAt = (from: number) => ({ bucket: parts[from] ?? "", name: parts.slice(from + 1).join("/") });
+    /** The bucket and object name from parts[from] on; an impossible bucket is not found, an impossible name an invalid key. */
+    const objectAt = (from: number, nameRequired = true) => {
+      const bucket = parts[from] ?? "";
+      const name = parts.slice(from + 1).join("/");
+      if (!validBucket(bucket)) throw noSuchBucket();
+      if (nameRequired && !validKey(name)) throw invalidKey(name);
+      return { bucket, name };
+    };
 
     // Buckets.
     if (parts[0] === "bucket" && method === "GET") {
@@ -317,17 +389,18 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
         const rows = await asCaller(claims, (tx) => tx<Bucket[]>`select * from storage.buckets order by name`);
         return jsonResponse(200, rows.map((b) => ({ ...bucketJson(b), type: "STANDARD" })));
       }
+      if (!validBucket(parts[1])) throw noSuchBucket();
       const [b] = await asCaller(claims, (tx) => tx<Bucket[]>`select * from storage.buckets where id = ${parts[1]}`);
       if (!b) throw noSuchBucket();
       return jsonResponse(200, bucketJson(b));
     }
-    if (parts[0] !== "object") {
+    if (parts[0] !== "object" || ["move", "copy", "info", "list-v2"].includes(parts[1])) {
       return new StorageError(501, "NotImplemented", "not_implemented",
-        `/storage/v1/${parts[0]} is not served by the local stand-in (bucket writes, image transformations, S3 and resumable uploads need hosted Supabase or supabase start).`).responseAs(501);
+        `/storage/v1/${parts.slice(0, 2).join("/")} is not served by the local stand-in (bucket writes, move, copy, object info, list-v2, image transformations, S3 and resumable uploads need hosted Supabase or supabase start).`).responseAs(501);
     }
 
     // Signed download: GET /object/sign/{bucket}/{path}?token=
-    if (parts[1] === "sign" && method === "GET") {
+    if (parts[1] === "sign" && (method === "GET" || method === "HEAD")) {
       const { bucket, name } = objectAt(2);
       const payload = await verifySigned(url.searchParams.get("token"), `${bucket}/${name}`, "download");
       const [row] = await asService((tx) => tx<ObjectRow[]>`select id, name, metadata, version, updated_at from storage.objects
@@ -338,20 +411,22 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
     // Signed URLs: POST /object/sign/{bucket}/{path} {expiresIn} and POST /object/sign/{bucket} {expiresIn, paths}.
     if (parts[1] === "sign" && method === "POST") {
       const claims = await claimsOf(req, true);
-      const body = await jsonBody<{ expiresIn?: unknown; paths?: unknown }>(req);
+      const body = await jsonBody<{ expiresIn: unknown; paths: unknown }>(req);
       const seconds = body.expiresIn;
-      if (typeof seconds !== "number" || !Number.isInteger(seconds) || seconds < 1) {
+      if (typeof seconds !== "number" || !Number.isInteger(seconds) || seconds < 1 || seconds > 10 * 365 * 86400) {
         throw new StorageError(400, "InvalidParameter", "InvalidParameter", "Invalid Parameter expiresIn");
       }
-      const { bucket, name } = objectAt(2);
-      const names = parts.length > 3 ? [name] : body.paths;
+      const single = parts.length > 3;
+      const { bucket, name } = objectAt(2, single);
+      const names = single ? [name] : body.paths;
       if (!Array.isArray(names) || names.length < 1 || names.length > 1000 || names.some((n) => typeof n !== "string")) {
         throw invalidRequest("body must have required property 'paths'");
       }
+      const lookup = (names as string[]).filter(validKey);
       const visible = new Set((await asCaller(claims, (tx) => tx<{ name: string }[]>`
-        select name from storage.objects where bucket_id = ${bucket} and name = any(${names as string[]}::text[])`)).map((r) => r.name));
+        select name from storage.objects where bucket_id = ${bucket} and name = any(${lookup}::text[])`)).map((r) => r.name));
       const signed = async (n: string) => `/object/sign/${bucket}/${n}?token=${await sign({ url: `${bucket}/${n}`, scope: "download" }, seconds)}`;
-      if (parts.length > 3) {
+      if (single) {
         if (!visible.has(name)) throw noSuchKey();
         return jsonResponse(200, { signedURL: await signed(name) });
       }
@@ -367,46 +442,40 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
         await req.body?.cancel().catch(() => {});
         const upsert = req.headers.get("x-upsert") === "true";
         const b = await bucketOf(bucket);
-        if (!KEY.test(name)) throw new StorageError(400, "InvalidKey", "InvalidKey", `Invalid key: ${name}`);
-        // The server's permission trial: the insert (or upsert) the caller could make, rolled back.
-        const owner = typeof claims.sub === "string" && UUID.test(claims.sub) ? claims.sub : null;
-        await asCaller(claims, async (tx) => {
-          await tx.savepoint(async (sp) => {
-            await (upsert
-              ? sp`insert into storage.objects (bucket_id, name, owner) values (${b.id}, ${name}, ${owner}::uuid)
-                   on conflict (bucket_id, name) do update set updated_at = now()`
-              : sp`insert into storage.objects (bucket_id, name, owner) values (${b.id}, ${name}, ${owner}::uuid)`);
-            throw new Rollback();
-          }).catch((err) => {
-            if (!(err instanceof Rollback)) throw databaseError(err);
-          });
-        });
+        await trial(claims, b.id, name, upsert);
+        const owner = subOf(claims);
         const token = await sign({ ...(owner ? { owner } : {}), url: `${bucket}/${name}`, upsert, scope: "upload" }, UPLOAD_URL_SECONDS);
         return jsonResponse(200, { url: `/object/upload/sign/${bucket}/${name}?token=${token}`, token });
       }
       if (method === "PUT") {
         const payload = await verifySigned(url.searchParams.get("token"), `${bucket}/${name}`, "upload");
         const b = await bucketOf(bucket);
-        const owner = typeof payload.owner === "string" ? payload.owner : null;
-        await store(req, { role: "service_role" }, b, name, payload.upsert === true, owner);
+        // The token's owner and upsert decide; RLS was decided when it was issued.
+        const as = { role: "service_role", ...(typeof payload.owner === "string" ? { sub: payload.owner } : {}) };
+        await store(req, as, b, name, payload.upsert === true, false);
         return jsonResponse(200, { Key: `${bucket}/${name}` });
       }
     }
     // List: POST /object/list/{bucket}.
     if (parts[1] === "list" && method === "POST") {
       const claims = await claimsOf(req, true);
-      const body = await jsonBody<{ prefix?: unknown; limit?: unknown; offset?: unknown; search?: unknown; sortBy?: { column?: unknown; order?: unknown } }>(req);
+      const body = await jsonBody<{ prefix: unknown; limit: unknown; offset: unknown; search: unknown; sortBy: { column?: unknown; order?: unknown } }>(req);
       if (typeof body.prefix !== "string") throw invalidRequest("body must have required property 'prefix'");
-      const prefix = body.prefix === "" || body.prefix.endsWith("/") ? body.prefix : `${body.prefix}/`;
-      const limit = Math.min(Math.max(Number(body.limit ?? 100) || 100, 1), 1500);
-      const offset = Math.max(Number(body.offset ?? 0) || 0, 0);
+      const { bucket } = objectAt(2, false);
       const search = typeof body.search === "string" ? body.search : "";
+      if ((body.prefix && !validKey(body.prefix)) || (search && !validKey(search))) return jsonResponse(200, []);
+      const prefix = body.prefix === "" || body.prefix.endsWith("/") ? body.prefix : `${body.prefix}/`;
+      const whole = (v: unknown, fallback: number) => Number.isFinite(Number(v ?? fallback)) ? Math.trunc(Number(v ?? fallback)) : fallback;
+      const limit = Math.min(Math.max(whole(body.limit, 100), 1), 1500);
+      const offset = Math.max(whole(body.offset, 0), 0);
+      const columns = ["name", "updated_at", "created_at", "last_accessed_at"];
+      const column = columns.includes(String(body.sortBy?.column)) ? String(body.sortBy?.column) : "name";
       const desc = String(body.sortBy?.order ?? "asc").toLowerCase() === "desc";
       const rows = await asCaller(claims, (tx) => tx`
         with o as (
           select substr(name, ${prefix.length + 1}) as rel, id, updated_at, created_at, last_accessed_at, metadata
           from storage.objects
-          where bucket_id = ${parts[2] ?? ""} and starts_with(name, ${prefix})
+          where bucket_id = ${bucket} and starts_with(name, ${prefix})
             and starts_with(lower(substr(name, ${prefix.length + 1})), lower(${search}))
         ), items as (
           select distinct split_part(rel, '/', 1) as name, null::uuid as id, null::timestamptz as updated_at,
@@ -416,7 +485,16 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
           select rel, id, updated_at, created_at, last_accessed_at, metadata from o where strpos(rel, '/') = 0
         )
         select * from items
-        order by case when ${desc} then lower(name) end desc, case when not ${desc} then lower(name) end, name
+        order by
+          -- By name, folders and files together; by a time, the folders (no times) first.
+          case when ${column} <> 'name' then id is not null end,
+          case when ${column} = 'name' and not ${desc} then lower(name) end,
+          case when ${column} = 'name' and ${desc} then lower(name) end desc,
+          case when not ${desc} then case ${column} when 'updated_at' then updated_at when 'created_at' then created_at
+                                                    when 'last_accessed_at' then last_accessed_at end end,
+          case when ${desc} then case ${column} when 'updated_at' then updated_at when 'created_at' then created_at
+                                                when 'last_accessed_at' then last_accessed_at end end desc,
+          name
         limit ${limit} offset ${offset}`);
       return jsonResponse(200, rows);
     }
@@ -424,13 +502,13 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
     if (method === "GET" || method === "HEAD") {
       const mode = parts[1] === "authenticated" ? "authenticated" : parts[1] === "public" ? "public" : "object";
       const { bucket, name } = objectAt(mode === "object" ? 1 : 2);
-      const claims = mode === "public" ? { role: "anon" } : await claimsOf(req, mode === "authenticated");
+      const caller = mode === "public" ? { claims: { role: "anon" }, authenticated: false } : await callerOf(req, mode === "authenticated");
       const b = await bucketOf(bucket);
       if (mode === "public" && !b.public) throw noSuchBucket();
-      if (mode === "object" && !b.public && claims.role === "anon" && !bearerToken(opts.keys, req)) throw noSuchBucket();
+      if (mode === "object" && !b.public && !caller.authenticated) throw noSuchBucket();
       const read = (tx: postgres.TransactionSql) => tx<ObjectRow[]>`select id, name, metadata, version, updated_at from storage.objects
                                                                   where bucket_id = ${bucket} and name = ${name}`;
-      const [row] = b.public ? await asService(read) : await asCaller(claims, read);
+      const [row] = b.public ? await asService(read) : await asCaller(caller.claims, read);
       if (!row) throw noSuchKey();
       return await serveFile(bucket, row, url, {});
     }
@@ -439,26 +517,23 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
       const claims = await claimsOf(req, true);
       const { bucket, name } = objectAt(1);
       const b = await bucketOf(bucket);
-      const owner = typeof claims.sub === "string" && UUID.test(claims.sub) ? claims.sub : null;
-      const id = await store(req, claims, b, name, method === "PUT" || req.headers.get("x-upsert") === "true", owner);
+      const id = await store(req, claims, b, name, method === "PUT" || req.headers.get("x-upsert") === "true");
       return jsonResponse(200, { Id: id, Key: `${bucket}/${name}` });
     }
     // Remove: DELETE /object/{bucket} {prefixes}.
     if (method === "DELETE" && parts.length === 2) {
       const claims = await claimsOf(req, true);
-      const body = await jsonBody<{ prefixes?: unknown }>(req);
+      const body = await jsonBody<{ prefixes: unknown }>(req);
+      const { bucket } = objectAt(1, false);
       if (!Array.isArray(body.prefixes) || body.prefixes.length === 0 || body.prefixes.some((p) => typeof p !== "string")) {
         throw invalidRequest("body must have required property 'prefixes'");
       }
+      const names = (body.prefixes as string[]).filter(validKey);
       const deleted = await asCaller(claims, (tx) => tx`
-        delete from storage.objects where bucket_id = ${parts[1]} and name = any(${body.prefixes as string[]}::text[])
+        delete from storage.objects where bucket_id = ${bucket} and name = any(${names}::text[])
         returning name, bucket_id, owner, owner_id, version, id, updated_at, created_at, last_accessed_at, metadata, user_metadata`);
-      for (const r of deleted) if (r.version) await removeFile(fileOf(parts[1], r.version as string));
+      for (const r of deleted) if (typeof r.version === "string" && VERSION.test(r.version)) await removeFile(fileOf(bucket, r.version));
       return jsonResponse(200, deleted.map((r) => ({ ...r, owner: r.owner ?? "" })));
-    }
-    if (parts[1] === "move" || parts[1] === "copy" || parts[1] === "info" || parts[1] === "list-v2") {
-      return new StorageError(501, "NotImplemented", "not_implemented",
-        `/storage/v1/object/${parts[1]} is not served by the local stand-in; it needs hosted Supabase or supabase start.`).responseAs(501);
     }
     return jsonResponse(404, { statusCode: "404", code: "NotFound", error: "Not Found", message: `Route ${method}:/storage/v1/${rest} not found` });
   }
@@ -472,9 +547,31 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
       if (err instanceof StorageError) return err.response();
       const mapped = databaseError(err);
       if (mapped instanceof StorageError) return mapped.response();
-      throw err;
+      // Anything else is the stand-in's fault: logged, and answered as the server answers it.
+      console.error(JSON.stringify({ level: "error", msg: "storage error", path: `/storage/v1/${rest}`, error: err instanceof Error ? err.stack ?? err.message : String(err) }));
+      return internalError().response();
     }
   };
+}
+
+/** The object owner the server records: the token's sub when it is a user id (UUID). */
+function ownerOf(claims: Claims): string | null {
+  return typeof claims.sub === "string" && UUID.test(claims.sub) ? claims.sub : null;
+}
+/** The token's sub, whatever it is (owner_id). */
+function subOf(claims: Claims): string | null {
+  return typeof claims.sub === "string" && claims.sub ? claims.sub : null;
+}
+/** The uploader's own metadata: the x-metadata header, base64 JSON (ignored when it does not parse). */
+function userMetadataOf(req: Request): Record<string, unknown> | null {
+  const header = req.headers.get("x-metadata");
+  if (!header) return null;
+  try {
+    const value = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(header), (c) => c.charCodeAt(0))));
+    return value && typeof value === "object" && !Array.isArray(value) ? value : null;
+  } catch {
+    return null;
+  }
 }
 
 class Rollback extends Error {}
@@ -500,11 +597,7 @@ async function readAll(body: ReadableStream<Uint8Array> | null, max: number): Pr
 }
 
 function indexOf(haystack: Uint8Array, needle: Uint8Array, from: number): number {
-  outer: for (let i = from; i <= haystack.length - needle.length; i++) {
-    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
-    return i;
-  }
-  return -1;
+  return Buffer.from(haystack.buffer, haystack.byteOffset, haystack.byteLength).indexOf(needle, from);
 }
 
 /** The parts of a multipart/form-data body (RFC 7578): name, filename (null for a field), type, bytes. */

@@ -4,7 +4,7 @@ import { mimeAllowed, parseMultipart } from "./storage.ts";
 
 Deno.test("mimeAllowed() matches type and subtype, with * as a subtype, as the server does", () => {
   assert.equal(mimeAllowed("audio/wav", ["audio/wav"]), true);
-  assert.equal(mimeAllowed("AUDIO/WAV", ["audio/wav"]), true);
+  assert.equal(mimeAllowed("AUDIO/WAV", ["audio/wav"]), false, "compared as sent, as the server compares them");
   assert.equal(mimeAllowed("audio/ogg", ["audio/*"]), true);
   assert.equal(mimeAllowed("video/ogg", ["audio/*"]), false);
   assert.equal(mimeAllowed("audio/wav", ["audio/mpeg"]), false);

@@ -168,11 +168,44 @@ describe("storage", () => {
     expect(files).toBe(rows);
   });
 
+  it("concurrent uploads of one name take turns: one row, one file", async () => {
+    const media = alice.storage.from("session-media");
+    const path = `${folder}/race.wav`;
+    const results = await Promise.all([1, 2, 3, 4, 5].map((k) =>
+      media.upload(path, new Blob([new Uint8Array([k])], { type: "audio/wav" }), { upsert: true })));
+    expect(results.map((r) => r.error)).toEqual([null, null, null, null, null]);
+    const [files, rows] = await filesAndRows();
+    expect(files).toBe(rows);
+    expect((await media.remove([path])).data).toHaveLength(1);
+  });
+
+  it("malformed requests get the server's 400s, never a 500; HTML is served as text", async () => {
+    const api = `${stack().env.API_URL}/storage/v1`;
+    const auth = { authorization: `Bearer ${stack().env.SERVICE_ROLE_KEY}`, "content-type": "application/json" };
+    const nullBody = await fetch(`${api}/object/list/session-media`, { method: "POST", headers: auth, body: "null" });
+    expect([nullBody.status, (await nullBody.json()).code]).toEqual([400, "InvalidRequest"]);
+    const nul = await fetch(`${api}/object/public/%00/x`);
+    expect([nul.status, (await nul.json()).code]).toEqual([400, "NoSuchBucket"]);
+    const badKey = await fetch(`${api}/object/session-media/a%00b`, { method: "POST", headers: { ...auth, "content-type": "audio/wav" }, body: "x" });
+    expect([badKey.status, (await badKey.json()).code]).toEqual([400, "InvalidKey"]);
+    const boundary = await fetch(`${api}/object/e2e-public/b-${ts}.txt`, {
+      method: "POST", headers: { ...auth, "content-type": `multipart/form-data; boundary=${"x".repeat(200)}` }, body: "--x",
+    });
+    expect([boundary.status, (await boundary.json()).message]).toEqual([400, "No content provided"]);
+    const html = `page-${ts}.html`;
+    expect((await service.storage.from("e2e-public").upload(html, "<script>1</script>", { contentType: "text/html; charset=utf-8" })).error).toBeNull();
+    const page = await fetch(service.storage.from("e2e-public").getPublicUrl(html).data.publicUrl);
+    expect([page.headers.get("content-type"), page.headers.get("x-content-type-options")]).toEqual(["text/plain", "nosniff"]);
+    await page.body?.cancel();
+  });
+
   it("the service role reads the bucket with its limits; routes not served say so", async () => {
     const { data } = await service.storage.getBucket("session-media");
     expect(data).toMatchObject({ id: "session-media", public: false, file_size_limit: 104857600 });
     expect((await alice.storage.getBucket("session-media")).error).toMatchObject({ statusCode: "404" });
     const move = await alice.storage.from("session-media").move(audio, `${folder}/moved.wav`);
     expect(move.error).toMatchObject({ status: 501 });
+    const info = await alice.storage.from("session-media").info(audio);
+    expect(info.error).toMatchObject({ status: 501 });
   });
 });
