@@ -383,7 +383,7 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
     };
 
     // Buckets.
-    if (parts[0] === "bucket" && method === "GET") {
+    if (parts[0] === "bucket" && (method === "GET" || method === "HEAD")) {
       const claims = await claimsOf(req, true);
       if (parts.length === 1 || parts[1] === "") {
         const rows = await asCaller(claims, (tx) => tx<Bucket[]>`select * from storage.buckets order by name`);
