@@ -90,7 +90,7 @@ export function createGateway(opts: GatewayOptions): (req: Request) => Promise<R
   const limits: Limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const serveFunction = createFunctions({ keys: opts.keys, functionsDir: opts.functionsDir, functions: opts.functions, limits, log });
   const serveRest = createRest({ keys: opts.keys, sql: opts.sql, limits });
-  const serveStorage = opts.storageDir ? createStorage({ keys: opts.keys, sql: opts.sql, dir: opts.storageDir }) : undefined;
+  const serveStorage = opts.storageDir ? createStorage({ keys: opts.keys, sql: opts.sql, dir: opts.storageDir, bodyTimeoutMs: limits.bodyTimeoutMs }) : undefined;
 
   async function health(): Promise<Response> {
     try {

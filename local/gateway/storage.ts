@@ -38,6 +38,7 @@ import { createHash } from "node:crypto";
 import type postgres from "postgres";
 import { bearerToken, hmacKey, type Keys, verify } from "./keys.ts";
 import { jsonResponse } from "./errors.ts";
+import { DEFAULT_LIMITS, readBody } from "./limits.ts";
 
 /** What serving /storage/v1 needs. */
 export interface StorageOptions {
@@ -48,6 +49,8 @@ export interface StorageOptions {
   dir: string;
   /** The global upload limit (the Supabase CLI's default: 50 MiB). */
   maxFileBytes?: number;
+  /** Time allowed to receive a buffered body (multipart, JSON): the gateway's. */
+  bodyTimeoutMs?: number;
 }
 
 /** The CLI's default global upload limit (config.toml [storage] file_size_limit = "50MiB"). */
@@ -130,6 +133,7 @@ export function mimeAllowed(mime: string, allowed: string[] | null): boolean {
 /** Builds the `/storage/v1` route; `rest` is the path after `/storage/v1/`. */
 export function createStorage(opts: StorageOptions): (req: Request, url: URL, rest: string) => Promise<Response> {
   const maxFileBytes = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+  const bodyTimeoutMs = opts.bodyTimeoutMs ?? DEFAULT_LIMITS.bodyTimeoutMs;
   const sql = opts.sql;
 
   /** Runs fn in a transaction as the token's role with its claims (RLS applies). */
@@ -186,9 +190,9 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
       // the server's busboy keeps it): parsed here, within the limit plus room for the parts' heads.
       // RFC 2046: a boundary is 1 to 70 characters.
       const boundary = /boundary=(?:"([^"]{1,70})"|([^;\s]{1,70}))(?:;|\s|$)/i.exec(contentType);
-      const bytes = boundary ? await readAll(req.body, limit + 64 * 1024) : null;
-      if (bytes === "too_large") throw tooLarge();
-      const form = bytes ? parseMultipart(bytes, boundary![1] ?? boundary![2]) : [];
+      const read = boundary ? await readBody(req, { maxBodyBytes: limit + 64 * 1024, bodyTimeoutMs }) : null;
+      if (read && !read.ok && read.reason === "too_large") throw tooLarge();
+      const form = read?.ok && read.bytes ? parseMultipart(read.bytes, boundary![1] ?? boundary![2]) : [];
       const file = form.find((p) => p.filename !== null);
       if (!file) throw invalidRequest("No content provided");
       const field = form.find((p) => p.name === "contentType" && p.filename === null);
@@ -352,11 +356,13 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
 
   /** A JSON object body of at most MAX_JSON_BYTES. */
   async function jsonBody<T>(req: Request): Promise<Partial<T>> {
-    const bytes = await readAll(req.body, MAX_JSON_BYTES);
-    if (bytes === "too_large") throw new StorageError(413, "EntityTooLarge", "Payload too large", "The object exceeded the maximum allowed size");
+    const read = await readBody(req, { maxBodyBytes: MAX_JSON_BYTES, bodyTimeoutMs });
+    if (!read.ok && read.reason === "too_large") {
+      throw new StorageError(413, "EntityTooLarge", "Payload too large", "The object exceeded the maximum allowed size");
+    }
     let value: unknown;
     try {
-      value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+      value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(read.ok && read.bytes ? read.bytes : new Uint8Array()));
     } catch {
       throw invalidRequest("body must be object");
     }
@@ -575,26 +581,6 @@ function userMetadataOf(req: Request): Record<string, unknown> | null {
 }
 
 class Rollback extends Error {}
-
-/** A body read whole, or "too_large" past max bytes. */
-async function readAll(body: ReadableStream<Uint8Array> | null, max: number): Promise<Uint8Array | "too_large"> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  if (body) {
-    for await (const chunk of body) {
-      size += chunk.byteLength;
-      if (size > max) return "too_large";
-      chunks.push(chunk);
-    }
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
-}
 
 function indexOf(haystack: Uint8Array, needle: Uint8Array, from: number): number {
   return Buffer.from(haystack.buffer, haystack.byteOffset, haystack.byteLength).indexOf(needle, from);
