@@ -27,8 +27,9 @@
  *
  * Served: bucket get and list; upload (POST, x-upsert) and update (PUT), raw or multipart;
  * download (/object/, /object/authenticated/, /object/public/); list; remove; signed URLs
- * (one or many) and their GET; signed upload URLs and their PUT. Not served (501): bucket
- * writes, move, copy, object info, list-v2, image transformations (/render/image), the S3
+ * (one or many) and their GET; signed upload URLs and their PUT; move and copy (within or
+ * across buckets). Not served (501): bucket writes, object info, list-v2, image
+ * transformations (/render/image), the S3
  * protocol and resumable (TUS) uploads. Downloads are whole: no Range (206) or conditional
  * (304) answers.
  */
@@ -306,6 +307,109 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
     return row.id;
   }
 
+  /** A new version file holding a copy of an existing version's bytes. */
+  async function copyFile(from: { bucket: string; version: string | null }, toBucket: string): Promise<string> {
+    if (!from.version || !VERSION.test(from.version)) throw new StorageError(404, "NoSuchKey", "Not found", "The resource was not found");
+    const version = crypto.randomUUID();
+    await Deno.mkdir(`${opts.dir}/${encodeURIComponent(toBucket)}`, { recursive: true });
+    try {
+      await Deno.copyFile(fileOf(from.bucket, from.version), fileOf(toBucket, version));
+    } catch {
+      await removeFile(fileOf(toBucket, version));
+      throw new StorageError(404, "NoSuchKey", "Not found", "The resource was not found");
+    }
+    return version;
+  }
+
+  /**
+   * Move, as the server does it: a permission trial as the caller (the source must be
+   * visible and the caller allowed to update it to its new name, rolled back), then a new
+   * version file, then the row renamed with the server's access under locks on both names;
+   * the old file goes after the commit. A taken destination is KeyAlreadyExists.
+   */
+  async function move(claims: Claims, from: { bucket: string; name: string }, to: { bucket: string; name: string }): Promise<Response> {
+    const owner = ownerOf(claims);
+    await asCaller(claims, async (tx) => {
+      await tx.savepoint(async (sp) => {
+        const [found] = await sp`select id from storage.objects where bucket_id = ${from.bucket} and name = ${from.name}`;
+        if (!found) throw noSuchKey();
+        const updated = await sp`update storage.objects set name = ${to.name}, bucket_id = ${to.bucket}, owner = ${owner}::uuid, owner_id = ${subOf(claims)}
+                                 where bucket_id = ${from.bucket} and name = ${from.name} returning id`;
+        if (updated.length === 0) throw noSuchKey();
+        throw new Rollback();
+      }).catch((err) => {
+        if (!(err instanceof Rollback)) throw databaseError(err);
+      });
+    });
+    const [source] = await asService((tx) => tx<ObjectRow[]>`select id, name, metadata, version, updated_at from storage.objects
+                                                          where bucket_id = ${from.bucket} and name = ${from.name}`);
+    if (!source) throw noSuchKey();
+    if (from.bucket === to.bucket && from.name === to.name) {
+      return jsonResponse(200, { message: "Successfully moved", Id: source.id, Key: to.name });
+    }
+    const version = await copyFile({ bucket: from.bucket, version: source.version }, to.bucket);
+    let old: string | null;
+    try {
+      old = await asService(async (tx) => {
+        for (const key of [`storage/${from.bucket}/${from.name}`, `storage/${to.bucket}/${to.name}`].sort()) {
+          await tx`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`;
+        }
+        const [row] = await tx<{ version: string | null }[]>`select version from storage.objects
+                                                             where bucket_id = ${from.bucket} and name = ${from.name} for update`;
+        if (!row) throw noSuchKey();
+        await tx`update storage.objects set name = ${to.name}, bucket_id = ${to.bucket}, owner = ${owner}::uuid, owner_id = ${subOf(claims)},
+                   version = ${version}, updated_at = now(), last_accessed_at = now()
+                 where bucket_id = ${from.bucket} and name = ${from.name}`;
+        return row.version;
+      });
+    } catch (err) {
+      await removeFile(fileOf(to.bucket, version));
+      throw databaseError(err);
+    }
+    if (old && VERSION.test(old)) await removeFile(fileOf(from.bucket, old));
+    return jsonResponse(200, { message: "Successfully moved", Id: source.id, Key: to.name });
+  }
+
+  /**
+   * Copy, as the server does it: the source read as the caller (invisible is NoSuchKey),
+   * the permission trial for the destination as the caller (x-upsert allows replacing),
+   * then a new version file and the destination row written with the server's access
+   * under a lock on its name; a replaced destination's file goes after the commit.
+   */
+  async function copy(claims: Claims, from: { bucket: string; name: string }, to: { bucket: string; name: string }, upsert: boolean,
+    userMetadata: Record<string, unknown> | null): Promise<Response> {
+    const [source] = await asCaller(claims, (tx) => tx<(ObjectRow & { user_metadata: unknown })[]>`
+      select id, name, metadata, version, updated_at, user_metadata from storage.objects where bucket_id = ${from.bucket} and name = ${from.name}`);
+    if (!source) throw noSuchKey();
+    // As on the server, the destination bucket's type and size limits apply to uploads only.
+    await bucketOf(to.bucket);
+    await trial(claims, to.bucket, to.name, upsert);
+    const version = await copyFile({ bucket: from.bucket, version: source.version }, to.bucket);
+    const owner = ownerOf(claims);
+    let result: { row: Record<string, unknown>; old: string | null };
+    try {
+      result = await asService(async (tx) => {
+        await tx`select pg_advisory_xact_lock(hashtextextended(${`storage/${to.bucket}/${to.name}`}, 0))`;
+        const [old] = await tx<{ version: string | null }[]>`select version from storage.objects where bucket_id = ${to.bucket} and name = ${to.name}`;
+        if (old && !upsert) throw new StorageError(409, "KeyAlreadyExists", "Duplicate", "The resource already exists");
+        const metadata = { ...(source.metadata ?? {}), lastModified: new Date().toISOString() };
+        const [row] = await tx`
+          insert into storage.objects (bucket_id, name, owner, owner_id, metadata, user_metadata, version)
+          values (${to.bucket}, ${to.name}, ${owner}::uuid, ${subOf(claims)}, ${tx.json(metadata as postgres.JSONValue)},
+                  ${tx.json((userMetadata ?? source.user_metadata ?? null) as postgres.JSONValue)}, ${version})
+          on conflict (bucket_id, name) do update set owner = excluded.owner, owner_id = excluded.owner_id, metadata = excluded.metadata,
+            user_metadata = excluded.user_metadata, version = excluded.version, updated_at = now(), last_accessed_at = now()
+          returning id, bucket_id, name, owner, owner_id, version, metadata, user_metadata, created_at, updated_at, last_accessed_at`;
+        return { row, old: old?.version ?? null };
+      });
+    } catch (err) {
+      await removeFile(fileOf(to.bucket, version));
+      throw databaseError(err);
+    }
+    if (result.old && VERSION.test(result.old)) await removeFile(fileOf(to.bucket, result.old));
+    return jsonResponse(200, { Id: result.row.id, Key: `${to.bucket}/${to.name}`, ...result.row, owner: result.row.owner ?? "" });
+  }
+
   async function serveFile(bucket: string, row: ObjectRow, url: URL, extra: Record<string, string>): Promise<Response> {
     let file: Deno.FsFile;
     try {
@@ -400,9 +504,27 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
       if (!b) throw noSuchBucket();
       return jsonResponse(200, bucketJson(b));
     }
-    if (parts[0] !== "object" || ["move", "copy", "info", "list-v2"].includes(parts[1])) {
+    if (parts[0] !== "object" || ["info", "list-v2"].includes(parts[1])) {
       return new StorageError(501, "NotImplemented", "not_implemented",
-        `/storage/v1/${parts.slice(0, 2).join("/")} is not served by the local stand-in (bucket writes, move, copy, object info, list-v2, image transformations, S3 and resumable uploads need hosted Supabase or supabase start).`).responseAs(501);
+        `/storage/v1/${parts.slice(0, 2).join("/")} is not served by the local stand-in (bucket writes, object info, list-v2, image transformations, S3 and resumable uploads need hosted Supabase or supabase start).`).responseAs(501);
+    }
+    // Move and copy: POST /object/move|copy {bucketId, sourceKey, destinationKey, destinationBucket?}.
+    if ((parts[1] === "move" || parts[1] === "copy") && parts.length === 2 && method === "POST") {
+      const claims = await claimsOf(req, true);
+      const body = await jsonBody<{ bucketId: unknown; sourceKey: unknown; destinationKey: unknown; destinationBucket: unknown }>(req);
+      for (const field of ["bucketId", "sourceKey", "destinationKey"] as const) {
+        if (typeof body[field] !== "string") throw invalidRequest(`body must have required property '${field}'`);
+      }
+      if (body.destinationBucket !== undefined && typeof body.destinationBucket !== "string") {
+        throw invalidRequest("body/destinationBucket must be string");
+      }
+      const from = { bucket: body.bucketId as string, name: body.sourceKey as string };
+      const to = { bucket: (body.destinationBucket as string | undefined) || from.bucket, name: body.destinationKey as string };
+      for (const b of [from.bucket, to.bucket]) if (!validBucket(b)) throw noSuchBucket();
+      for (const n of [from.name, to.name]) if (!validKey(n)) throw invalidKey(n);
+      return parts[1] === "move"
+        ? await move(claims, from, to)
+        : await copy(claims, from, to, req.headers.get("x-upsert") === "true", userMetadataOf(req));
     }
 
     // Signed download: GET /object/sign/{bucket}/{path}?token=

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import postgres from "postgres";
 import type { SupabaseClient } from "@supabase/supabase-js";
-import { ALICE, client, stack, userClient } from "../helpers.ts";
+import { ALICE, BOB, client, stack, userClient } from "../helpers.ts";
 
 const sql = postgres(stack().env.DB_URL, { max: 2, onnotice: () => {} });
 const SESSION = "a11ce000-5e55-4000-8000-000000000001";
@@ -203,9 +203,28 @@ describe("storage", () => {
     const { data } = await service.storage.getBucket("session-media");
     expect(data).toMatchObject({ id: "session-media", public: false, file_size_limit: 104857600 });
     expect((await alice.storage.getBucket("session-media")).error).toMatchObject({ statusCode: "404" });
-    const move = await alice.storage.from("session-media").move(audio, `${folder}/moved.wav`);
-    expect(move.error).toMatchObject({ status: 501 });
     const info = await alice.storage.from("session-media").info(audio);
     expect(info.error).toMatchObject({ status: 501 });
+  });
+
+  it("moves and copies within Alice's sessions; Bob can neither; the bytes follow the rows", async () => {
+    const media = alice.storage.from("session-media");
+    const src = `${folder}/to-move.wav`;
+    expect((await media.upload(src, new Blob([WAV], { type: "audio/wav" }))).error).toBeNull();
+    expect((await bob.storage.from("session-media").move(src, `${folder}/bob.wav`)).error).toMatchObject({ statusCode: "404" });
+    expect((await bob.storage.from("session-media").copy(src, `u/${BOB}/s/${SESSION}/${ts}/x.wav`)).error).toMatchObject({ statusCode: "404" });
+    // Out of her own sessions: the rename policy refuses.
+    expect((await media.move(src, `u/${BOB}/s/${SESSION}/${ts}/stolen.wav`)).error).toMatchObject({ statusCode: "403" });
+    const moved = await media.move(src, `${folder}/moved.wav`);
+    expect(moved).toMatchObject({ data: { message: "Successfully moved", Key: `${folder}/moved.wav` }, error: null });
+    expect((await media.download(src)).error).toMatchObject({ status: 400 });
+    expect(new Uint8Array(await (await media.download(`${folder}/moved.wav`)).data!.arrayBuffer())).toEqual(WAV);
+    const copied = await media.copy(`${folder}/moved.wav`, `${folder}/copied.wav`);
+    expect(copied).toEqual({ data: { path: `session-media/${folder}/copied.wav` }, error: null });
+    expect((await media.copy(`${folder}/moved.wav`, `${folder}/copied.wav`)).error).toMatchObject({ statusCode: "409" });
+    expect(new Uint8Array(await (await media.download(`${folder}/copied.wav`)).data!.arrayBuffer())).toEqual(WAV);
+    const [files, rows] = await filesAndRows();
+    expect(files).toBe(rows);
+    expect((await media.remove([`${folder}/moved.wav`, `${folder}/copied.wav`])).data).toHaveLength(2);
   });
 });

@@ -37,7 +37,7 @@ afterAll(async () => {
 function notServedYet(status: number, text: string, method: string, url: string): boolean {
   if (status !== 501) return false;
   // A HEAD answer has no body: the storage routes the stand-in does not serve, by path.
-  if (method === "HEAD") return /\/storage\/v1\/(render\/|object\/(move|copy|info|list-v2)(\/|$|\?))/.test(url);
+  if (method === "HEAD") return /\/storage\/v1\/(render\/|object\/(info|list-v2)(\/|$|\?))/.test(url);
   return /"code":"PGRST000".*is not supported by the local gateway/.test(text)
     || /"code":"NotImplemented".*is not served by the local stand-in/.test(text);
 }
@@ -46,7 +46,7 @@ function notServedYet(status: number, text: string, method: string, url: string)
 const STORAGE_PATHS = [
   "bucket", "bucket/session-media", "bucket/%00", "object/session-media/u/x/a.wav", "object/authenticated/session-media/u/x/a.wav",
   "object/public/session-media/u/x/a.wav", "object/public/%00/x", "object/sign/session-media/u/x/a.wav", "object/sign/session-media",
-  "object/upload/sign/session-media/u/x/a.wav", "object/list/session-media", "object/session-media", "object/move", "object/info/session-media/a",
+  "object/upload/sign/session-media/u/x/a.wav", "object/list/session-media", "object/session-media", "object/move", "object/copy", "object/info/session-media/a",
   "object/session-media/a%00b", "object/session-media/..%2F..%2Fx", "object/sign/session-media/a.wav?token=not.a.jwt",
   "object/upload/sign/session-media/a.wav?token=eyJhbGciOiJIUzI1NiJ9.e30.x", `object/session-media/${"k".repeat(2000)}`, "render/image/x",
 ];
