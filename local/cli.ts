@@ -12,6 +12,7 @@
  *   token --role R          a role token (e.g. coach_ingest) with no user
  */
 import { existsSync, statSync, openSync, readSync, closeSync } from "node:fs";
+import { seedSessionMedia } from "./seed_media.ts";
 import {
   ensureGateway, ensureSystemPackages, logFiles, mintToken, rebuildDatabase, stackConfig, stackHealth,
   startDatabase, statusEnv, stopStack, type StackConfig,
@@ -73,6 +74,16 @@ function follow(files: string[]): () => void {
   };
 }
 
+/** Seeds session media (local/seed_media.ts); a failure is a warning, never a failed start. */
+async function seedMediaOrWarn(cfg: StackConfig): Promise<void> {
+  try {
+    const n = await seedSessionMedia(cfg);
+    if (n > 0) console.log(`Seeded ${n} session media files for alice@example.com through the media function.\n`);
+  } catch (err) {
+    console.warn(`Session media were not seeded: ${err instanceof Error ? err.message : String(err)}\n`);
+  }
+}
+
 async function start(cfg: StackConfig, foreground: boolean): Promise<void> {
   const t0 = performance.now();
   ensureSystemPackages();
@@ -82,6 +93,7 @@ async function start(cfg: StackConfig, foreground: boolean): Promise<void> {
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
   const gatewayNote = gateway === "started" ? "" : gateway === "kept" ? ", gateway kept" : ", gateway restarted with a new environment";
   console.log(`Coach Ledger local stack is running (${created ? "new cluster" : "existing cluster"}${gatewayNote}, ${secs}s).\n`);
+  await seedMediaOrWarn(cfg);
   printStatus(cfg, undefined);
   if (!foreground) return;
   console.log("\nFollowing logs; Ctrl-C stops the stack.\n");
@@ -128,6 +140,7 @@ async function main(argv: string[]): Promise<number> {
       if (!health.db) startDatabase(cfg);
       rebuildDatabase(cfg);
       console.log("Rebuilt the database from platform.sql, migrations and seed.");
+      if ((await stackHealth(cfg)).gateway) await seedMediaOrWarn(cfg);
       return 0;
     }
     case "token": {

@@ -1,7 +1,7 @@
 -- Access paths at a realistic volume: the history query uses the (user, time) index and a
 -- one-day scan uses the BRIN index, for interactions and for events. Plans, not timings.
 begin;
-select plan(34);
+select plan(36);
 
 -- 100 users x 1,000 interactions over 30 days, in time order as they arrive.
 alter table public.coach_interactions disable trigger coach_interactions_broadcast;
@@ -289,6 +289,21 @@ select ok(pg_temp.plan_uses(
 select ok(pg_temp.plan_uses(
   $$ select id from public.session_media where status = 'stored' and expires_at is not null and expires_at < now() - interval '400 days' limit 100 $$,
   'session_media_expires_at_idx'), 'The retention job finds expired media through the partial expires_at index');
+-- A few uploads still pending, one past its window per hundred sessions.
+update public.session_media set status = 'pending', uploaded_at = null, upload_expires_at = created_at + interval '10 minutes'
+where storage_path like '%/1/media-1.wav' and right(session_id::text, 2) = '00';
+analyze public.session_media;
+select ok(pg_temp.plan_uses(
+  $$ select distinct session_id from public.session_media where status = 'pending' and upload_expires_at <= now() limit 100 $$,
+  'session_media_upload_expires_at_idx'), 'The retention job finds abandoned uploads through the partial upload_expires_at index');
+
+-- Storage operations: thirty days of them, one a minute.
+insert into private.storage_operations (at, operation, ok, duration_ms)
+select now() - make_interval(mins => k), 'download_urls', k % 50 <> 0, 20 + k % 30 from generate_series(1, 43200) k;
+analyze private.storage_operations;
+select ok(pg_temp.plan_uses(
+  $$ select count(*) from private.storage_operations o where o.at > now() - interval '5 minutes' and o.at <= now() $$,
+  'storage_operations_at_idx'), 'The storage window reads the last minutes through the at index');
 
 select * from finish();
 rollback;

@@ -67,12 +67,12 @@ describe("provisioning format", () => {
     });
   }
 
-  it("alert rules: p95 latency over 900 ms and error rate over 2 %, with pending periods and labels", () => {
+  it("alert rules: p95 latency over 900 ms, error rate over 2 %, storage failures over 0 and storage p95 over 500 ms, with pending periods and labels", () => {
     expect(alerting.apiVersion).toBe(1);
     const rules = alerting.groups.flatMap((g: { rules: unknown[] }) => g.rules);
     const thresholds = Object.fromEntries(rules.map((r: { uid: string; data: { refId: string; model: { conditions?: { evaluator: { params: number[] } }[] } }[] }) =>
       [r.uid, r.data.find((d) => d.refId === "C")!.model.conditions![0].evaluator.params[0]]));
-    expect(thresholds).toEqual({ "coach-ai-latency-p95": 900, "coach-error-rate": 2 });
+    expect(thresholds).toEqual({ "coach-ai-latency-p95": 900, "coach-error-rate": 2, "coach-storage-failures": 0, "coach-storage-latency-p95": 500 });
     for (const r of rules) {
       expect(r.data.map((d: { refId: string }) => d.refId)).toContain(r.condition);
       expect(r.for).toMatch(/^\d+m$/);
@@ -103,6 +103,30 @@ describe("queries against the seeded database as coach_analyst", () => {
       });
     }
   }
+
+  it("the storage alerts fire on a failed or slow storage operation and not without one", async () => {
+    const rules = alerting.groups.flatMap((g: { rules: { uid: string; data: { refId: string; model: { rawSql?: string } }[] }[] }) => g.rules);
+    const queryOf = (uid: string) => rules.find((r: { uid: string }) => r.uid === uid)!.data.find((d: { refId: string }) => d.refId === "A")!.model.rawSql!;
+    /** The alert query's value as coach_analyst, with the given operations recorded first (rolled back). */
+    const valueWith = async (uid: string, ops: [boolean, number][]) => {
+      let value: unknown;
+      await sql.begin(async (tx) => {
+        await tx`delete from private.storage_operations where at > now() - interval '10 minutes'`;
+        for (const [ok, ms] of ops) await tx`insert into private.storage_operations (operation, ok, duration_ms) values ('download_urls', ${ok}, ${ms})`;
+        await tx`set local role coach_analyst`;
+        const [row] = await tx.unsafe(expandMacros(queryOf(uid), { from, to, variables: {} }));
+        value = Object.entries(row).find(([k]) => k !== "time")![1];
+        throw new Error("rollback");
+      }).catch((err) => {
+        if ((err as Error).message !== "rollback") throw err;
+      });
+      return value as number;
+    };
+    expect(await valueWith("coach-storage-failures", [[true, 20]])).toBe(0);
+    expect(await valueWith("coach-storage-failures", [[true, 20], [false, 30]])).toBeGreaterThan(0);
+    expect(await valueWith("coach-storage-latency-p95", [[true, 20], [true, 40]])).toBeLessThanOrEqual(500);
+    expect(await valueWith("coach-storage-latency-p95", Array.from({ length: 20 }, (_, i) => [true, i < 18 ? 20 : 2000] as [boolean, number]))).toBeGreaterThan(500);
+  });
 
   for (const group of alerting.groups) {
     for (const rule of group.rules) {

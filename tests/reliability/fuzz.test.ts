@@ -89,6 +89,10 @@ const FUNCTIONS: { name: string; methods: string[]; fields: string[]; query?: st
   { name: "coaching-ai/operations/scheduling-suggestions", methods: ["POST"], fields: ["tenant_id", "action_ids", "hours_per_week"] },
   { name: "coaching-ai/analysis/operations", methods: ["POST"], fields: ["tenant_id", "analysis_type"] },
   { name: "business-data", methods: ["GET"], fields: [], query: ["tenant_id"] },
+  { name: "media/upload-url", methods: ["POST"], fields: ["session_id", "kind", "filename", "content_type", "bytes", "duration_ms", "tracked_skill_id"] },
+  { name: "media/complete", methods: ["POST"], fields: ["media_id"] },
+  { name: "media", methods: ["GET"], fields: [], query: ["session_id"] },
+  { name: "media-retention", methods: ["POST"], fields: ["source", "batch_size"] },
 ];
 
 const ODD_STRINGS = [
@@ -214,6 +218,13 @@ const TEMPLATES: Template[] = [
   },
   { kind: "function", name: "coaching-ai/operations/root-cause-suggestions", method: "POST", token: "service", body: { tenant_id: TENANT, issue_id: "7e4a0000-155e-4000-8000-000000000001" } },
   { kind: "function", name: "business-data", method: "GET", token: "carol", body: { tenant_id: TENANT } },
+  {
+    kind: "function", name: "media/upload-url", method: "POST", token: "alice",
+    body: { session_id: ALICE_SESSION, kind: "audio", filename: "fuzz.wav", content_type: "audio/wav", bytes: 1000 },
+  },
+  { kind: "function", name: "media/complete", method: "POST", token: "alice", body: { media_id: crypto.randomUUID() } },
+  { kind: "function", name: "media", method: "GET", token: "carol", body: { session_id: ALICE_SESSION } },
+  { kind: "function", name: "media-retention", method: "POST", token: "service", body: { batch_size: 10 } },
   { kind: "rpc", name: "get_tenant_context", method: "POST", token: "carol", body: { tenant_id: TENANT } },
   { kind: "rpc", name: "record_business_figures", method: "POST", token: "alice", body: { tenant_id: TENANT, month: "2020-01-01", revenue_usd: 100, customers: 3 } },
   { kind: "rpc", name: "set_action_status", method: "POST", token: "alice", body: { action_id: "7e4a0000-ac71-4000-8000-000000000001", status: "in_progress" } },
@@ -265,6 +276,7 @@ async function fingerprint(): Promise<Fingerprint> {
            (select count(*) from private.event_requests)::text as event_keys,
            (select count(*) from public.assessments)::text as assessments,
            (select count(*) from public.tenant_ai_calls)::text as ai_calls,
+           (select count(*) || '/' || count(*) filter (where status <> 'pending') from public.session_media) as session_media,
            (select count(*) || '/' || coalesce(max(updated_at)::text, '') from storage.objects) as storage_objects,
            (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.goals) as goals,
            (select count(*) || '/' || coalesce(max(updated_at)::text, '') from public.actions) as actions,

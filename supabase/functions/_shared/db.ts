@@ -355,6 +355,16 @@ export const CONSTRAINT_FIELDS: Readonly<Record<string, string | string[]>> = {
   list_assessments_target: "session_id",
   list_assessments_limit: "limit",
   list_assessments_before: "before",
+  start_session_media_upload_session: "session_id",
+  start_session_media_upload_kind: "kind",
+  start_session_media_upload_content_type: "content_type",
+  start_session_media_upload_bytes: "bytes",
+  session_media_path_format: "filename",
+  session_media_duration_range: "duration_ms",
+  session_media_tracked_skill_id_hash_format: "tracked_skill_id",
+  session_media_sha256_format: "sha256",
+  complete_session_media_upload_media: "media_id",
+  list_session_media_session: "session_id",
 };
 
 /** Titles of the statuses a PTnnn code can ask for (PostgREST's custom status codes). */
