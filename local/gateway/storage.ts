@@ -238,6 +238,8 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
           while (written < chunk.byteLength) written += await file.write(chunk.subarray(written));
         }
       }
+      // On disk before the row says it exists: an acknowledged upload survives a crash.
+      await file.sync();
     } catch (err) {
       file.close();
       await removeFile(path);
@@ -314,6 +316,12 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
     await Deno.mkdir(`${opts.dir}/${encodeURIComponent(toBucket)}`, { recursive: true });
     try {
       await Deno.copyFile(fileOf(from.bucket, from.version), fileOf(toBucket, version));
+      const copied = await Deno.open(fileOf(toBucket, version), { read: true, write: true });
+      try {
+        await copied.sync();
+      } finally {
+        copied.close();
+      }
     } catch {
       await removeFile(fileOf(toBucket, version));
       throw new StorageError(404, "NoSuchKey", "Not found", "The resource was not found");
