@@ -355,7 +355,9 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
     if (from.bucket === to.bucket && from.name === to.name) {
       return jsonResponse(200, { message: "Successfully moved", Id: source.id, Key: to.name });
     }
-    const version = await copyFile({ bucket: from.bucket, version: source.version }, to.bucket);
+    // The bytes are copied under the locks on both names, from the version the row names
+    // then, so an upsert of the source meanwhile cannot leave the row on older bytes.
+    let version: string | null = null;
     let old: string | null;
     try {
       old = await asService(async (tx) => {
@@ -365,13 +367,15 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
         const [row] = await tx<{ version: string | null }[]>`select version from storage.objects
                                                              where bucket_id = ${from.bucket} and name = ${from.name} for update`;
         if (!row) throw noSuchKey();
-        await tx`update storage.objects set name = ${to.name}, bucket_id = ${to.bucket}, owner = ${owner}::uuid, owner_id = ${subOf(claims)},
-                   version = ${version}, updated_at = now(), last_accessed_at = now()
+        version = await copyFile({ bucket: from.bucket, version: row.version }, to.bucket);
+        // The server keeps the owner when the caller has none (the service role).
+        await tx`update storage.objects set name = ${to.name}, bucket_id = ${to.bucket}, owner = coalesce(${owner}::uuid, owner),
+                   owner_id = coalesce(${subOf(claims)}, owner_id), version = ${version}, updated_at = now(), last_accessed_at = now()
                  where bucket_id = ${from.bucket} and name = ${from.name}`;
         return row.version;
       });
     } catch (err) {
-      await removeFile(fileOf(to.bucket, version));
+      if (version) await removeFile(fileOf(to.bucket, version));
       throw databaseError(err);
     }
     if (old && VERSION.test(old)) await removeFile(fileOf(from.bucket, old));
@@ -385,7 +389,7 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
    * under a lock on its name; a replaced destination's file goes after the commit.
    */
   async function copy(claims: Claims, from: { bucket: string; name: string }, to: { bucket: string; name: string }, upsert: boolean,
-    userMetadata: Record<string, unknown> | null): Promise<Response> {
+    userMetadata: Record<string, unknown> | null, copyMetadata: boolean): Promise<Response> {
     const [source] = await asCaller(claims, (tx) => tx<(ObjectRow & { user_metadata: unknown })[]>`
       select id, name, metadata, version, updated_at, user_metadata from storage.objects where bucket_id = ${from.bucket} and name = ${from.name}`);
     if (!source) throw noSuchKey();
@@ -394,6 +398,8 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
     await trial(claims, to.bucket, to.name, upsert);
     const version = await copyFile({ bucket: from.bucket, version: source.version }, to.bucket);
     const owner = ownerOf(claims);
+    // As the server: the source's own metadata unless copyMetadata is false, then x-metadata.
+    const destinationUserMetadata = copyMetadata ? source.user_metadata ?? null : userMetadata;
     let result: { row: Record<string, unknown>; old: string | null };
     try {
       result = await asService(async (tx) => {
@@ -404,7 +410,7 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
         const [row] = await tx`
           insert into storage.objects (bucket_id, name, owner, owner_id, metadata, user_metadata, version)
           values (${to.bucket}, ${to.name}, ${owner}::uuid, ${subOf(claims)}, ${tx.json(metadata as postgres.JSONValue)},
-                  ${tx.json((userMetadata ?? source.user_metadata ?? null) as postgres.JSONValue)}, ${version})
+                  ${tx.json(destinationUserMetadata as postgres.JSONValue)}, ${version})
           on conflict (bucket_id, name) do update set owner = excluded.owner, owner_id = excluded.owner_id, metadata = excluded.metadata,
             user_metadata = excluded.user_metadata, version = excluded.version, updated_at = now(), last_accessed_at = now()
           returning id, bucket_id, name, owner, owner_id, version, metadata, user_metadata, created_at, updated_at, last_accessed_at`;
@@ -519,7 +525,7 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
     // Move and copy: POST /object/move|copy {bucketId, sourceKey, destinationKey, destinationBucket?}.
     if ((parts[1] === "move" || parts[1] === "copy") && parts.length === 2 && method === "POST") {
       const claims = await claimsOf(req, true);
-      const body = await jsonBody<{ bucketId: unknown; sourceKey: unknown; destinationKey: unknown; destinationBucket: unknown }>(req);
+      const body = await jsonBody<{ bucketId: unknown; sourceKey: unknown; destinationKey: unknown; destinationBucket: unknown; copyMetadata: unknown }>(req);
       for (const field of ["bucketId", "sourceKey", "destinationKey"] as const) {
         if (typeof body[field] !== "string") throw invalidRequest(`body must have required property '${field}'`);
       }
@@ -532,7 +538,7 @@ export function createStorage(opts: StorageOptions): (req: Request, url: URL, re
       for (const n of [from.name, to.name]) if (!validKey(n)) throw invalidKey(n);
       return parts[1] === "move"
         ? await move(claims, from, to)
-        : await copy(claims, from, to, req.headers.get("x-upsert") === "true", userMetadataOf(req));
+        : await copy(claims, from, to, req.headers.get("x-upsert") === "true", userMetadataOf(req), body.copyMetadata !== false);
     }
 
     // Signed download: GET /object/sign/{bucket}/{path}?token=

@@ -5,7 +5,7 @@
 -- limits; session_media is read by its owner only and written by the service role, with
 -- expires_at from the retention window. The file makes its own users and sessions.
 begin;
-select plan(38);
+select plan(40);
 
 select tests.create_supabase_user('media-owner@example.com');
 select tests.create_supabase_user('media-stranger@example.com');
@@ -63,6 +63,12 @@ select throws_ok(format($$ update storage.objects set name = %L where name = %L 
     pg_temp.path('media-stranger@example.com', '53a00000-5e55-4000-8000-000000000002', 'moved.wav'),
     pg_temp.path('media-owner@example.com', '53a00000-5e55-4000-8000-000000000001', 'audio-2.wav')),
   '42501', null, 'but cannot move it into another user''s session');
+select throws_ok(format($$ update storage.objects set name = %L where name = %L $$,
+    pg_temp.path('media-owner@example.com', '53a00000-5e55-4000-8000-000000000001', 'my audio.wav'),
+    pg_temp.path('media-owner@example.com', '53a00000-5e55-4000-8000-000000000001', 'audio-2.wav')),
+  '42501', null, 'nor to a basename session_media would not accept (20261124150000)');
+select throws_ok(format('select pg_temp.put(%L)', pg_temp.path('media-owner@example.com', '53a00000-5e55-4000-8000-000000000001', 'my audio.wav')),
+  '42501', null, 'nor add one under such a name');
 
 -- The coach reads, and writes nothing.
 select tests.authenticate_as('media-coach@example.com');

@@ -3,9 +3,11 @@
  * function hands out ten-minute signed upload URLs that supabase-js's uploadToSignedUrl
  * takes, completes uploads with the SHA-256 of the stored bytes, and lists a session's media
  * with signed download URLs; Bob is refused on Alice's session and stores nothing; bad
- * input names its field; an expired URL fails; the coach's read is audited; removing an
- * object through Storage is seen in the rows; `media-retention` deletes expired audio through
- * the Storage API, keeps the transcript, and finds nothing on a second run.
+ * input names its field; an expired URL fails; a late upload revives its row; an object that
+ * does not fit its upload is rejected, and one uploaded straight to Storage gets a row; the
+ * coach's read is audited; removing an object through Storage is seen in the rows;
+ * `media-retention` deletes expired audio and rejected objects through the Storage API,
+ * keeps the transcript, and finds nothing on a second run.
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -166,10 +168,40 @@ describe("media", () => {
     const late = await alice.storage.from("session-media").uploadToSignedUrl(path, expired, new Blob([WAV], { type: "audio/wav" }), { contentType: "audio/wav" });
     expect(late.error).toMatchObject({ statusCode: "400", message: "\"exp\" claim timestamp check failed" });
     expect(await objectExists(path)).toBe(false);
-    // Past its window, the pending row is abandoned when the session is next read.
-    await sql`update public.session_media set upload_expires_at = now() - interval '1 second' where storage_path = ${path}`;
+    // An hour past its window, the pending row is abandoned when the session is next read...
+    await sql`update public.session_media set upload_expires_at = now() - interval '61 minutes' where storage_path = ${path}`;
     await call(alice, `media?session_id=${SESSION}`, { method: "GET" });
     expect(await rowsFor(path)).toEqual(["abandoned"]);
+    // ...and revived if its bytes arrive after all (a long upload begun in time).
+    expect((await alice.storage.from("session-media").uploadToSignedUrl(path, token, new Blob([WAV], { type: "audio/wav" }), { contentType: "audio/wav" })).error).toBeNull();
+    const done = await call<{ media: Media }>(alice, "media/complete", { body: { media_id: started.body.media.id } });
+    expect(done.body.media).toMatchObject({ status: "stored", sha256: sha256(WAV) });
+  });
+
+  it("an object that does not fit its upload is rejected and removed by retention; a direct upload gets its row", async () => {
+    const started = await call<UploadUrl>(alice, "media/upload-url", {
+      body: { session_id: SESSION, kind: "transcript", filename: "notes.json", content_type: "application/json", bytes: 20 },
+    });
+    const { path, token } = started.body.upload;
+    // The bucket takes audio, but this upload was declared a transcript (kept forever).
+    expect((await alice.storage.from("session-media").uploadToSignedUrl(path, token, new Blob([WAV], { type: "audio/wav" }), { contentType: "audio/wav" })).error).toBeNull();
+    const done = await call<{ errors: { field: string; message: string }[] }>(alice, "media/complete", { body: { media_id: started.body.media.id } });
+    expect([done.status, done.body.errors.map((e) => e.field)]).toEqual([422, ["media_id"]]);
+    expect(done.body.errors[0].message).toBe(`The uploaded object (${WAV.byteLength} bytes of audio/wav) does not fit this transcript upload`);
+    // The refused request changed nothing; the next reconciliation rejects the row.
+    expect(await rowsFor(path)).toEqual(["pending"]);
+
+    const direct = `u/${ALICE}/s/${SESSION}/${Date.now()}/direct.ogg`;
+    expect((await alice.storage.from("session-media").upload(direct, new Blob([WAV], { type: "audio/ogg" }))).error).toBeNull();
+    const listed = await call<{ media: Media[] }>(alice, `media?session_id=${SESSION}`, { method: "GET" });
+    expect(await rowsFor(path)).toEqual(["rejected"]);
+    expect(listed.body.media.find((m) => m.storage_path === direct)).toMatchObject({ kind: "audio", status: "stored", mime_type: "audio/ogg", sha256: null });
+
+    const run = await call<{ rejected: number; failed: number }>(service, "media-retention", { body: {} });
+    expect(run.body).toMatchObject({ failed: 0 });
+    expect(run.body.rejected).toBeGreaterThanOrEqual(1);
+    expect(await objectExists(path)).toBe(false);
+    expect(await objectExists(direct)).toBe(true);
   });
 
   it("the assigned coach reads the session's media, and the read is audited", async () => {
@@ -233,7 +265,7 @@ describe("media", () => {
     expect(w.uploads).toBeGreaterThanOrEqual(5);
     expect(w.operations).toBeGreaterThanOrEqual(5);
     const ops = await sql`select distinct operation from private.storage_operations where at > now() - interval '1 hour' order by 1`;
-    expect(ops.map((o) => o.operation)).toEqual(["complete", "download_urls", "retention_delete", "upload_url"]);
+    expect(ops.map((o) => o.operation)).toEqual(["complete", "download_urls", "retention_delete"]);
   });
 
   it("npm start's seed media are uploaded through the media function once, stored with their hashes", async () => {

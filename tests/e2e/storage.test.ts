@@ -213,10 +213,17 @@ describe("storage", () => {
     expect((await media.upload(src, new Blob([WAV], { type: "audio/wav" }))).error).toBeNull();
     expect((await bob.storage.from("session-media").move(src, `${folder}/bob.wav`)).error).toMatchObject({ statusCode: "404" });
     expect((await bob.storage.from("session-media").copy(src, `u/${BOB}/s/${SESSION}/${ts}/x.wav`)).error).toMatchObject({ statusCode: "404" });
-    // Out of her own sessions: the rename policy refuses.
+    // Out of her own sessions, or to a name no session_media row could have: the policies refuse.
     expect((await media.move(src, `u/${BOB}/s/${SESSION}/${ts}/stolen.wav`)).error).toMatchObject({ statusCode: "403" });
+    expect((await media.move(src, `${folder}/my recording.wav`)).error).toMatchObject({ statusCode: "403" });
+    expect((await media.copy(src, `u/${BOB}/s/${SESSION}/${ts}/stolen.wav`)).error).toMatchObject({ statusCode: "403" });
     const moved = await media.move(src, `${folder}/moved.wav`);
     expect(moved).toMatchObject({ data: { message: "Successfully moved", Key: `${folder}/moved.wav` }, error: null });
+    // The service role moving it keeps its owner, as the server does.
+    expect((await service.storage.from("session-media").move(`${folder}/moved.wav`, `${folder}/moved-2.wav`)).error).toBeNull();
+    const [{ owner }] = await sql`select owner::text from storage.objects where bucket_id = 'session-media' and name = ${`${folder}/moved-2.wav`}`;
+    expect(owner).toBe(ALICE);
+    expect((await media.move(`${folder}/moved-2.wav`, `${folder}/moved.wav`)).error).toBeNull();
     expect((await media.download(src)).error).toMatchObject({ status: 400 });
     expect(new Uint8Array(await (await media.download(`${folder}/moved.wav`)).data!.arrayBuffer())).toEqual(WAV);
     const copied = await media.copy(`${folder}/moved.wav`, `${folder}/copied.wav`);

@@ -364,6 +364,7 @@ export const CONSTRAINT_FIELDS: Readonly<Record<string, string | string[]>> = {
   session_media_tracked_skill_id_hash_format: "tracked_skill_id",
   session_media_sha256_format: "sha256",
   complete_session_media_upload_media: "media_id",
+  complete_session_media_upload_object: "media_id",
   list_session_media_session: "session_id",
 };
 

@@ -92,10 +92,10 @@ export async function signedDownloadUrls(token: string, bucket: string, paths: s
 
 /**
  * The SHA-256 and size of an object's bytes, read as the caller (RLS decides) and hashed as
- * they stream, so a large recording is never held in memory. Null when the object is not
- * there (or not the caller's to read).
+ * they stream, so a large recording is never held in memory, with the ETag of the version
+ * read. Null when the object is not there (or not the caller's to read).
  */
-export async function objectDigest(token: string, bucket: string, path: string, timeoutMs = 120_000): Promise<{ sha256: string; bytes: number } | null> {
+export async function objectDigest(token: string, bucket: string, path: string, timeoutMs = 120_000): Promise<{ sha256: string; bytes: number; etag: string | null } | null> {
   let res: Response;
   try {
     res = await storageFetch(token, `/object/authenticated/${bucket}/${encodeObjectPath(path)}`, {}, timeoutMs);
@@ -113,7 +113,7 @@ export async function objectDigest(token: string, bucket: string, path: string, 
   } catch (err) {
     throw new StorageCallError(0, "", `the download broke off: ${err instanceof Error ? err.message : String(err)}`);
   }
-  return { sha256: hash.digest("hex"), bytes };
+  return { sha256: hash.digest("hex"), bytes, etag: res.headers.get("etag") };
 }
 
 /** Removes objects through the Storage API (never by SQL); the names it removed. */

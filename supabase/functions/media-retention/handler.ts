@@ -3,20 +3,24 @@
  * session media. pg_cron invokes it daily at 03:17 UTC through pg_net
  * (private.run_media_retention); it can also be called by hand.
  *
- * Each round claims up to `batch_size` due rows (public.claim_due_session_media: pending
- * uploads past their window are reconciled first, stored objects whose expires_at has passed
- * are returned), deletes their objects through the Storage API (never by SQL, which hosted
- * Supabase refuses) with the caller's service-role token, and marks the rows expired
+ * Each round claims up to `batch_size` objects of each reason
+ * (public.claim_due_session_media, which first brings the sessions concerned in step with
+ * storage.objects): stored objects whose expires_at has passed (expired), objects whose size
+ * or type did not fit their upload (rejected), and hour-old objects no row can follow
+ * (orphans). It deletes them through the Storage API (never by SQL, which hosted Supabase
+ * refuses) with the caller's service-role token, and marks the expired rows
  * (public.record_session_media_expiry, which marks only rows whose objects are gone, so a
  * failed delete leaves them due for the next run). Rounds go on until nothing is due or the
  * run's time budget is spent. Transcripts are kept unless their window says otherwise
  * (public.media_retention_settings).
  *
- * Idempotent: a second run finds nothing due; an object already gone is marked expired
- * without a delete. Answers 200 {expired, failed, rounds, more}: `more` is true when rows
- * are still due (the budget ran out, or deletes failed). A failed delete is recorded in
- * private.storage_operations (the storage alert) and counted in `failed`. 403 for any caller
- * but the service role; 422 for an unknown body field.
+ * Idempotent: a second run finds nothing due; a row whose object is already gone is marked
+ * expired (the delete finds nothing). Answers 200 {expired, rejected, orphans, failed,
+ * rounds, more}: `failed` counts objects still there after their delete (recorded in
+ * private.storage_operations, which raises the storage alert); `more` is true when objects
+ * are still due (the budget ran out, or deletes failed). Two runs at once may both claim an
+ * object; the second's delete finds nothing and counts nothing. 403 for any caller but the
+ * service role; 422 for an unknown body field.
  */
 import { z } from "zod";
 import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
@@ -34,9 +38,10 @@ const BodySchema = z.strictObject({
 });
 
 interface Due {
-  id: string;
+  id: string | null;
   bucket_id: string;
   storage_path: string;
+  reason: "expired" | "rejected" | "orphan";
 }
 
 /** Handles /functions/v1/media-retention. */
@@ -49,8 +54,7 @@ export function handler(req: Request): Promise<Response> {
     const body = parseOrThrow(BodySchema, req.body === null ? {} : await readJson(req, 4096));
     const token = bearerToken(req)!;
     const started = performance.now();
-    let expired = 0;
-    let failed = 0;
+    const counts = { expired: 0, rejected: 0, orphans: 0, failed: 0 };
     let rounds = 0;
     let more = false;
     const tried = new Set<string>();
@@ -60,37 +64,44 @@ export function handler(req: Request): Promise<Response> {
         break;
       }
       const claimed = await withServiceRole((tx) => tx<Due[]>`
-        select id, bucket_id, storage_path from public.claim_due_session_media(batch_size => ${body.batch_size})`);
-      // Rows whose delete failed in this run come back first: the next run tries them again.
-      const due = claimed.filter((d) => !tried.has(d.id));
+        select id, bucket_id, storage_path, reason from public.claim_due_session_media(batch_size => ${body.batch_size})`);
+      // Objects whose delete failed in this run come back first: the next run tries them again.
+      const due = claimed.filter((d) => !tried.has(`${d.bucket_id}/${d.storage_path}`));
       if (due.length === 0) {
         more = claimed.length > 0;
         break;
       }
       rounds++;
-      for (const d of due) tried.add(d.id);
-      const byBucket = Map.groupBy(due, (d) => d.bucket_id);
-      for (const [bucket, rows] of byBucket) {
+      for (const d of due) tried.add(`${d.bucket_id}/${d.storage_path}`);
+      for (const [bucket, rows] of Map.groupBy(due, (d) => d.bucket_id)) {
+        const paths = rows.map((r) => r.storage_path);
         const startedAt = performance.now();
         let ok = true;
         let detail: string | null = null;
         try {
-          await removeObjects(token, bucket, rows.map((r) => r.storage_path));
+          await removeObjects(token, bucket, paths);
         } catch (err) {
           if (!(err instanceof StorageCallError)) throw err;
           ok = false;
           detail = err.message;
         }
-        const marked = await withServiceRole(async (tx) => {
+        const left = await withServiceRole(async (tx) => {
           await tx`select public.record_storage_operation('retention_delete', ${ok}, ${Math.round(performance.now() - startedAt)},
                                                           null, ${detail})`;
-          const [r] = await tx<{ n: number }[]>`select public.record_session_media_expiry(${rows.map((r) => r.id)}::uuid[]) as n`;
-          return r.n;
+          await tx`select public.record_session_media_expiry(${rows.filter((r) => r.reason === "expired").map((r) => r.id!)}::uuid[])`;
+          // What is still there failed, whatever the Storage API answered (another run may have
+          // deleted some of these first: those are not failures).
+          return new Set((await tx<{ name: string }[]>`
+            select name from storage.objects where bucket_id = ${bucket} and name = any(${paths}::text[])`).map((o) => o.name));
         });
-        expired += marked;
-        failed += rows.length - marked;
+        for (const r of rows) {
+          if (left.has(r.storage_path)) counts.failed++;
+          else if (r.reason === "expired") counts.expired++;
+          else if (r.reason === "rejected") counts.rejected++;
+          else counts.orphans++;
+        }
       }
     }
-    return json({ expired, failed, rounds, more });
+    return json({ ...counts, rounds, more });
   });
 }

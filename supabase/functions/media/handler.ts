@@ -10,7 +10,10 @@
  *   valid ten minutes (`uploadToSignedUrl(path, token, file)` in supabase-js).
  * - POST /media/complete {media_id}: once the bytes are uploaded, reads them back as the
  *   caller, hashes them (SHA-256, streamed) and marks the row stored with the object's size,
- *   type and time (public.complete_session_media_upload). 409 while the object is missing.
+ *   type and time (public.complete_session_media_upload, with the eTag of what was hashed).
+ *   409 while the object is missing or if it changed meanwhile; 422 when the object's size
+ *   or type does not fit the upload (nothing changes; the next reconciliation rejects the
+ *   row and the retention job deletes the object).
  * - GET /media?session_id=…: the session's media, newest first, each stored object with a
  *   signed download URL valid ten minutes, created as the caller (storage RLS decides). The
  *   owner, the owner's assigned coach (the read is recorded in audit.phi_access_log by
@@ -18,9 +21,9 @@
  *
  * Bad input (another user's session, a type the bucket or the kind does not allow, a size
  * over the bucket's limit, a file name with folders such as `../x`) is a 422 naming the
- * field, and stores nothing. Every storage call is recorded in private.storage_operations
- * (public.record_storage_operation) for the storage panel and alert. Rate limited (policy
- * "media").
+ * field, and stores nothing. Every Storage API call (the read-back of complete, the signed
+ * download URLs) is recorded in private.storage_operations (public.record_storage_operation)
+ * for the storage panel and alerts. Every route takes from the rate limit "media".
  */
 import { z } from "zod";
 import { allowMethods, HttpError, json, type RequestContext, respond } from "../_shared/http.ts";
@@ -137,7 +140,8 @@ async function uploadUrl(req: Request, claims: Claims, ctx: RequestContext): Pro
       return row.media as MediaRow;
     }, { traceId: ctx.traceId, rateLimit: rateLimitFor("media", ctx) })
   );
-  const { token, expiresAt } = await measured("upload_url", () => null, () => signUploadToken(MEDIA_BUCKET, media.storage_path, media.user_id));
+  // Signed here, not by a Storage API call (see _shared/storage.ts), so not a storage operation.
+  const { token, expiresAt } = await signUploadToken(MEDIA_BUCKET, media.storage_path, media.user_id);
   return json({
     media,
     upload: {
@@ -160,7 +164,7 @@ async function complete(req: Request, claims: Claims, token: string, ctx: Reques
     }, { traceId: ctx.traceId, rateLimit: rateLimitFor("media", ctx) })
   );
   if (!media) throw invalidFields([{ field: "media_id", message: "Does not name one of your uploads" }]);
-  if (media.status !== "pending" && media.status !== "stored") {
+  if (!["pending", "stored", "abandoned"].includes(media.status)) {
     throw new HttpError(409, "Conflict", `This upload is ${media.status}: it cannot be completed.`);
   }
   const digest = await ctx.timing.measure("storage", () =>
@@ -168,9 +172,11 @@ async function complete(req: Request, claims: Claims, token: string, ctx: Reques
   if (!digest) {
     throw new HttpError(409, "Conflict", "The object has not been uploaded yet: PUT it to the signed upload URL first.");
   }
+  // The row is the caller's (read above under RLS); the service role records what was hashed.
   const stored = await ctx.timing.measure("db", () =>
-    withUser(claims, async (tx) => {
-      const [row] = await tx`select to_json(m) as media from public.complete_session_media_upload(${media.id}::uuid, ${digest.sha256}) m`;
+    withServiceRole(async (tx) => {
+      const [row] = await tx`select to_json(m) as media
+                             from public.complete_session_media_upload(${media.id}::uuid, ${digest.sha256}, ${digest.etag}) m`;
       return row.media as MediaRow;
     }, { traceId: ctx.traceId })
   );
@@ -183,7 +189,7 @@ async function list(req: Request, claims: Claims, token: string, ctx: RequestCon
     withUser(claims, async (tx) => {
       const found = await tx`select to_json(m) as media from public.list_session_media(${q.session_id}::uuid) m`;
       return found.map((r) => r.media as MediaRow);
-    }, { traceId: ctx.traceId })
+    }, { traceId: ctx.traceId, rateLimit: rateLimitFor("media", ctx) })
   );
   const stored = rows.filter((m) => m.status === "stored");
   const urls = stored.length === 0 ? new Map<string, string | null>() : await ctx.timing.measure("storage", () =>
