@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import postgres from "postgres";
 import type { SupabaseClient } from "@supabase/supabase-js";
 import { ALICE, BOB, client, stack, userClient } from "../helpers.ts";
+import { mintToken } from "../../local/stack.ts";
 
 const sql = postgres(stack().env.DB_URL, { max: 2, onnotice: () => {} });
 const SESSION = "a11ce000-5e55-4000-8000-000000000001";
@@ -177,6 +178,38 @@ describe("storage", () => {
     const [files, rows] = await filesAndRows();
     expect(files).toBe(rows);
     expect((await media.remove([path])).data).toHaveLength(1);
+  });
+
+  it("a write whose row cannot be committed removes its bytes: a slow first upload loses the name to a fast one", async () => {
+    const path = `${folder}/first.wav`;
+    const token = await mintToken(stack().cfg, { email: "alice@example.com" });
+    // The slow upload passes the permission trial (no row yet) and starts writing its file...
+    let release!: () => void;
+    const released = new Promise<void>((r) => { release = r; });
+    const body = new ReadableStream<Uint8Array>({
+      async start(c) {
+        c.enqueue(new Uint8Array(1024).fill(1));
+        await released;
+        c.enqueue(new Uint8Array(1024).fill(2));
+        c.close();
+      },
+    });
+    const slow = fetch(`${stack().env.API_URL}/storage/v1/object/session-media/${path}`, {
+      method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "audio/wav" }, body, duplex: "half",
+    } as RequestInit);
+    await new Promise((r) => setTimeout(r, 300));
+    const [filesDuring] = await filesAndRows();
+    // ...a fast one takes the name meanwhile...
+    expect((await alice.storage.from("session-media").upload(path, new Blob([WAV], { type: "audio/wav" }))).error).toBeNull();
+    release();
+    // ...so the slow one's transaction refuses it after its bytes were written, and its file goes.
+    const res = await slow;
+    expect([res.status, (await res.json()).statusCode]).toEqual([400, "409"]);
+    const [files, rows] = await filesAndRows();
+    expect(files).toBe(rows);
+    expect(filesDuring).toBe(rows); // the slow file existed (rows then were one fewer)
+    expect(new Uint8Array(await (await alice.storage.from("session-media").download(path)).data!.arrayBuffer())).toEqual(WAV);
+    expect((await alice.storage.from("session-media").remove([path])).data).toHaveLength(1);
   });
 
   it("malformed requests get the server's 400s, never a 500; HTML is served as text", async () => {
