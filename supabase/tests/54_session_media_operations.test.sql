@@ -5,7 +5,7 @@
 -- the retention job's steps and the storage operations log (service role only), the
 -- analysts' storage figures, the daily job and the rate limits. The file makes its own users.
 begin;
-select plan(59);
+select plan(61);
 
 select tests.create_supabase_user('ops-owner@example.com');
 select tests.create_supabase_user('ops-stranger@example.com');
@@ -151,6 +151,10 @@ select results_eq($$ select pg_temp.status(b) from unnest(array['week1.json', 'w
   'arrived transcript stored; removed audio deleted, late audio stored; a direct upload adopted; audio under a transcript and an empty file rejected');
 select results_eq($$ select kind, mime_type, bytes from public.session_media where storage_path like '%/direct.json' $$,
   $$ values ('transcript'::text, 'application/json'::text, 20::bigint) $$, 'An adopted object''s kind follows its type');
+select lives_ok(format($$ update storage.objects set metadata = '{"mimetype": "application/json", "size": 30, "eTag": "\"v2\""}' where name = %L $$,
+    pg_temp.key('direct.json')), 'She replaces that transcript in place');
+select results_eq($$ select bytes, etag, sha256 from public.list_session_media('54a00000-5e55-4000-8000-000000000001') where storage_path like '%/direct.json' $$,
+  $$ values (30::bigint, '"v2"'::text, null::text) $$, 'A replaced object''s row takes its size and eTag, and has no hash until completed again');
 
 -- Retention: the service role only; only rows whose objects are gone are marked.
 select throws_ok($$ select * from public.claim_due_session_media() $$, '42501', null, 'The owner cannot run retention');
