@@ -23,7 +23,9 @@ async function run(thrower: "nextWrite" | "otherWrite"): Promise<{ code: number;
       import { queueWriteThenClose } from "./node_modules/postgres/src/connection.js";
       surviveClosedSocketWrites((line) => console.log(JSON.stringify(line)));
       queueWriteThenClose();
-      setTimeout(() => console.log("still serving"), 100);`);
+      // Queued after the throwing immediate, so the timer starts only once it has run: a
+      // timer set here directly could fire first on a loaded machine (timers before immediates).
+      setImmediate(() => setTimeout(() => console.log("still serving"), 100));`);
     const out = await new Deno.Command(Deno.execPath(), { args: ["run", "--allow-read", join(dir, "main.ts")], stdout: "piped", stderr: "piped" }).output();
     return { code: out.code, stdout: new TextDecoder().decode(out.stdout), stderr: new TextDecoder().decode(out.stderr) };
   } finally {
