@@ -62,7 +62,7 @@ alter role anon with nologin inherit;
 alter role authenticated with nologin inherit;
 alter role service_role with nologin inherit bypassrls;
 alter role authenticator with login noinherit password 'postgres';
-alter role supabase_auth_admin with nologin noinherit createrole;
+alter role supabase_auth_admin with nologin noinherit createrole; -- login: see auth below
 alter role supabase_storage_admin with nologin noinherit;
 alter role supabase_realtime_admin with nologin noinherit;
 
@@ -195,6 +195,105 @@ as $$
     nullif(current_setting('request.jwt.claims', true), '')
   )::jsonb
 $$;
+
+-- The rest of GoTrue's schema that the local /auth/v1 (local/gateway/auth/) uses, with
+-- GoTrue's table and column names (supabase/auth migrations): identities, sessions and
+-- refresh tokens. Created (and granted) only when missing, so a database from before they
+-- existed gains them at its next start; like auth.users they belong to supabase_auth_admin.
+do $auth_tables$
+begin
+  if to_regtype('auth.aal_level') is null then
+    create type auth.aal_level as enum ('aal1', 'aal2', 'aal3');
+    alter type auth.aal_level owner to supabase_auth_admin;
+  end if;
+  if to_regclass('auth.identities') is null then
+    create table auth.identities (
+      provider_id text not null,
+      user_id uuid not null references auth.users (id) on delete cascade,
+      identity_data jsonb not null,
+      provider text not null,
+      last_sign_in_at timestamptz,
+      created_at timestamptz,
+      updated_at timestamptz,
+      email text generated always as (lower(identity_data ->> 'email')) stored,
+      id uuid not null default gen_random_uuid() primary key,
+      constraint identities_provider_id_provider_unique unique (provider_id, provider)
+    );
+    create index identities_user_id_idx on auth.identities (user_id);
+    comment on table auth.identities is 'Auth: Stores identities associated to a user.';
+    alter table auth.identities owner to supabase_auth_admin;
+    alter table auth.identities enable row level security;
+    revoke all on auth.identities from anon, authenticated, service_role;
+    grant all on auth.identities to postgres;
+  end if;
+  if to_regclass('auth.sessions') is null then
+    create table auth.sessions (
+      id uuid not null primary key,
+      user_id uuid not null references auth.users (id) on delete cascade,
+      created_at timestamptz,
+      updated_at timestamptz,
+      factor_id uuid,
+      aal auth.aal_level,
+      not_after timestamptz,
+      refreshed_at timestamp,
+      user_agent text,
+      ip inet,
+      tag text
+    );
+    create index sessions_user_id_idx on auth.sessions (user_id);
+    comment on table auth.sessions is 'Auth: Stores session data associated to a user.';
+    alter table auth.sessions owner to supabase_auth_admin;
+    alter table auth.sessions enable row level security;
+    revoke all on auth.sessions from anon, authenticated, service_role;
+    grant all on auth.sessions to postgres;
+  end if;
+  if to_regclass('auth.refresh_tokens') is null then
+    create table auth.refresh_tokens (
+      instance_id uuid,
+      id bigserial primary key,
+      token varchar(255) unique,
+      user_id varchar(255),
+      revoked boolean,
+      created_at timestamptz,
+      updated_at timestamptz,
+      parent varchar(255),
+      session_id uuid references auth.sessions (id) on delete cascade
+    );
+    create index refresh_tokens_parent_idx on auth.refresh_tokens (parent);
+    create index refresh_tokens_session_id_revoked_idx on auth.refresh_tokens (session_id, revoked);
+    comment on table auth.refresh_tokens is 'Auth: Store of tokens used to refresh JWT tokens once they expire.';
+    alter table auth.refresh_tokens owner to supabase_auth_admin;
+    alter sequence auth.refresh_tokens_id_seq owner to supabase_auth_admin;
+    alter table auth.refresh_tokens enable row level security;
+    revoke all on auth.refresh_tokens from anon, authenticated, service_role;
+    grant all on auth.refresh_tokens to postgres;
+  end if;
+  if to_regclass('auth.mfa_amr_claims') is null then
+    -- How each session was authenticated: the access token's `amr` claim.
+    create table auth.mfa_amr_claims (
+      session_id uuid not null references auth.sessions (id) on delete cascade,
+      created_at timestamptz not null,
+      updated_at timestamptz not null,
+      authentication_method text not null,
+      id uuid not null primary key,
+      constraint mfa_amr_claims_session_id_authentication_method_pkey unique (session_id, authentication_method)
+    );
+    comment on table auth.mfa_amr_claims is 'auth: stores authenticator method reference claims for multi factor authentication';
+    alter table auth.mfa_amr_claims owner to supabase_auth_admin;
+    alter table auth.mfa_amr_claims enable row level security;
+    revoke all on auth.mfa_amr_claims from anon, authenticated, service_role;
+    grant all on auth.mfa_amr_claims to postgres;
+  end if;
+  -- GoTrue connects as supabase_auth_admin (a login role on Supabase), with auth first on
+  -- its search path; the local /auth/v1 does the same.
+  if not (select rolcanlogin from pg_roles where rolname = 'supabase_auth_admin') then
+    alter role supabase_auth_admin with login password 'postgres';
+    alter role supabase_auth_admin set search_path = auth;
+    -- pgcrypto's crypt() hashes passwords locally (GoTrue hashes in Go).
+    grant usage on schema extensions to supabase_auth_admin;
+  end if;
+end
+$auth_tables$;
 
 \if :platform_fresh
 grant usage on schema auth to postgres, anon, authenticated, service_role;

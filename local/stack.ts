@@ -49,6 +49,32 @@ interface ProjectToml {
   api?: { port?: number };
   db?: { port?: number };
   functions?: Record<string, { verify_jwt?: boolean }>;
+  auth?: Record<string, unknown> & {
+    hook?: { custom_access_token?: { enabled?: boolean; uri?: string } };
+    third_party?: { clerk?: { enabled?: boolean; domain?: string } };
+  };
+}
+
+/** Keys of config.toml's [auth] that the local /auth/v1 honours (local/gateway/auth/settings.ts). */
+const AUTH_SETTINGS = [
+  "site_url", "jwt_expiry", "enable_signup", "enable_anonymous_sign_ins", "enable_refresh_token_rotation",
+  "refresh_token_reuse_interval", "minimum_password_length", "password_requirements",
+];
+
+/** config.toml's [auth] settings as the gateway takes them (GATEWAY_AUTH). */
+export function authSettings(toml: ProjectToml = readProjectConfig()): Record<string, unknown> {
+  const auth = toml.auth ?? {};
+  const out: Record<string, unknown> = {};
+  for (const k of AUTH_SETTINGS) if (auth[k] !== undefined) out[k] = auth[k];
+  const hook = auth.hook?.custom_access_token;
+  if (hook?.enabled && hook.uri) out.custom_access_token_hook = hook.uri;
+  return out;
+}
+
+/** The Clerk issuer when config.toml enables Clerk as a third-party provider: https://<domain>. */
+export function clerkIssuer(toml: ProjectToml = readProjectConfig()): string | null {
+  const clerk = toml.auth?.third_party?.clerk;
+  return clerk?.enabled && clerk.domain ? `https://${clerk.domain}` : null;
 }
 
 /** Reads supabase/config.toml: ports and the `[functions.<name>]` blocks. */
@@ -291,6 +317,25 @@ export function localAuditSigningKey(cfg: StackConfig): string {
   return readFileSync(file, "utf8").trim();
 }
 
+/**
+ * The local stack's Auth signing keys in the Supabase CLI's `signing_keys_path` format (a
+ * JSON array of private JWKs; what `supabase gen signing-key --algorithm ES256` writes):
+ * one ES256 key, created on first use in the state directory (mode 0600). Access tokens
+ * from /auth/v1 are signed with it; its public part is the JWKS at
+ * /auth/v1/.well-known/jwks.json. The legacy HS256 secret (JWT_SECRET) still signs the
+ * anon and service_role keys.
+ */
+export function localSigningKeys(cfg: StackConfig): string {
+  const file = join(cfg.stateDir, "signing_keys.json");
+  if (!existsSync(file)) {
+    mkdirSync(cfg.stateDir, { recursive: true });
+    const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const jwk = { ...privateKey.export({ format: "jwk" }), kid: crypto.randomUUID(), alg: "ES256", use: "sig", key_ops: ["sign", "verify"], ext: true };
+    writeFileSync(file, JSON.stringify([jwk]) + "\n", { mode: 0o600 });
+  }
+  return readFileSync(file, "utf8").trim();
+}
+
 /** The environment the gateway and the functions run with. */
 export function gatewayEnv(cfg: StackConfig): Record<string, string> {
   // A key given in the shell or the functions' .env wins over the local one.
@@ -298,7 +343,13 @@ export function gatewayEnv(cfg: StackConfig): Record<string, string> {
   const dotenv = existsSync(join(functionsDir, ".env")) ? readFileSync(join(functionsDir, ".env"), "utf8") : "";
   const ownAuditKey = process.env.AUDIT_SIGNING_KEY || /^\s*AUDIT_SIGNING_KEY=\S/m.test(dotenv);
   const ownSkillKey = process.env.TRACKED_SKILL_HASH_KEY || /^\s*TRACKED_SKILL_HASH_KEY=\S/m.test(dotenv);
+  const toml = readProjectConfig();
+  const clerk = clerkIssuer(toml);
   return {
+    GATEWAY_AUTH_DB_URL: dbUrl(cfg, "supabase_auth_admin"),
+    GATEWAY_AUTH_SIGNING_KEYS: localSigningKeys(cfg),
+    GATEWAY_AUTH: JSON.stringify(authSettings(toml)),
+    ...(clerk ? { CLERK_ISSUER: clerk } : {}),
     ...(ownAuditKey ? {} : { AUDIT_SIGNING_KEY: localAuditSigningKey(cfg) }),
     ...(ownSkillKey ? {} : { TRACKED_SKILL_HASH_KEY: LOCAL_TRACKED_SKILL_HASH_KEY }),
     GATEWAY_PORT: String(cfg.apiPort),
@@ -595,6 +646,11 @@ export async function mintToken(
   }).trim();
   if (!row) throw new Error(`No user with email ${opts.email} in auth.users`);
   const u = JSON.parse(row) as { id: string; email: string; phone: string; app: object; user: object; anon: boolean };
+  // A session row, as GoTrue has for every token it issues, so /auth/v1 knows the token's session.
+  const sessionId = crypto.randomUUID();
+  psqlAdmin(cfg, {
+    command: `insert into auth.sessions (id, user_id, created_at, updated_at, aal) values ('${sessionId}', '${u.id}', now(), now(), 'aal1')`,
+  });
   return await signToken({
     iss,
     sub: u.id,
@@ -608,7 +664,7 @@ export async function mintToken(
     role: opts.role ?? "authenticated",
     aal: "aal1",
     amr: [{ method: "password", timestamp: now }],
-    session_id: crypto.randomUUID(),
+    session_id: sessionId,
     is_anonymous: u.anon,
   });
 }

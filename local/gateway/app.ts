@@ -7,8 +7,9 @@
  *   /rest/v1/…                 rest.ts → rpc.ts (API gateway + PostgREST)
  *   /realtime/v1/websocket     realtime.ts (Realtime, Broadcast from Database)
  *   /storage/v1/…              storage.ts (Storage: objects, signed URLs; its own size limits)
+ *   /auth/v1/…                 auth/routes.ts (Auth: sign-up, sign-in, refresh, user, admin, JWKS)
  *   /health                    200 when the database answers, else 503 with Retry-After
- *   /auth/v1, /graphql/v1 …    501: not served by the stand-in
+ *   /graphql/v1 …              501: not served by the stand-in
  *
  * Every answer, the gateway's own errors included, carries CORS headers, `x-request-id`
  * (a well-formed incoming one echoed, else a new UUID) and `Server-Timing`. Declared
@@ -20,6 +21,7 @@ import type { RealtimeServer } from "./realtime.ts";
 import { createFunctions } from "./functions.ts";
 import { createRest } from "./rest.ts";
 import { createStorage } from "./storage.ts";
+import { createAuth, type AuthOptions } from "./auth/routes.ts";
 import { connectionError, familyOf, gatewayError, jsonResponse, payloadTooLarge, retryAfter } from "./errors.ts";
 import { declaredLength, DEFAULT_LIMITS, type Limits } from "./limits.ts";
 
@@ -39,6 +41,8 @@ export interface GatewayOptions {
   limits?: Partial<Limits>;
   /** Where Storage keeps object bytes; without it /storage/v1 answers 501. */
   storageDir?: string;
+  /** What /auth/v1 needs beyond the keys; without it /auth/v1 answers 501. */
+  auth?: Omit<AuthOptions, "keys" | "log">;
 }
 
 const CORS: Record<string, string> = {
@@ -46,7 +50,7 @@ const CORS: Record<string, string> = {
   "Access-Control-Allow-Headers":
     "authorization, x-client-info, apikey, content-type, accept, accept-profile, content-profile, prefer, range, idempotency-key, x-request-id, x-tracked-skill-id, x-supabase-api-version, x-upsert, x-metadata, cache-control",
   "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
-  "Access-Control-Expose-Headers": "content-range, x-request-id, server-timing",
+  "Access-Control-Expose-Headers": "content-range, x-request-id, server-timing, x-total-count, link, x-supabase-api-version",
   "Access-Control-Max-Age": "3600",
 };
 
@@ -90,6 +94,7 @@ export function createGateway(opts: GatewayOptions): (req: Request) => Promise<R
   const limits: Limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const serveFunction = createFunctions({ keys: opts.keys, functionsDir: opts.functionsDir, functions: opts.functions, limits, log });
   const serveRest = createRest({ keys: opts.keys, sql: opts.sql, limits });
+  const serveAuth = opts.auth ? createAuth({ ...opts.auth, keys: opts.keys, log }) : undefined;
   const serveStorage = opts.storageDir ? createStorage({ keys: opts.keys, sql: opts.sql, dir: opts.storageDir, bodyTimeoutMs: limits.bodyTimeoutMs }) : undefined;
 
   async function health(): Promise<Response> {
@@ -115,6 +120,7 @@ export function createGateway(opts: GatewayOptions): (req: Request) => Promise<R
     if (path === "/health") return await health();
     if (path.startsWith("/functions/v1/")) return await serveFunction(req, url, path.slice("/functions/v1/".length), requestId);
     if (path.startsWith("/rest/v1/")) return await serveRest(req, url, path.slice("/rest/v1/".length), requestId);
+    if (path.startsWith("/auth/v1/") && serveAuth) return await serveAuth(req, url, path.slice("/auth/v1/".length), requestId);
     if (/^\/(auth|storage|realtime|graphql)\/v1(\/|$)/.test(path)) {
       return jsonResponse(501, { message: `${path.split("/")[1]} is not served by the local stand-in; it needs hosted Supabase or supabase start.` });
     }

@@ -562,7 +562,7 @@ Deno.test({
           ["401 rest", await call("/rest/v1/rpc/gw_test_row", { method: "POST", headers: { "x-request-id": "trace-123" } })],
           ["404 function", await call("/functions/v1/nope", { headers: { "x-request-id": "trace-123" } })],
           ["404 route", await call("/nowhere", { headers: { "x-request-id": "trace-123" } })],
-          ["501", await call("/auth/v1/token", { method: "POST", headers: { "x-request-id": "trace-123" } })],
+          ["501", await call("/graphql/v1", { method: "POST", headers: { "x-request-id": "trace-123" } })],
           ["413", await small(new Request("http://gateway.test/functions/v1/echo", { method: "POST", body: "x".repeat(100), headers: { "x-request-id": "trace-123" } }))],
           ["503", await down(new Request("http://gateway.test/health", { headers: { "x-request-id": "trace-123" } }))],
           ["200", await call("/functions/v1/echo", { headers: { "x-request-id": "trace-123", authorization: `Bearer ${keys.anonKey}` } })],
@@ -599,7 +599,7 @@ Deno.test({
       });
 
       await t.step("other platform routes answer 501", async () => {
-        const res = await call("/auth/v1/token?grant_type=password", { method: "POST" });
+        const res = await call("/graphql/v1", { method: "POST" });
         assert.equal(res.status, 501);
         await res.body?.cancel();
       });

@@ -47,3 +47,35 @@ Deno.test("verify() checks only signature and expiry, which Realtime builds its 
   const forged = await verify(keys, await new SignJWT(user).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode("another-secret-another-secret-another")));
   assert.equal(forged.ok ? "ok" : forged.problem, "invalid");
 });
+
+Deno.test("verify() takes asymmetric tokens from Auth's JWKS and a third party's from its own, by issuer", async () => {
+  const { createLocalJWKSet, exportJWK, generateKeyPair } = await import("jose");
+  const auth = await generateKeyPair("ES256", { extractable: true });
+  const clerk = await generateKeyPair("RS256", { extractable: true });
+  const jwks = async (k: Parameters<typeof exportJWK>[0], kid: string) => createLocalJWKSet({ keys: [{ ...(await exportJWK(k)), kid }] });
+  const withKeys: Keys = {
+    ...keys,
+    authJwks: await jwks(auth.publicKey, "auth-1"),
+    thirdParty: [{ name: "clerk", issuer: "https://clerk.example.com", jwks: await jwks(clerk.publicKey, "ins_1") }],
+  };
+  const es = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid: "auth-1" }).sign(auth.privateKey);
+  const rs = (claims: Record<string, unknown>, key: Parameters<SignJWT["sign"]>[0] = clerk.privateKey) =>
+    new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: "ins_1" }).sign(key);
+  const clerkUser = { iss: "https://clerk.example.com", sub: "user_2abc", role: "authenticated", exp: now() + 60 };
+
+  const gotrue = await verifyApiToken(withKeys, await es(user));
+  assert.ok(gotrue.ok && gotrue.by === "auth_jwks");
+  assert.ok((await verifyApiToken(withKeys, await sign(user))).ok, "the legacy secret still verifies");
+  const third = await verifyApiToken(withKeys, await rs(clerkUser));
+  assert.ok(third.ok && third.by === "third_party" && third.provider === "clerk");
+
+  const noRole = await verifyApiToken(withKeys, await rs({ ...clerkUser, role: undefined }));
+  assert.ok(!noRole.ok && /role/.test(noRole.message));
+  // A Clerk-issued token signed with Auth's key, or Auth's issuer signed with Clerk's key: refused.
+  assert.ok(!(await verify(withKeys, await es(clerkUser))).ok);
+  assert.ok(!(await verify(withKeys, await rs(user))).ok);
+  // An HS256 token naming the third party's issuer is not a third-party token.
+  assert.ok(!(await verifyApiToken(withKeys, await sign(clerkUser))).ok);
+  // Without signing keys, an asymmetric token is refused.
+  assert.ok(!(await verify(keys, await es(user))).ok);
+});

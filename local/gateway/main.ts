@@ -5,7 +5,10 @@
  * [functions.*] as JSON), SUPABASE_URL, SUPABASE_JWT_SECRET and the keys; optionally
  * GATEWAY_LIMITS (JSON overrides of limits.ts, for tests), GATEWAY_STORAGE_DIR (where
  * Storage keeps object bytes), GATEWAY_STATE_FILE and
- * GATEWAY_FINGERPRINT. Functions read the same environment. It also runs pg_net's worker
+ * GATEWAY_FINGERPRINT; for /auth/v1 GATEWAY_AUTH_DB_URL (the `supabase_auth_admin` role),
+ * GATEWAY_AUTH_SIGNING_KEYS (the private JWKs, in the CLI's signing_keys_path format) and
+ * GATEWAY_AUTH (config.toml's [auth] settings as JSON); CLERK_ISSUER when Clerk is a
+ * third-party provider. Functions read the same environment. It also runs pg_net's worker
  * (net_worker.ts) over SUPABASE_DB_URL.
  *
  * Once the port is bound, the gateway writes GATEWAY_STATE_FILE ({pid, port, fingerprint}):
@@ -15,7 +18,10 @@
  */
 import postgres from "postgres";
 import { createGateway } from "./app.ts";
+import { createRemoteJWKSet } from "jose";
 import { createRealtime } from "./realtime.ts";
+import { parseAuthSettings } from "./auth/settings.ts";
+import { loadSigningKeys, localJwks } from "./auth/tokens.ts";
 import { startListener } from "./listener.ts";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import { join } from "./path.ts";
@@ -46,6 +52,9 @@ const sql = postgres(need("GATEWAY_DB_URL"), {
 });
 
 const supabaseUrl = need("SUPABASE_URL");
+const signingKeys = await loadSigningKeys(need("GATEWAY_AUTH_SIGNING_KEYS"));
+// Clerk as a third-party provider: tokens from its issuer, verified against its JWKS.
+const clerkIssuer = Deno.env.get("CLERK_ISSUER")?.replace(/\/+$/, "");
 const keys = {
   jwtSecret: need("SUPABASE_JWT_SECRET"),
   anonKey: need("SUPABASE_ANON_KEY"),
@@ -53,7 +62,19 @@ const keys = {
   publishableKey: need("SUPABASE_PUBLISHABLE_KEY"),
   secretKey: need("SUPABASE_SECRET_KEY"),
   authIssuer: `${supabaseUrl}/auth/v1`,
+  authJwks: localJwks(signingKeys),
+  thirdParty: clerkIssuer ? [{ name: "clerk", issuer: clerkIssuer, jwks: createRemoteJWKSet(new URL(`${clerkIssuer}/.well-known/jwks.json`)) }] : [],
 };
+// Auth connects as supabase_auth_admin, as GoTrue does.
+const authSql = postgres(need("GATEWAY_AUTH_DB_URL"), {
+  max: 4,
+  prepare: false,
+  idle_timeout: 30,
+  connect_timeout: CONNECT_TIMEOUT_SECONDS,
+  backoff: () => RECONNECT_BACKOFF_SECONDS,
+  onnotice: () => {},
+  connection: { application_name: "coach-ledger-auth" },
+});
 const limits: Limits = { ...DEFAULT_LIMITS, ...JSON.parse(Deno.env.get("GATEWAY_LIMITS") ?? "{}") };
 const log = (line: Record<string, unknown>) => console.log(JSON.stringify(line));
 // A Postgres outage must not end the gateway through postgres.js's closed-socket write.
@@ -80,6 +101,7 @@ const handler = createGateway({
   log,
   realtime,
   limits,
+  auth: { sql: authSql, signingKeys, settings: parseAuthSettings(Deno.env.get("GATEWAY_AUTH")), issuer: keys.authIssuer },
 });
 
 // Deno.serve answers on a private Unix socket; the TCP front (listener.ts) bounds heads and idles.
@@ -105,6 +127,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     await netWorker.stop();
     await netSql.end({ timeout: 2 });
     await sql.end({ timeout: 2 });
+    await authSql.end({ timeout: 2 });
     await Deno.remove(socketDir, { recursive: true }).catch(() => {});
     Deno.exit(0);
   });

@@ -405,6 +405,19 @@ export function toHttpError(err: unknown): unknown {
   return err;
 }
 
+/**
+ * The Coach Ledger user a third-party provider's subject maps to (private.external_identities,
+ * written by clerk-webhook), with their email; null when none. Read as the pool's own role.
+ */
+export async function externalUser(issuer: string, subject: string): Promise<{ id: string; email: string | null } | null> {
+  const [row] = await db()<{ id: string; email: string | null }[]>`
+    select e.user_id as id, u.email
+      from private.external_identities as e
+      join auth.users as u on u.id = e.user_id
+     where e.issuer = ${issuer} and e.subject = ${subject}`;
+  return row ?? null;
+}
+
 /** Closes the pool and forgets the cached role settings (tests). */
 export async function closeDb(): Promise<void> {
   await pool?.end({ timeout: 5 });
