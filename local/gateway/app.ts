@@ -42,7 +42,7 @@ export interface GatewayOptions {
   /** Where Storage keeps object bytes; without it /storage/v1 answers 501. */
   storageDir?: string;
   /** What /auth/v1 needs beyond the keys; without it /auth/v1 answers 501. */
-  auth?: Omit<AuthOptions, "keys" | "log">;
+  auth?: Omit<AuthOptions, "keys" | "log" | "limits">;
 }
 
 const CORS: Record<string, string> = {
@@ -94,7 +94,7 @@ export function createGateway(opts: GatewayOptions): (req: Request) => Promise<R
   const limits: Limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const serveFunction = createFunctions({ keys: opts.keys, functionsDir: opts.functionsDir, functions: opts.functions, limits, log });
   const serveRest = createRest({ keys: opts.keys, sql: opts.sql, limits });
-  const serveAuth = opts.auth ? createAuth({ ...opts.auth, keys: opts.keys, log }) : undefined;
+  const serveAuth = opts.auth ? createAuth({ ...opts.auth, keys: opts.keys, log, limits }) : undefined;
   const serveStorage = opts.storageDir ? createStorage({ keys: opts.keys, sql: opts.sql, dir: opts.storageDir, bodyTimeoutMs: limits.bodyTimeoutMs }) : undefined;
 
   async function health(): Promise<Response> {

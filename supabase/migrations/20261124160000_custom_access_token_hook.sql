@@ -26,7 +26,8 @@ begin
   end if;
   select p.role into profile_role
     from public.profiles as p
-   where p.id::text = event ->> 'user_id';
+   where p.id = case when event ->> 'user_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                     then (event ->> 'user_id')::uuid end;
   -- JSON null when the user has no profile (never the case for a user made through Auth).
   return jsonb_build_object('claims', claims || jsonb_build_object('user_role', profile_role));
 end;

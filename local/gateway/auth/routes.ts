@@ -21,9 +21,11 @@
  * Not served (answered 501 by GoTrue's 404 shape's absence, see route()): OTP, magic links,
  * OAuth providers, SSO, MFA, phone sign-in, email sending, identity linking, rate limits.
  */
+import { isIP } from "node:net";
 import type postgres from "postgres";
 import { apiKeyOf, isProjectApiKey, type Keys, mapApiKey, verify } from "../keys.ts";
 import { AuthError, authJson, errorResponse, validationFailed } from "./errors.ts";
+import { DEFAULT_LIMITS, jsonDepthExceeds, type Limits, readBody } from "../limits.ts";
 import { type AuthSettings, hookFunction } from "./settings.ts";
 import * as store from "./store.ts";
 import { jwksOf, type SigningKey, signAccessToken } from "./tokens.ts";
@@ -38,6 +40,8 @@ export interface AuthOptions {
   /** GoTrue's issuer: `${SUPABASE_URL}/auth/v1`. */
   issuer: string;
   log: (line: Record<string, unknown>) => void;
+  /** The gateway's body limits (size, time, depth); GoTrue caps bodies at 1 MB too. */
+  limits?: Pick<Limits, "maxBodyBytes" | "bodyTimeoutMs" | "maxJsonDepth">;
 }
 
 /** Roles GoTrue treats as admins (GOTRUE_JWT_ADMIN_ROLES' default). */
@@ -53,15 +57,37 @@ const REQUIRED_CLAIMS = ["aud", "exp", "iat", "sub", "email", "phone", "role", "
 type Sql = postgres.TransactionSql | postgres.Sql;
 type Json = Record<string, unknown>;
 
-/** The request body as a JSON object; GoTrue answers 400 bad_json otherwise. */
-async function body(req: Request): Promise<Json> {
-  const text = await req.text();
+/**
+ * The request body as a JSON object, read within the gateway's limits: 413 when too large,
+ * 400 bad_json when it is not a JSON object, 400 validation_failed for a NUL character
+ * (Postgres stores none) or nesting deeper than the gateway allows.
+ */
+async function body(req: Request, limits: NonNullable<AuthOptions["limits"]>): Promise<Json> {
+  const read = await readBody(req, limits);
+  if (!read.ok) {
+    if (read.reason === "too_large") throw new AuthError(413, "request_entity_too_large", "Request body too large");
+    throw new AuthError(400, "bad_json", "Could not read the request body");
+  }
+  const text = read.bytes ? new TextDecoder().decode(read.bytes) : "";
   if (text.trim() === "") return {};
+  if (jsonDepthExceeds(text, limits.maxJsonDepth)) throw validationFailed("Request body is nested too deeply");
+  let parsed: unknown;
   try {
-    const parsed = JSON.parse(text);
-    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) return parsed as Json;
-  } catch { /* below */ }
-  throw new AuthError(400, "bad_json", "Could not parse request body as JSON");
+    parsed = JSON.parse(text);
+  } catch {
+    throw new AuthError(400, "bad_json", "Could not parse request body as JSON");
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new AuthError(400, "bad_json", "Could not parse request body as JSON");
+  if (/\\u0000|\u0000/.test(text)) throw validationFailed("Request body must not contain NUL characters");
+  return parsed as Json;
+}
+
+/** A field that must be a string when present: 400 bad_json otherwise, as Go's decoder answers. */
+function optionalString(b: Json, field: string): string | null {
+  const v = b[field];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== "string") throw new AuthError(400, "bad_json", `Could not parse request body as JSON: ${field} must be a string`);
+  return v;
 }
 
 /** GoTrue's validateEmail (internal/api/mail.go). */
@@ -98,13 +124,14 @@ function checkPassword(settings: AuthSettings, password: string): void {
 /** The client's address and agent, as GoTrue records them on a session. */
 function clientOf(req: Request): { ua: string | null; ip: string | null } {
   const forwarded = req.headers.get("x-forwarded-for")?.split(",")[0]?.trim() ?? null;
-  const ip = forwarded && /^[0-9a-fA-F:.]+$/.test(forwarded) ? forwarded : null;
+  const ip = forwarded && isIP(forwarded) !== 0 ? forwarded : null;
   return { ua: req.headers.get("user-agent"), ip };
 }
 
 /** Builds the `/auth/v1` route; `rest` is the path after `/auth/v1/`. */
 export function createAuth(opts: AuthOptions): (req: Request, url: URL, rest: string, requestId: string) => Promise<Response> {
   const { sql, settings } = opts;
+  const limits = opts.limits ?? DEFAULT_LIMITS;
   const hook = settings.custom_access_token_hook ? hookFunction(settings.custom_access_token_hook) : null;
 
   async function userJson(db: Sql, user: store.UserRow): Promise<Json> {
@@ -214,14 +241,17 @@ export function createAuth(opts: AuthOptions): (req: Request, url: URL, rest: st
     if (!token) throw new AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token");
     const checked = await verify(opts.keys, mapApiKey(opts.keys, token));
     if (!checked.ok) throw new AuthError(403, "bad_jwt", `invalid JWT: unable to parse or verify signature, ${checked.message}`);
+    if (checked.by === "third_party") throw new AuthError(403, "not_admin", "User not allowed");
     const role = str((checked.claims as Json).role);
     if (!role || !ADMIN_ROLES.includes(role)) throw new AuthError(403, "not_admin", "User not allowed");
   }
 
   async function signup(req: Request): Promise<Response> {
-    const b = await body(req);
-    const email = str(b.email)?.trim() ?? "";
-    const password = str(b.password) ?? "";
+    const b = await body(req, limits);
+    const email = optionalString(b, "email")?.trim() ?? "";
+    const password = optionalString(b, "password") ?? "";
+    optionalString(b, "phone");
+    if (b.data !== undefined && b.data !== null && !obj(b.data)) throw new AuthError(400, "bad_json", "Could not parse request body as JSON: data must be an object");
     const data = obj(b.data) ?? {};
     if (email === "" && !str(b.phone)) {
       // No email and no phone is an anonymous sign-in, whatever the password (GoTrue's router).
@@ -249,12 +279,14 @@ export function createAuth(opts: AuthOptions): (req: Request, url: URL, rest: st
   }
 
   async function passwordGrant(req: Request): Promise<Response> {
-    const b = await body(req);
-    const email = str(b.email)?.trim() ?? "";
-    const password = str(b.password) ?? "";
+    const b = await body(req, limits);
+    const email = optionalString(b, "email")?.trim() ?? "";
+    const password = optionalString(b, "password") ?? "";
+    optionalString(b, "phone");
     if (email !== "" && str(b.phone)) throw validationFailed("Only an email address or phone number should be provided on login.");
     if (str(b.phone)) throw new AuthError(422, "phone_provider_disabled", "Phone logins are disabled");
     if (email === "") throw validationFailed("missing email or phone");
+    if (email.length > 255 || password.length > 1000) throw new AuthError(400, "invalid_credentials", "Invalid login credentials");
     const user = await store.userByEmail(sql, email);
     if (!user || user.deleted_at || !(await store.passwordMatches(sql, user.id, password))) {
       throw new AuthError(400, "invalid_credentials", "Invalid login credentials");
@@ -269,8 +301,8 @@ export function createAuth(opts: AuthOptions): (req: Request, url: URL, rest: st
   }
 
   async function refreshGrant(req: Request): Promise<Response> {
-    const b = await body(req);
-    const given = str(b.refresh_token) ?? "";
+    const b = await body(req, limits);
+    const given = optionalString(b, "refresh_token") ?? "";
     if (!/^[a-z0-9]{12}$/.test(given)) throw validationFailed("Refresh token is not valid");
     const notFound = new AuthError(400, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found");
     // A reuse revokes the family and must commit even though the request fails.
@@ -317,7 +349,7 @@ export function createAuth(opts: AuthOptions): (req: Request, url: URL, rest: st
 
   async function updateUser(req: Request): Promise<Response> {
     const { user, sessionId } = await caller(req);
-    const b = await body(req);
+    const b = await body(req, limits);
     const password = b.password === undefined ? null : str(b.password);
     if (b.password !== undefined && password === null) throw validationFailed("password must be a string");
     const data = b.data === undefined ? null : obj(b.data);
@@ -386,7 +418,7 @@ export function createAuth(opts: AuthOptions): (req: Request, url: URL, rest: st
   async function adminUsers(req: Request, url: URL, id: string | null): Promise<Response> {
     await requireAdmin(req);
     if (id === null && req.method === "GET") {
-      const page = Math.max(1, Number.parseInt(url.searchParams.get("page") ?? "1", 10) || 1);
+      const page = Math.min(1_000_000, Math.max(1, Number.parseInt(url.searchParams.get("page") ?? "1", 10) || 1));
       const perPage = Math.min(1000, Math.max(1, Number.parseInt(url.searchParams.get("per_page") ?? "50", 10) || 50));
       const [{ total }] = await sql.unsafe<{ total: number }[]>(`select count(*)::int as total from auth.users`);
       const ids = await sql.unsafe<{ id: string }[]>(`select id from auth.users order by created_at desc, id limit $1 offset $2`, [perPage, (page - 1) * perPage]);
@@ -407,7 +439,7 @@ export function createAuth(opts: AuthOptions): (req: Request, url: URL, rest: st
     if (req.method === "GET") return authJson(200, await userJson(sql, user));
     if (req.method === "PUT") return await adminUpdate(req, user);
     if (req.method === "DELETE") {
-      const b = await body(req);
+      const b = await body(req, limits);
       if (b.should_soft_delete === true) throw new AuthError(501, "not_implemented", "Soft deletion is not served by the local Auth stand-in");
       await sql.unsafe(`delete from auth.users where id = $1`, [id]);
       return authJson(200, {});
@@ -416,9 +448,10 @@ export function createAuth(opts: AuthOptions): (req: Request, url: URL, rest: st
   }
 
   async function adminCreate(req: Request): Promise<Response> {
-    const b = await body(req);
-    const email = str(b.email)?.trim() ?? "";
-    const password = b.password === undefined ? null : str(b.password);
+    const b = await body(req, limits);
+    const email = optionalString(b, "email")?.trim() ?? "";
+    const password = optionalString(b, "password");
+    optionalString(b, "phone");
     if (email === "" && !str(b.phone)) throw validationFailed("Cannot create a user without either an email or phone");
     if (str(b.phone)) throw new AuthError(422, "phone_provider_disabled", "Phone signups are disabled");
     checkEmail(email);
@@ -440,10 +473,10 @@ export function createAuth(opts: AuthOptions): (req: Request, url: URL, rest: st
   }
 
   async function adminUpdate(req: Request, user: store.UserRow): Promise<Response> {
-    const b = await body(req);
-    const password = b.password === undefined ? null : str(b.password);
+    const b = await body(req, limits);
+    const password = optionalString(b, "password");
     if (password !== null) checkPassword(settings, password);
-    const email = b.email === undefined ? null : str(b.email)?.trim() ?? "";
+    const email = optionalString(b, "email")?.trim() ?? null;
     if (email !== null) checkEmail(email);
     const userMetadata = b.user_metadata === undefined ? null : obj(b.user_metadata);
     const appMetadata = b.app_metadata === undefined ? null : obj(b.app_metadata);
@@ -453,6 +486,10 @@ export function createAuth(opts: AuthOptions): (req: Request, url: URL, rest: st
         await tx.unsafe(`select pg_advisory_xact_lock(hashtext('auth.users.email:' || lower($1)))`, [email]);
         if (await store.userByEmail(tx, email)) throw new AuthError(422, "email_exists", "A user with this email address has already been registered");
         await tx.unsafe(`update auth.users set email = $2 where id = $1`, [user.id, email.toLowerCase()]);
+        await tx.unsafe(
+          `update auth.identities set identity_data = identity_data || jsonb_build_object('email', $2::text), updated_at = now() where user_id = $1 and provider = 'email'`,
+          [user.id, email.toLowerCase()],
+        );
       }
       if (password !== null) {
         await tx.unsafe(`update auth.users set encrypted_password = extensions.crypt($2, extensions.gen_salt('bf', 10)) where id = $1`, [user.id, password]);
@@ -468,7 +505,7 @@ export function createAuth(opts: AuthOptions): (req: Request, url: URL, rest: st
       if (ban !== null) {
         if (ban === "none") await tx.unsafe(`update auth.users set banned_until = null where id = $1`, [user.id]);
         else {
-          const m = /^(\d+)(h|m|s)$/.exec(ban);
+          const m = /^(\d{1,6})(h|m|s)$/.exec(ban);
           if (!m) throw validationFailed("invalid format for ban duration: expected a duration such as 24h or none");
           await tx.unsafe(`update auth.users set banned_until = now() + ($2 || ' ' || $3)::interval where id = $1`, [user.id, m[1], { h: "hours", m: "minutes", s: "seconds" }[m[2]]!]);
         }

@@ -10,13 +10,16 @@
  *   the profile trigger runs: display name from first and last name), then the mapping
  *   (issuer, Clerk user id) -> user in private.external_identities. When the primary
  *   email already belongs to a Coach Ledger user and Clerk has verified it, the Clerk user
- *   is linked to that user (as Supabase Auth links a verified OAuth identity by email);
- *   an unverified one is refused (422). A replay finds the mapping and changes nothing.
+ *   is linked to that user (as Supabase Auth links a verified OAuth identity by email),
+ *   provided that user's own address is confirmed and no other Clerk user holds it (409
+ *   otherwise); an unverified one is refused (422). A replay finds the mapping and
+ *   changes nothing; a failed link removes the user it made.
  * - `user.deleted`: the mapped user is deleted through Auth's admin API (their data goes
- *   with them, as for any deleted user); unknown or already deleted: nothing to do.
+ *   with them, as for any deleted user) when this webhook made them; a user who existed
+ *   before and was linked keeps their account and loses the link; unknown: nothing to do.
  * - Any other event type: 200 `{ignored: <type>}`, so Clerk does not retry it.
  *
- * Answers 200 `{user_id, outcome}` (created, linked, replayed, deleted, absent); 400 for a
+ * Answers 200 `{user_id, outcome}` (created, linked, replayed, deleted, unlinked, absent); 400 for a
  * missing or bad signature (nothing is done); 422 for a body that is not a Clerk event.
  */
 import { Webhook, WebhookVerificationError } from "svix";
@@ -54,7 +57,7 @@ async function authAdmin(path: string, init: RequestInit): Promise<Response> {
   const key = requireEnv("SUPABASE_SERVICE_ROLE_KEY");
   return await fetch(`${requireEnv("SUPABASE_URL").replace(/\/+$/, "")}/auth/v1/admin/${path}`, {
     ...init,
-    headers: { apikey: key, authorization: `Bearer ${key}`, "content-type": "application/json", ...init.headers },
+    headers: { apikey: key, authorization: `Bearer ${key}`, "content-type": "application/json", "x-supabase-api-version": "2024-01-01", ...init.headers },
     signal: AbortSignal.timeout(10_000),
   });
 }
@@ -91,21 +94,40 @@ async function userCreated(issuer: string, data: z.infer<typeof createdUser>): P
   if (res.ok) {
     userId = ((await res.json()) as { id: string }).id;
   } else {
-    const problem = await res.json().catch(() => ({})) as { code?: string; error_code?: string };
-    if ((problem.code ?? problem.error_code) !== "email_exists") return await authFailed(res, "create the user");
+    const problem = await res.clone().json().catch(() => ({})) as { code?: unknown; error_code?: unknown };
+    const code = typeof problem.code === "string" ? problem.code : problem.error_code;
+    if (code !== "email_exists") return await authFailed(res, "create the user");
     if (!verified) {
       throw new HttpError(422, "Unprocessable Content", "The email belongs to an existing user and Clerk has not verified it, so the Clerk user is not linked to that user.", {
         errors: [{ field: "data.email_addresses", message: "unverified email of an existing user" }],
       });
     }
-    const [row] = await db()<{ id: string }[]>`select id from auth.users where lower(email) = lower(${primary.email_address})`;
-    if (!row) return await authFailed(res, "create the user");
+    // Only an account whose own address is confirmed, and that no Clerk user of this issuer
+    // has claimed yet, is linked: otherwise whoever registered the address first would get
+    // the verified Clerk user's data.
+    const [row] = await db()<{ id: string }[]>`
+      select u.id from auth.users as u
+       where lower(u.email) = lower(${primary.email_address}) and u.is_sso_user = false and u.deleted_at is null
+         and u.email_confirmed_at is not null
+         and not exists (select 1 from private.external_identities as e where e.user_id = u.id and e.issuer = ${issuer})`;
+    if (!row) {
+      throw new HttpError(409, "Conflict", "The email belongs to an account that cannot be linked (unconfirmed, or already linked to another Clerk user).", {
+        errors: [{ field: "data.email_addresses", message: "email of an account that cannot be linked" }],
+      });
+    }
     userId = row.id;
     outcome = "linked";
   }
-  const [{ linked }] = await withServiceRole((tx) =>
-    tx<{ linked: string }[]>`select public.link_external_identity(${issuer}, ${data.id}, ${userId}) as linked`
-  );
+  let linked: string;
+  try {
+    [{ linked }] = await withServiceRole((tx) =>
+      tx<{ linked: string }[]>`select public.link_external_identity(${issuer}, ${data.id}, ${userId}) as linked`
+    );
+  } catch (err) {
+    // Never leave a user made here without its mapping: the retry would find the email taken.
+    if (outcome === "created") await authAdmin(`users/${userId}`, { method: "DELETE", body: "{}" });
+    throw err;
+  }
   if (linked !== userId && outcome === "created") {
     // A concurrent delivery linked another user first: remove the one made here.
     await authAdmin(`users/${userId}`, { method: "DELETE", body: "{}" });
@@ -117,6 +139,13 @@ async function userCreated(issuer: string, data: z.infer<typeof createdUser>): P
 async function userDeleted(issuer: string, subject: string | undefined): Promise<Response> {
   const userId = subject ? await mappedUser(issuer, subject) : null;
   if (!userId) return json({ user_id: null, outcome: "absent" });
+  // An account that existed before Clerk and was linked to it keeps living: only the link goes.
+  const [made] = await db()<{ made: boolean }[]>`
+    select coalesce(raw_user_meta_data ->> 'clerk_user_id' = ${subject!}, false) as made from auth.users where id = ${userId}`;
+  if (made && !made.made) {
+    await db()`delete from private.external_identities where issuer = ${issuer} and subject = ${subject!}`;
+    return json({ user_id: userId, outcome: "unlinked" });
+  }
   const res = await authAdmin(`users/${userId}`, { method: "DELETE", body: JSON.stringify({ should_soft_delete: false }) });
   if (!res.ok && res.status !== 404) return await authFailed(res, "delete the user");
   return json({ user_id: userId, outcome: "deleted" });

@@ -3,7 +3,8 @@
  * so no verify_jwt in front), each answers 401 to a token signed with another key, an
  * expired one, one without exp, one from another issuer and a user token without a UUID sub
  * or the "authenticated" audience. Handlers are found on disk, so a new function is covered
- * without editing this file. (supabase/functions/tests/ is where Supabase's guide to testing
+ * without editing this file. A webhook that takes no token (clerk-webhook: Svix signatures)
+ * must instead refuse every such request with 400 for its missing signature. (supabase/functions/tests/ is where Supabase's guide to testing
  * edge functions puts tests that span functions; it has no index.ts, so it is no function.)
  */
 import assert from "node:assert/strict";
@@ -36,6 +37,9 @@ const badTokens: Record<string, () => Promise<string>> = {
   "without the authenticated audience": () => sign({ ...aliceClaims, aud: "anon" }),
 };
 
+/** Functions authenticated by a signature of their caller's, not by a token: the env of their secret. */
+const SIGNED: Record<string, string> = { "clerk-webhook": "CLERK_WEBHOOK_SIGNING_SECRET" };
+
 /** The method a handler serves, from the Allow header of its 405. */
 async function methodOf(handler: Handler): Promise<string> {
   const res = await handler(request("/x", { method: "PATCH" }));
@@ -55,6 +59,21 @@ Deno.test({
       for (const { name, handler } of handlers) {
         const method = await methodOf(handler);
         for (const [what, make] of Object.entries(badTokens)) {
+          if (SIGNED[name]) {
+            await t.step(`${name} handler() answers 400 (no signature) to a token ${what}`, async () => {
+              Deno.env.set(SIGNED[name], `whsec_${btoa("handlers-auth-test-secret")}`);
+              Deno.env.set("CLERK_ISSUER", "https://clerk.example.com");
+              try {
+                const res = await handler(request(`/${name}`, { method, bearer: await make(), body: {} }));
+                assert.equal(res.status, 400);
+                assert.match((await res.json()).detail, /signature/);
+              } finally {
+                Deno.env.delete(SIGNED[name]);
+                Deno.env.delete("CLERK_ISSUER");
+              }
+            });
+            continue;
+          }
           await t.step(`${name} handler() answers 401 to a token ${what}`, async () => {
             const res = await handler(request(`/${name}`, { method, bearer: await make(), body: method === "GET" ? undefined : {} }));
             assert.equal(res.status, 401);
