@@ -9,6 +9,8 @@ import postgres from "postgres";
 import { AuthApiError, AuthWeakPasswordError, createClient, type AuthChangeEvent, type SupabaseClient } from "@supabase/supabase-js";
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from "jose";
 import { ALICE, CAROL, stack } from "../helpers.ts";
+import { signToken } from "../../local/stack.ts";
+import { closeAll, logAs, realtimeClient, texts, waitFor, watch } from "./realtime_helpers.ts";
 
 const sql = postgres(stack().env.DB_URL, { max: 1, onnotice: () => {} });
 afterAll(async () => await sql.end());
@@ -208,6 +210,19 @@ describe("sessions", () => {
     expect(await count()).toBe(0);
   });
 
+  it("a token without a session_id signs its user out everywhere, whatever the scope (GoTrue's logout)", async () => {
+    const email = unique();
+    const a = anonClient();
+    const { data } = await a.auth.signUp({ email, password: "no-session-1" });
+    await anonClient().auth.signInWithPassword({ email, password: "no-session-1" });
+    const userId = data.user!.id;
+    const now = Math.floor(Date.now() / 1000);
+    const bare = await signToken({ iss: `${stack().env.API_URL}/auth/v1`, sub: userId, aud: "authenticated", role: "authenticated", iat: now, exp: now + 60 });
+    const res = await fetch(`${stack().env.API_URL}/auth/v1/logout?scope=local`, { method: "POST", headers: { apikey: stack().env.ANON_KEY, authorization: `Bearer ${bare}` } });
+    expect(res.status).toBe(204);
+    expect(await sql`select 1 from auth.sessions where user_id = ${userId}`).toHaveLength(0);
+  });
+
   it("updateUser changes metadata and the password; the old password stops working and other sessions end", async () => {
     const email = unique();
     const supabase = anonClient();
@@ -304,5 +319,22 @@ describe("admin API (service role)", () => {
     });
     expect(res.status).toBe(403);
     expect(await res.json()).toEqual({ code: "not_admin", message: "User not allowed" });
+  });
+});
+
+describe.each(["2.0.0", "1.0.0"])("Realtime with tokens from /auth/v1 (protocol %s)", (vsn) => {
+  afterEach(closeAll);
+
+  it("a signed-in user's ES256 token joins their private channel and receives their rows; another user's is refused", async () => {
+    const signIn = async (email: string) =>
+      (await anonClient().auth.signInWithPassword({ email, password: "password123" })).data.session!.access_token;
+    const topic = `coach_interactions:${ALICE}`;
+    const alice = await watch(await realtimeClient({ token: await signIn("alice@example.com") }, vsn), topic);
+    expect(alice.joined.status).toBe("SUBSCRIBED");
+    const bob = await watch(await realtimeClient({ token: await signIn("bob@example.com") }, vsn), topic);
+    expect(bob.joined).toMatchObject({ status: "CHANNEL_ERROR" });
+    const text = await logAs("alice@example.com", "es256");
+    await waitFor(() => texts(alice).find((t) => t === text));
+    expect(texts(bob)).toEqual([]);
   });
 });

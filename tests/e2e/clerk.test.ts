@@ -16,6 +16,7 @@ import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { Webhook } from "svix";
 import { freePort, startGateway, stopStack, waitForGateway, type StackConfig } from "../../local/stack.ts";
 import { ALICE, stack } from "../helpers.ts";
+import { closeAll, realtimeClient, texts, waitFor, watch } from "./realtime_helpers.ts";
 
 const SECRET = `whsec_${Buffer.from("coach-ledger-clerk-webhook-test-secret").toString("base64")}`;
 const sql = postgres(stack().env.DB_URL, { max: 1, onnotice: () => {} });
@@ -133,6 +134,24 @@ describe("Clerk session tokens", () => {
     const alices = await supabase.rpc("get_interaction_history", { user_id: ALICE });
     expect(alices.error).not.toBeNull();
     expect(alices.status).toBe(403);
+  });
+
+  it("join the mapped user's private Realtime channel and receive their rows; Alice's channel refuses them", async () => {
+    const [{ user_id: userId }] = await sql`select user_id from private.external_identities where issuer = ${issuer} and subject = ${clerkId}`;
+    try {
+      const own = await watch(await realtimeClient({ token: await clerkToken() }, "2.0.0", api), `coach_interactions:${userId}`);
+      expect(own.joined.status).toBe("SUBSCRIBED");
+      const alices = await watch(await realtimeClient({ token: await clerkToken() }, "1.0.0", api), `coach_interactions:${ALICE}`);
+      expect(alices.joined.status).toBe("CHANNEL_ERROR");
+      const token = await clerkToken();
+      const supabase = createClient(api, stack().env.ANON_KEY, { auth: { persistSession: false, autoRefreshToken: false }, accessToken: async () => token });
+      const text = `clerk realtime ${crypto.randomUUID()}`;
+      const logged = await supabase.functions.invoke("log-interaction", { body: { sender: "user", content: { text } }, headers: { "Idempotency-Key": `clerk-rt-${crypto.randomUUID()}` } });
+      expect(logged.error).toBeNull();
+      await waitFor(() => texts(own).find((t) => t === text));
+    } finally {
+      await closeAll();
+    }
   });
 
   it("refuses a token without role authenticated, one signed by another key, and an unmapped subject", async () => {

@@ -27,9 +27,9 @@ export function expOf(token: string): number {
   return JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()).exp;
 }
 
-/** A supabase-js client whose access token is whatever `holder.token` says when asked. */
-export async function realtimeClient(holder: { token: string }, vsn: string): Promise<SupabaseClient> {
-  const client = createClient(stack().env.API_URL, stack().env.ANON_KEY, {
+/** A supabase-js client whose access token is whatever `holder.token` says when asked (on `url`, the stack's by default). */
+export async function realtimeClient(holder: { token: string }, vsn: string, url = stack().env.API_URL): Promise<SupabaseClient> {
+  const client = createClient(url, stack().env.ANON_KEY, {
     auth: { persistSession: false, autoRefreshToken: false },
     accessToken: async () => holder.token,
     realtime: { vsn } as Record<string, unknown>,

@@ -379,15 +379,34 @@ export function createAuth(opts: AuthOptions): (req: Request, url: URL, rest: st
         );
       }
       if (email !== null && email.toLowerCase() !== (user.email ?? "").toLowerCase()) {
-        // With confirmations off (mailer_autoconfirm) the stand-in changes the address at once.
         await tx.unsafe(`select pg_advisory_xact_lock(hashtext('auth.users.email:' || lower($1)))`, [email]);
         const other = await store.userByEmail(tx, email);
         if (other) throw new AuthError(422, "email_exists", "A user with this email address has already been registered");
         await tx.unsafe(`update auth.users set email = $2, email_confirmed_at = now(), updated_at = now() where id = $1`, [user.id, email.toLowerCase()]);
-        await tx.unsafe(
-          `update auth.identities set identity_data = identity_data || jsonb_build_object('email', $2::text), updated_at = now() where user_id = $1 and provider = 'email'`,
-          [user.id, email.toLowerCase()],
-        );
+        if (user.is_anonymous) {
+          // An anonymous user who adds an email becomes a permanent one, as GoTrue's
+          // emailChangeVerify makes them: an email identity, the email provider, not anonymous.
+          const identity = { sub: user.id, email: email.toLowerCase(), email_verified: true, phone_verified: false };
+          await tx.unsafe(
+            `insert into auth.identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
+             values ($1, $3::uuid, $2::text::jsonb, 'email', now(), now(), now())`,
+            [user.id, JSON.stringify(identity), user.id],
+          );
+          await tx.unsafe(
+            `update auth.users set is_anonymous = false,
+                    raw_app_meta_data = coalesce(raw_app_meta_data, '{}') || '{"provider": "email", "providers": ["email"]}'::jsonb,
+                    raw_user_meta_data = coalesce(raw_user_meta_data, '{}') || $2::text::jsonb
+              where id = $1`,
+            [user.id, JSON.stringify(identity)],
+          );
+        } else {
+          // The stand-in sends no email, so a permanent user's change applies at once
+          // (GoTrue sends a confirmation link and changes the address when it is followed).
+          await tx.unsafe(
+            `update auth.identities set identity_data = identity_data || jsonb_build_object('email', $2::text), updated_at = now() where user_id = $1 and provider = 'email'`,
+            [user.id, email.toLowerCase()],
+          );
+        }
       }
       return authJson(200, await userJson(tx, (await store.userById(tx, user.id))!));
     });
@@ -397,7 +416,8 @@ export function createAuth(opts: AuthOptions): (req: Request, url: URL, rest: st
     const scope = url.searchParams.get("scope") ?? "global";
     if (scope !== "global" && scope !== "local" && scope !== "others") throw validationFailed(`Unsupported logout scope "${scope}"`);
     const { user, sessionId } = await caller(req);
-    await store.endSessions(sql, user.id, scope, sessionId);
+    // A token without a session_id signs the user out everywhere, whatever the scope (GoTrue's Logout).
+    await store.endSessions(sql, user.id, sessionId ? scope : "global", sessionId);
     return authJson(204, null);
   }
 
