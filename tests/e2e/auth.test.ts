@@ -70,12 +70,15 @@ describe("sign-up and sign-in", () => {
     expect(me.data).toMatchObject({ id: user!.id, email });
   });
 
-  it("a seeded user signs in with the password seed.sql hashed, logs an interaction and calls an RPC", async () => {
+  it("a seeded user signs in with the password seed.sql hashed, creates a coaching session, logs an interaction and reads it back (seed 004's E2E)", async () => {
     const supabase = anonClient();
     const { data, error } = await supabase.auth.signInWithPassword({ email: "alice@example.com", password: "password123" });
     expect(error).toBeNull();
     expect(data.user!.id).toBe(ALICE);
     expect(decodeJwt(data.session!.access_token).user_role).toBe("client");
+    const started = await supabase.rpc("start_coaching_session", { session_type: "self_coaching", theme: "Signed in" });
+    expect(started.error).toBeNull();
+    expect(started.data).toMatchObject({ user_id: ALICE, theme: "Signed in" });
     const logged = await supabase.functions.invoke("log-interaction", {
       body: { sender: "user", conversation_id: crypto.randomUUID(), content: { text: "Signed in for real" } },
       headers: { "Idempotency-Key": `auth-e2e-${crypto.randomUUID()}` },
