@@ -2,13 +2,15 @@
  * `npm test`: every suite, in order, against one throwaway stack on free ports in a temp
  * directory (always torn down):
  *   1. type checks: deno check (functions, gateway), tsc --noEmit (Node code, tests)
- *   2. pgTAP: pg_prove over supabase/tests/ (database built from platform.sql + migrations + seed)
- *   3. deno test: functions and gateway
- *   4. vitest: end-to-end tests with supabase-js against the gateway
- *   5. Supabase's linter: supabase db advisors --level info must report nothing
+ *   2. generated types: supabase/functions/_shared/database.types.ts must be what
+ *      `npm run gen:types` makes from the migrations (local/gen_types.ts)
+ *   3. pgTAP: pg_prove over supabase/tests/ (database built from platform.sql + migrations + seed)
+ *   4. deno test: functions and gateway
+ *   5. vitest: end-to-end tests with supabase-js against the gateway
+ *   6. Supabase's linter: supabase db advisors --level info must report nothing
  * Ends with one line `N passed, N failed` over all suites; exits non-zero on any failure.
  *
- *   npm test -- --only pgtap,deno   run some suites (typecheck, pgtap, deno, vitest, advisors)
+ *   npm test -- --only pgtap,deno   run some suites (typecheck, types, pgtap, deno, vitest, advisors)
  */
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
@@ -16,6 +18,7 @@ import { join } from "node:path";
 import {
   dbUrl, ensureSystemPackages, gatewayEnv, root, startThrowawayStack, statusEnv, type StackConfig,
 } from "./stack.ts";
+import { generateTypes, TYPES_FILE } from "./gen_types.ts";
 
 interface Tally {
   suite: string;
@@ -52,6 +55,28 @@ async function typecheck(): Promise<Tally> {
   const tsc = await run(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "--noEmit", "-p", join(root, "tsconfig.json")]);
   tsc.code === 0 ? t.passed++ : t.failed++;
   return t;
+}
+
+async function types(cfg: StackConfig): Promise<Tally> {
+  heading("generated types (npm run gen:types)");
+  const committed = readFileSync(TYPES_FILE, "utf8").split("\n");
+  let fresh: string[];
+  try {
+    fresh = generateTypes(dbUrl(cfg)).split("\n");
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : err);
+    return { suite: "types", passed: 0, failed: 1 };
+  }
+  const at = fresh.findIndex((line, i) => line !== committed[i]);
+  if (at === -1 && fresh.length === committed.length) {
+    console.log("supabase/functions/_shared/database.types.ts is what the migrations generate");
+    return { suite: "types", passed: 1, failed: 0 };
+  }
+  const line = at === -1 ? Math.min(fresh.length, committed.length) : at;
+  console.error(`supabase/functions/_shared/database.types.ts differs from what the migrations generate, from line ${line + 1}:`);
+  console.error(`  committed: ${committed[line] ?? "(end of file)"}\n  generated: ${fresh[line] ?? "(end of file)"}`);
+  console.error("Run `npm start` then `npm run gen:types`, and commit the file.");
+  return { suite: "types", passed: 0, failed: 1 };
 }
 
 async function pgtap(cfg: StackConfig): Promise<Tally> {
@@ -124,7 +149,7 @@ async function main(): Promise<number> {
   const tallies: Tally[] = [];
   if (wants("typecheck")) tallies.push(await typecheck());
 
-  const needsStack = ["pgtap", "deno", "vitest", "advisors"].some(wants);
+  const needsStack = ["types", "pgtap", "deno", "vitest", "advisors"].some(wants);
   if (needsStack) {
     heading("throwaway stack");
     let stack: Awaited<ReturnType<typeof startThrowawayStack>> | undefined;
@@ -133,6 +158,7 @@ async function main(): Promise<number> {
       stack = await startThrowawayStack({ prefix: "coach-ledger-test", fast: true });
       const cfg = stack.cfg;
       console.log(`stack up in ${((performance.now() - t0) / 1000).toFixed(1)}s in ${cfg.stateDir}: ${statusEnv(cfg).API_URL}, ${statusEnv(cfg).DB_URL}`);
+      if (wants("types")) tallies.push(await types(cfg));
       if (wants("pgtap")) tallies.push(await pgtap(cfg));
       if (wants("deno")) tallies.push(await denoTests(cfg));
       if (wants("vitest")) tallies.push(await vitest(cfg));

@@ -2,6 +2,10 @@
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import { inject } from "vitest";
 import { mintToken } from "../local/stack.ts";
+import type { Database } from "../supabase/functions/_shared/database.types.ts";
+
+/** A supabase-js client typed by the generated types (`npm run gen:types`). */
+export type Client = SupabaseClient<Database>;
 
 export const ALICE = "a11ce000-0000-4000-8000-000000000001";
 export const BOB = "b0b00000-0000-4000-8000-000000000002";
@@ -13,14 +17,14 @@ export function stack() {
 }
 
 /** A supabase-js client with the given API key and, optionally, a user's access token. */
-export function client(key: string, accessToken?: string): SupabaseClient {
-  return createClient(stack().env.API_URL, key, {
+export function client(key: string, accessToken?: string): Client {
+  return createClient<Database>(stack().env.API_URL, key, {
     auth: { persistSession: false, autoRefreshToken: false },
     ...(accessToken ? { accessToken: async () => accessToken } : {}),
   });
 }
 
 /** A client signed in as a seeded user (token minted as `npm run local -- token` does). */
-export async function userClient(email: string): Promise<SupabaseClient> {
+export async function userClient(email: string): Promise<Client> {
   return client(stack().env.ANON_KEY, await mintToken(stack().cfg, { email }));
 }

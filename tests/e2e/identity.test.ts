@@ -12,19 +12,19 @@ describe("profiles through rpc()", () => {
     expect(mine.data).toMatchObject({ id: ALICE, role: "client", display_name: "Alice Archer" });
     const visible = await alice.rpc("list_profiles");
     expect(visible.error).toBeNull();
-    expect(visible.data.map((p: { id: string }) => p.id)).toEqual([ALICE]);
+    expect(visible.data!.map((p: { id: string }) => p.id)).toEqual([ALICE]);
   });
 
   it("Bob sees only himself", async () => {
     const bob = await userClient("bob@example.com");
     const { data } = await bob.rpc("list_profiles");
-    expect(data.map((p: { id: string }) => p.id)).toEqual([BOB]);
+    expect(data!.map((p: { id: string }) => p.id)).toEqual([BOB]);
   });
 
   it("Carol, Alice's coach, sees Alice's profile and her own", async () => {
     const carol = await userClient("carol@example.com");
     const { data } = await carol.rpc("list_profiles");
-    expect(data.map((p: { id: string }) => p.id).sort()).toEqual([ALICE, CAROL].sort());
+    expect(data!.map((p: { id: string }) => p.id).sort()).toEqual([ALICE, CAROL].sort());
   });
 
   it("the anon key sees neither: 401 permission denied", async () => {
@@ -40,7 +40,7 @@ describe("profiles through rpc()", () => {
     for (const key of [stack().env.SERVICE_ROLE_KEY, stack().env.SECRET_KEY]) {
       const { data, error } = await client(key).rpc("list_profiles");
       expect(error).toBeNull();
-      expect(data.length).toBeGreaterThanOrEqual(3);
+      expect(data!.length).toBeGreaterThanOrEqual(3);
     }
   });
 
@@ -53,7 +53,7 @@ describe("profiles through rpc()", () => {
     expect(bad.status).toBe(400);
     expect(bad.error).toMatchObject({ code: "22023", message: "Unknown time zone: Mars/Base" });
     const after = await bob.rpc("get_my_profile");
-    expect(after.data.display_name).toBe("Bob B.");
+    expect(after.data!.display_name).toBe("Bob B.");
   });
 
   it("an expired or foreign token is refused with 401", async () => {

@@ -98,12 +98,12 @@ describe("log-interaction and history", () => {
     expect(logged.error).toBeNull();
     expect(logged.data).toMatchObject({ replayed: false, interaction: { user_id: BOB, request_id: key } });
     const replay = await bob.rpc("log_coach_interaction", { sender: "user", content: { text: "Via RPC" }, request_id: key });
-    expect(replay.data.replayed).toBe(true);
+    expect(replay.data!.replayed).toBe(true);
     const reused = await bob.rpc("log_coach_interaction", { sender: "user", content: { text: "Other" }, request_id: key });
     expect(reused.status).toBe(422);
     expect(reused.error?.code).toBe("PT422");
     const history = await bob.rpc("get_interaction_history", { page_size: 1 });
-    expect(history.data[0].request_id).toBe(key);
+    expect(history.data![0].request_id).toBe(key);
   });
 
   it("bad input is refused with the field named, and nothing is stored", async () => {

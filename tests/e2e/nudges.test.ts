@@ -68,22 +68,22 @@ describe("execution engine", () => {
     const deadline = new Date(Date.now() + 10 * 86_400_000).toISOString();
     const tracked = await alice.rpc("track_opportunity", { title, amount: 1200, deadline, trust_score: 0.8, application_type: "form" });
     expect(tracked.error).toBeNull();
-    expect(tracked.data.status).toBe("draft");
-    const applicationId = tracked.data.id as string;
+    expect(tracked.data!.status).toBe("draft");
+    const applicationId = tracked.data!.id as string;
 
     const confirmEarly = await carol.rpc("respond_to_proposal", { proposal_id: crypto.randomUUID(), accept: true });
     expect(confirmEarly.status).toBe(404);
 
     const proposed = await carol.rpc("propose_application_state", { application_id: applicationId, state: "Submitted" });
     expect(proposed.error).toBeNull();
-    expect(proposed.data.status).toBe("pending");
+    expect(proposed.data!.status).toBe("pending");
 
-    const coachConfirms = await carol.rpc("respond_to_proposal", { proposal_id: proposed.data.id, accept: true });
+    const coachConfirms = await carol.rpc("respond_to_proposal", { proposal_id: proposed.data!.id, accept: true });
     expect(coachConfirms.status, "a coach can propose but never confirm").toBe(404);
 
-    const confirmed = await alice.rpc("respond_to_proposal", { proposal_id: proposed.data.id, accept: true });
+    const confirmed = await alice.rpc("respond_to_proposal", { proposal_id: proposed.data!.id, accept: true });
     expect(confirmed.error).toBeNull();
-    expect(confirmed.data.status).toBe("confirmed");
+    expect(confirmed.data!.status).toBe("confirmed");
 
     const [app] = await sql`select status::text, submitted_at, (select due_at from public.check_in_tasks c where c.application_id = a.id) as due_at
                             from public.applications a where a.id = ${applicationId}`;
@@ -91,9 +91,11 @@ describe("execution engine", () => {
     expect(app.due_at.getTime() - app.submitted_at.getTime()).toBe(21 * 86_400_000);
 
     const before = await alice.rpc("get_game_plan", { at: new Date(app.due_at.getTime() - 1000).toISOString() });
-    expect(before.data.check_ins_due.map((c: { application_id: string }) => c.application_id)).not.toContain(applicationId);
+    // get_game_plan returns jsonb (typed Json): its shape is docs/api.md's.
+    type GamePlan = { check_ins_due: { application_id: string }[] };
+    expect((before.data as GamePlan).check_ins_due.map((c) => c.application_id)).not.toContain(applicationId);
     const due = await alice.rpc("get_game_plan", { at: new Date(app.due_at.getTime() + 1000).toISOString() });
-    expect(due.data.check_ins_due.map((c: { application_id: string }) => c.application_id)).toContain(applicationId);
+    expect((due.data as GamePlan).check_ins_due.map((c) => c.application_id)).toContain(applicationId);
 
     const plan = await alice.functions.invoke("game-plan", { method: "GET" });
     expect(plan.error).toBeNull();

@@ -32,6 +32,7 @@ import { withServiceRole, withUser } from "../_shared/db.ts";
 import { invalidFields, parseOrThrow, queryOf, readJson } from "../_shared/validate.ts";
 import { rateLimitFor } from "../_shared/rate_limit.ts";
 import { MAX_TRACKED_SKILL_ID, noteTrackedSkillHeader, requestTrackedSkillHash } from "../_shared/tracked_skill.ts";
+import type { Tables } from "../_shared/database.types.ts";
 import {
   MEDIA_BUCKET, objectDigest, safeBasename, SIGNED_URL_SECONDS, signedDownloadUrls, signedUploadUrl, signUploadToken,
   StorageCallError,
@@ -57,19 +58,8 @@ export const CompleteBody = z.strictObject({ media_id: z.uuid() });
 /** GET /media. */
 export const ListQuery = z.strictObject({ session_id: z.uuid() });
 
-/** A session_media row as the function answers it. */
-interface MediaRow {
-  id: string;
-  session_id: string;
-  user_id: string;
-  kind: string;
-  bucket_id: string;
-  storage_path: string;
-  mime_type: string;
-  bytes: string | number;
-  status: string;
-  [column: string]: unknown;
-}
+/** A session_media row as the function answers it (the generated types, `npm run gen:types`). */
+type MediaRow = Tables<"session_media">;
 
 /** Handles /functions/v1/media and its routes. */
 export function handler(req: Request): Promise<Response> {
