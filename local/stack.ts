@@ -46,7 +46,7 @@ export interface StackConfig {
 }
 
 interface ProjectToml {
-  api?: { port?: number };
+  api?: { port?: number; max_rows?: number };
   db?: { port?: number };
   functions?: Record<string, { verify_jwt?: boolean }>;
   auth?: Record<string, unknown> & {
@@ -349,6 +349,7 @@ export function gatewayEnv(cfg: StackConfig): Record<string, string> {
     GATEWAY_AUTH_DB_URL: dbUrl(cfg, "supabase_auth_admin"),
     GATEWAY_AUTH_SIGNING_KEYS: localSigningKeys(cfg),
     GATEWAY_AUTH: JSON.stringify(authSettings(toml)),
+    GATEWAY_MAX_ROWS: String(toml.api?.max_rows ?? 1000),
     ...(clerk ? { CLERK_ISSUER: clerk } : {}),
     ...(ownAuditKey ? {} : { AUDIT_SIGNING_KEY: localAuditSigningKey(cfg) }),
     ...(ownSkillKey ? {} : { TRACKED_SKILL_HASH_KEY: LOCAL_TRACKED_SKILL_HASH_KEY }),

@@ -20,6 +20,7 @@ import type { Keys } from "./keys.ts";
 import type { RealtimeServer } from "./realtime.ts";
 import { createFunctions } from "./functions.ts";
 import { createRest } from "./rest.ts";
+import { createSchemaCache } from "./postgrest/schema_cache.ts";
 import { createStorage } from "./storage.ts";
 import { createAuth, type AuthOptions } from "./auth/routes.ts";
 import { connectionError, familyOf, gatewayError, jsonResponse, payloadTooLarge, retryAfter } from "./errors.ts";
@@ -41,6 +42,8 @@ export interface GatewayOptions {
   limits?: Partial<Limits>;
   /** Where Storage keeps object bytes; without it /storage/v1 answers 501. */
   storageDir?: string;
+  /** config.toml [api] max_rows (PostgREST's db-max-rows); 1000, the CLI's default, without it. */
+  maxRows?: number;
   /** What /auth/v1 needs beyond the keys; without it /auth/v1 answers 501. */
   auth?: Omit<AuthOptions, "keys" | "log" | "limits">;
 }
@@ -93,7 +96,8 @@ export function createGateway(opts: GatewayOptions): (req: Request) => Promise<R
   const log = opts.log ?? ((line) => console.log(JSON.stringify(line)));
   const limits: Limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const serveFunction = createFunctions({ keys: opts.keys, functionsDir: opts.functionsDir, functions: opts.functions, limits, log });
-  const serveRest = createRest({ keys: opts.keys, sql: opts.sql, limits });
+  const cache = createSchemaCache(opts.sql, ["public"]);
+  const serveRest = createRest({ keys: opts.keys, sql: opts.sql, limits, cache, maxRows: opts.maxRows ?? 1000 });
   const serveAuth = opts.auth ? createAuth({ ...opts.auth, keys: opts.keys, log, limits }) : undefined;
   const serveStorage = opts.storageDir ? createStorage({ keys: opts.keys, sql: opts.sql, dir: opts.storageDir, bodyTimeoutMs: limits.bodyTimeoutMs }) : undefined;
 

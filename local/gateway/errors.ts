@@ -19,6 +19,8 @@ export interface RestResult {
   status: number;
   body?: unknown;
   headers?: Record<string, string>;
+  /** A non-standard status's reason phrase (RAISE PGRST's status_text). */
+  statusText?: string;
 }
 
 /** Which component's error shape a path gets. */
@@ -110,10 +112,51 @@ export function databaseErrorResult(err: unknown, authenticated: boolean): RestR
   const conn = connectionError(err);
   if (conn) return { status: 503, body: conn, headers: retryAfter() };
   const e = err as { code?: string; message?: string; detail?: string; hint?: string };
+  if (e?.code === "PGRST") return raisedPgrst(e.message ?? "", e.detail ?? "");
   if (typeof e?.code !== "string" || !/^[0-9A-Z]{5}$/.test(e.code)) return null;
   const status = statusForSqlState(e.code, authenticated, e.message ?? "");
   const headers: Record<string, string> = status === 503 ? retryAfter() : status === 401 ? { "WWW-Authenticate": "Bearer" } : {};
   return { status, body: restError(e.code, e.message ?? "", e.detail ?? null, e.hint ?? null), headers };
+}
+
+/**
+ * `RAISE SQLSTATE 'PGRST'` (PostgREST's "Add HTTP Headers with RAISE"): the error's message
+ * is a JSON object {code, message, details?, hint?} and its detail a JSON object
+ * {status, status_text?, headers?}; they become the response's body, status and headers.
+ * Either one unparseable: 500 PGRST121.
+ */
+function raisedPgrst(message: string, detail: string): RestResult {
+  // PostgREST's parseRaisePGRST and its PGRST121 details and hints (src/PostgREST/Error.hs).
+  const MESSAGE_HINT = "MESSAGE must be a JSON object with obligatory keys: 'code', 'message' and optional keys: 'details', 'hint'.";
+  const DETAIL_HINT = "DETAIL must be a JSON object with obligatory keys: 'status', 'headers' and optional key: 'status_text'.";
+  const bad = (details: string, hint: string): RestResult => ({
+    status: 500,
+    body: restError("PGRST121", "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error", details, hint),
+  });
+  const parse = (text: string): Record<string, unknown> | null => {
+    try {
+      const v = JSON.parse(text);
+      return v && typeof v === "object" && !Array.isArray(v) ? v as Record<string, unknown> : null;
+    } catch {
+      return null;
+    }
+  };
+  const str = (v: unknown) => (typeof v === "string" ? v : null);
+  const m = parse(message);
+  if (!m || typeof m.code !== "string" || typeof m.message !== "string") return bad(`Invalid JSON value for MESSAGE: '${message}'`, MESSAGE_HINT);
+  if (detail === "") return bad("DETAIL is missing in the RAISE statement", DETAIL_HINT);
+  const d = parse(detail);
+  const headers = d?.headers;
+  if (!d || typeof d.status !== "number" || !Number.isInteger(d.status) || d.status < 200 || d.status > 599 ||
+    !headers || typeof headers !== "object" || Array.isArray(headers) || Object.values(headers).some((v) => typeof v !== "string")) {
+    return bad(`Invalid JSON value for DETAIL: '${detail}'`, DETAIL_HINT);
+  }
+  return {
+    status: d.status,
+    body: restError(m.code, m.message, str(m.details), str(m.hint)),
+    headers: headers as Record<string, string>,
+    statusText: str(d.status_text) ?? undefined,
+  };
 }
 
 /** The gateway's own errors (limits, timeouts, failures) in the shape of the route's component. */

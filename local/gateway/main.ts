@@ -8,7 +8,8 @@
  * GATEWAY_FINGERPRINT; for /auth/v1 GATEWAY_AUTH_DB_URL (the `supabase_auth_admin` role),
  * GATEWAY_AUTH_SIGNING_KEYS (the private JWKs, in the CLI's signing_keys_path format) and
  * GATEWAY_AUTH (config.toml's [auth] settings as JSON); CLERK_ISSUER when Clerk is a
- * third-party provider. Functions read the same environment. It also runs pg_net's worker
+ * third-party provider; GATEWAY_MAX_ROWS (config.toml [api] max_rows). Functions read
+ * the same environment. It also runs pg_net's worker
  * (net_worker.ts) over SUPABASE_DB_URL.
  *
  * Once the port is bound, the gateway writes GATEWAY_STATE_FILE ({pid, port, fingerprint}):
@@ -101,6 +102,7 @@ const handler = createGateway({
   log,
   realtime,
   limits,
+  maxRows: Number(Deno.env.get("GATEWAY_MAX_ROWS") ?? 1000),
   auth: { sql: authSql, signingKeys, settings: parseAuthSettings(Deno.env.get("GATEWAY_AUTH")), issuer: keys.authIssuer },
 });
 

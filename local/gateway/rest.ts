@@ -8,6 +8,7 @@
 import type postgres from "postgres";
 import { apiKeyOf, effectiveToken, isProjectApiKey, type Keys, verifyApiToken } from "./keys.ts";
 import { callRpc } from "./rpc.ts";
+import type { SchemaCache } from "./postgrest/schema_cache.ts";
 import { bodyTimeout, invalidTokenHeader, jsonResponse, payloadTooLarge, restError } from "./errors.ts";
 import { jsonDepthExceeds, type Limits, readBody } from "./limits.ts";
 
@@ -17,6 +18,10 @@ export interface RestOptions {
   /** postgres.js pool connected as `authenticator`. */
   sql: postgres.Sql;
   limits: Limits;
+  /** The schema cache of the exposed schemas. */
+  cache: SchemaCache;
+  /** config.toml [api] max_rows (PostgREST's db-max-rows). */
+  maxRows: number;
 }
 
 /** Decodes a path segment as Warp does for PostgREST: an invalid escape is kept as it was sent. */
@@ -85,7 +90,7 @@ export function createRest(opts: RestOptions): (req: Request, url: URL, rest: st
     const role = typeof claims.role === "string" && claims.role !== "" ? claims.role : "anon";
     const headers = new Headers(req.headers);
     headers.set("x-request-id", requestId);
-    const result = await callRpc(opts.sql, {
+    const result = await callRpc(opts.sql, opts.cache, {
       name: decodeSegment(m[1]),
       method: req.method,
       path: `/rpc/${m[1]}`,
@@ -94,8 +99,9 @@ export function createRest(opts: RestOptions): (req: Request, url: URL, rest: st
       body,
       role,
       claims,
-    });
+    }, { maxRows: opts.maxRows });
     if (result.status === 204) return new Response(null, { status: 204, headers: result.headers });
-    return jsonResponse(result.status, req.method === "HEAD" ? undefined : result.body, result.headers);
+    const res = jsonResponse(result.status, req.method === "HEAD" ? undefined : result.body, result.headers);
+    return result.statusText ? new Response(res.body, { status: res.status, statusText: result.statusText, headers: res.headers }) : res;
   };
 }

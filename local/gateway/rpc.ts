@@ -1,61 +1,20 @@
 /**
  * `/rest/v1/rpc/<fn>` with PostgREST's RPC semantics, over postgres.js connected as
- * `authenticator`: named arguments from the JSON body (POST) or the query string (GET);
- * the JWT's role and claims, request headers, method and path set transaction-locally;
- * PostgREST's return shapes, error JSON and status mapping. Only the `public` schema.
+ * `authenticator`: the function from the schema cache (postgrest/schema_cache.ts); named
+ * arguments from the JSON body (POST) or the query string (GET; a VARIADIC argument may
+ * repeat); the JWT's role and claims, request headers, method and path set
+ * transaction-locally; PostgREST's return shapes (a composite with no row is an object of
+ * nulls), db-max-rows on set-returning functions, `response.status` / `response.headers`
+ * set by the function, error JSON, hints and status mapping. Only the `public` schema.
  */
 import type postgres from "postgres";
 import { databaseErrorResult, restError, type RestError, type RestResult } from "./errors.ts";
+import type { FunctionInfo, SchemaCache } from "./postgrest/schema_cache.ts";
+import { noRpcHint } from "./postgrest/fuzzy.ts";
 
 export type { RestError, RestResult };
 
-interface FunctionInfo {
-  oid: number;
-  volatility: "i" | "s" | "v";
-  returns_set: boolean;
-  return_type: string;
-  return_kind: string;
-  args: { name: string; type: string; has_default: boolean }[];
-  /**
-   * The function's own settings that PostgREST hoists to the transaction
-   * (db-hoisted-tx-settings' default, less the isolation level): a `set statement_timeout`
-   * in the definition would come too late, the statement's timer already runs.
-   */
-  settings: Record<string, string>;
-}
-
 const SCHEMA = "public";
-
-async function lookup(sql: postgres.Sql, name: string): Promise<FunctionInfo[]> {
-  return await sql<FunctionInfo[]>`
-    select p.oid::int as oid,
-           p.provolatile as volatility,
-           p.proretset as returns_set,
-           format_type(p.prorettype, null) as return_type,
-           t.typtype as return_kind,
-           coalesce((
-             select json_agg(json_build_object(
-                      'name', coalesce(p.proargnames[a.ord], ''),
-                      'type', format_type(a.typ, null),
-                      'has_default', a.input_ord > p.pronargs - p.pronargdefaults
-                    ) order by a.ord)
-             from (
-               select u.typ, u.ord,
-                      row_number() over (order by u.ord) as input_ord
-               from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) with ordinality as u(typ, ord)
-               where coalesce(p.proargmodes[u.ord], 'i') in ('i', 'b', 'v')
-             ) a
-           ), '[]'::json) as args,
-           coalesce((
-             select json_object_agg(substr(c.setting, 1, strpos(c.setting, '=') - 1), substr(c.setting, strpos(c.setting, '=') + 1))
-             from unnest(p.proconfig) as c(setting)
-             where substr(c.setting, 1, strpos(c.setting, '=') - 1) in ('statement_timeout', 'plan_filter.statement_cost_limit')
-           ), '{}'::json) as settings
-    from pg_catalog.pg_proc p
-    join pg_catalog.pg_namespace n on n.oid = p.pronamespace
-    join pg_catalog.pg_type t on t.oid = p.prorettype
-    where n.nspname = ${SCHEMA} and p.proname = ${name} and p.prokind = 'f'`;
-}
 
 function quoteIdent(s: string): string {
   return `"${s.replaceAll('"', '""')}"`;
@@ -77,6 +36,12 @@ function singleJsonArg(f: FunctionInfo): boolean {
   return f.args.length === 1 && f.args[0].name === "" && (f.args[0].type === "json" || f.args[0].type === "jsonb");
 }
 
+/** How the RPC route is configured (config.toml [api]). */
+export interface RpcOptions {
+  /** db-max-rows: at most this many rows of a set-returning function are answered. */
+  maxRows: number;
+}
+
 export interface RpcRequest {
   name: string;
   method: string;
@@ -92,7 +57,7 @@ export interface RpcRequest {
 const RESERVED_QUERY = new Set(["apikey"]);
 
 /** Calls a function in `public` as PostgREST would and shapes the result. */
-export async function callRpc(sql: postgres.Sql, req: RpcRequest): Promise<RestResult> {
+export async function callRpc(sql: postgres.Sql, cache: SchemaCache, req: RpcRequest, opts: RpcOptions): Promise<RestResult> {
   const authenticated = req.role !== "anon";
   const fail = (status: number, e: RestError): RestResult => ({ status, body: e });
 
@@ -123,7 +88,12 @@ export async function callRpc(sql: postgres.Sql, req: RpcRequest): Promise<RestR
         `Filtering or shaping RPC results (${filters.join(", ")}) is not supported by the local gateway; it needs hosted Supabase or supabase start.`));
     }
   } else if (req.method === "GET" || req.method === "HEAD") {
-    for (const [k, v] of req.query) if (!RESERVED_QUERY.has(k)) args[k] = v;
+    // A repeated key is a VARIADIC argument's values (the last one wins for any other).
+    for (const k of new Set(req.query.keys())) {
+      if (RESERVED_QUERY.has(k)) continue;
+      const all = req.query.getAll(k);
+      args[k] = all.length > 1 ? all : all[0];
+    }
   } else if (["PUT", "PATCH", "DELETE"].includes(req.method)) {
     return fail(405, restError("PGRST101", `Cannot use the ${req.method} method on RPC`));
   } else {
@@ -131,7 +101,7 @@ export async function callRpc(sql: postgres.Sql, req: RpcRequest): Promise<RestR
   }
 
   try {
-    return await plan(sql, req, args, rawBody);
+    return await plan(sql, cache, req, args, rawBody, opts);
   } catch (err) {
     const mapped = databaseErrorResult(err, authenticated);
     if (mapped) return mapped;
@@ -140,11 +110,17 @@ export async function callRpc(sql: postgres.Sql, req: RpcRequest): Promise<RestR
 }
 
 /** Finds the function, builds the call and runs it as the request's role (PostgREST's Plan, Query and Response). */
-async function plan(sql: postgres.Sql, req: RpcRequest, args: Record<string, unknown>, rawBody: unknown): Promise<RestResult> {
+async function plan(
+  sql: postgres.Sql,
+  cache: SchemaCache,
+  req: RpcRequest,
+  args: Record<string, unknown>,
+  rawBody: unknown,
+  opts: RpcOptions,
+): Promise<RestResult> {
   const fail = (status: number, e: RestError): RestResult => ({ status, body: e });
   const keys = Object.keys(args);
-  // No function name holds a NUL (PostgreSQL cannot even be asked about one): not found.
-  const candidates = req.name.includes("\0") ? [] : await lookup(sql, req.name);
+  const candidates = await cache.functions(SCHEMA, req.name);
   let wholeBody = false;
   const matches = choose(candidates, keys);
   if (matches.length > 1) {
@@ -159,30 +135,40 @@ async function plan(sql: postgres.Sql, req: RpcRequest, args: Record<string, unk
   }
   if (!fn) {
     const sorted = [...keys].sort();
+    const withParams = sorted.length === 0 ? " without parameters" : ` with parameter${sorted.length > 1 ? "s" : ""} ${sorted.join(", ")}`;
+    const hint = noRpcHint(SCHEMA, req.name, keys, await cache.functionNames(SCHEMA), candidates.map((c) => c.args.map((a) => a.name)));
     return fail(404, restError("PGRST202",
       `Could not find the function ${SCHEMA}.${req.name}${sorted.length ? `(${sorted.join(", ")})` : " without parameters"} in the schema cache`,
-      `Searched for the function ${SCHEMA}.${req.name}${sorted.length ? ` with parameters ${sorted.join(", ")}` : " without parameters"} or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache.`,
-      null));
+      `Searched for the function ${SCHEMA}.${req.name}${withParams}${req.method === "POST" ? " or with a single unnamed json/jsonb parameter" : ""}, but no matches were found in the schema cache.`,
+      hint));
   }
 
   const readOnly = req.method !== "POST" || fn.volatility !== "v";
   const callee = `${quoteIdent(SCHEMA)}.${quoteIdent(req.name)}`;
   const used = fn.args.filter((a) => a.name !== "" && keys.includes(a.name));
+  // A VARIADIC argument is passed as the array it collects (a single value becomes one element).
+  for (const a of used) if (a.variadic && !Array.isArray(args[a.name])) args[a.name] = [args[a.name]];
   const call = wholeBody
     ? `${callee}($1::text::${fn.args[0].type})`
-    : `${callee}(${used.map((a) => `${quoteIdent(a.name)} => _args.${quoteIdent(a.name)}`).join(", ")})`;
+    : `${callee}(${used.map((a) => `${a.variadic ? "variadic " : ""}${quoteIdent(a.name)} => _args.${quoteIdent(a.name)}`).join(", ")})`;
   const from = wholeBody || used.length === 0
     ? ""
     : ` from json_to_record($1::text::json) as _args(${used.map((a) => `${quoteIdent(a.name)} ${a.type}`).join(", ")})`;
   const isVoid = fn.return_type === "void";
+  const exact = /count=exact/.test(req.headers.get("prefer") ?? "");
+  // The call's rows: a lateral join when it must see _args.
+  const source = from ? `${from.slice(" from ".length)} cross join lateral ${call} as _f` : `${call} as _f`;
   let query: string;
   if (fn.returns_set) {
-    // Set-returning: the call must see _args, so it goes in a lateral join.
-    query = from
-      ? `select coalesce(json_agg(_f), '[]'::json) as body, count(*)::int as n${from} cross join lateral ${call} as _f`
-      : `select coalesce(json_agg(_f), '[]'::json) as body, count(*)::int as n from ${call} as _f`;
+    // db-max-rows: at most maxRows rows are answered; `n` counts every row only for count=exact.
+    query = `with _src as materialized (select _f as v from ${source})
+             select coalesce((select json_agg(_p.v) from (select v from _src limit ${opts.maxRows}) as _p), '[]'::json) as body,
+                    ${exact ? "(select count(*) from _src)::int" : "null::int"} as n`;
   } else if (isVoid) {
     query = `select ${call} as body, 1 as n${from}`;
+  } else if (fn.return_kind === "c") {
+    // A composite with no row is an object whose fields are all null, as PostgREST answers it.
+    query = `select row_to_json(_f) as body, 1 as n from ${source}`;
   } else {
     query = `select to_json(${call}) as body, 1 as n${from}`;
   }
@@ -212,11 +198,16 @@ async function plan(sql: postgres.Sql, req: RpcRequest, args: Record<string, unk
                     set_config('request.method', ${req.method}, true),
                     set_config('request.path', ${req.path}, true),
                     set_config('search_path', 'public, extensions', true)`;
-    const result = await tx.unsafe<{ body: unknown; n: number }[]>(query, wholeBody || from ? [param] : []);
+    const result = await tx.unsafe<{ body: unknown; n: number | null }[]>(query, wholeBody || from ? [param] : []);
     // PostgREST checks a singular response inside the transaction and rolls it back when
     // the result is not one row: nothing the call wrote (an audit row, say) is kept.
-    if (wantsObject && fn.returns_set && result[0].n !== 1) throw new NotSingular(result[0].n);
-    return result;
+    const rowsOut = fn.returns_set ? (result[0].body as unknown[]).length : 1;
+    if (wantsObject && fn.returns_set && rowsOut !== 1) throw new NotSingular(rowsOut);
+    // What the function asked of the response (PostgREST's response.status / response.headers GUCs).
+    const [gucs] = await tx<{ status: string | null; headers: string | null }[]>`
+      select nullif(current_setting('response.status', true), '') as status,
+             nullif(current_setting('response.headers', true), '') as headers`;
+    return { ...result[0], gucs };
   }).catch((err) => {
     if (err instanceof NotSingular) return err;
     throw err;
@@ -224,24 +215,57 @@ async function plan(sql: postgres.Sql, req: RpcRequest, args: Record<string, unk
   if (rows instanceof NotSingular) {
     return fail(406, restError("PGRST116", "Cannot coerce the result to a single JSON object", `The result contains ${rows.rows} rows`));
   }
-  const { body, n } = rows[0];
-  if (isVoid) return { status: 204 };
-  if (fn.returns_set) {
+  const { body, n, gucs } = rows;
+  const response = responseGucs(gucs);
+  if ("error" in response) return response.error;
+  const shaped = ((): RestResult => {
+    if (isVoid) return { status: 204 };
+    if (!fn.returns_set) return { status: 200, body };
     const list = body as unknown[];
-    const out: Record<string, string> = { "Content-Range": n > 0 ? `0-${n - 1}/*` : "*/*" };
-    if (/count=exact/.test(req.headers.get("prefer") ?? "")) {
-      out["Content-Range"] = n > 0 ? `0-${n - 1}/${n}` : `*/0`;
+    const total = exact ? String(n) : "*";
+    const headers: Record<string, string> = { "Content-Range": list.length > 0 ? `0-${list.length - 1}/${total}` : `*/${total}` };
+    return { status: 200, body: wantsObject ? list[0] : list, headers };
+  })();
+  return {
+    ...shaped,
+    status: response.status ?? shaped.status,
+    headers: { ...shaped.headers, ...response.headers },
+  };
+}
+
+/**
+ * The response.status and response.headers a function set (PostgREST: an array of
+ * single-key objects with string values; a later value of a header wins). Invalid values
+ * are PostgREST's PGRST112 and PGRST111 (500).
+ */
+function responseGucs(gucs: { status: string | null; headers: string | null }): { status?: number; headers: Record<string, string> } | { error: RestResult } {
+  const out: { status?: number; headers: Record<string, string> } = { headers: {} };
+  if (gucs.status !== null) {
+    const status = Number(gucs.status);
+    // Deno's Response takes 200-599 only.
+    if (!/^\d+$/.test(gucs.status) || status < 200 || status > 599) {
+      return { error: { status: 500, body: restError("PGRST112", "Status code must be a positive integer") } };
     }
-    if (wantsObject) {
-      if (list.length !== 1) {
-        return fail(406, restError("PGRST116", "Cannot coerce the result to a single JSON object",
-          `The result contains ${list.length} rows`));
-      }
-      return { status: 200, body: list[0], headers: out };
-    }
-    return { status: 200, body: list, headers: out };
+    out.status = status;
   }
-  return { status: 200, body };
+  if (gucs.headers !== null) {
+    const invalid = { error: { status: 500, body: restError("PGRST111", "response.headers guc must be a JSON array composed of objects with a single key and a string value") } };
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(gucs.headers);
+    } catch {
+      return invalid;
+    }
+    if (!Array.isArray(parsed)) return invalid;
+    for (const item of parsed) {
+      const entries = item && typeof item === "object" && !Array.isArray(item) ? Object.entries(item) : [];
+      if (entries.length !== 1 || typeof entries[0][1] !== "string" || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(entries[0][0]) || /[\r\n\0]/.test(entries[0][1])) {
+        return invalid;
+      }
+      out.headers[entries[0][0]] = entries[0][1] as string;
+    }
+  }
+  return out;
 }
 
 /** Thrown inside the transaction to roll it back when a singular response has not one row. */
