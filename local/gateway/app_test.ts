@@ -363,8 +363,11 @@ Deno.test({
         assert.equal(res.status, 406);
         assert.equal((await res.json()).code, "PGRST106");
       });
-      await t.step("rpc: filters on results are refused with 501 rather than ignored", async () => {
-        const res = await call("/rest/v1/rpc/gw_test_rows?a=eq.1", { method: "POST", body: "{}", headers: { apikey: keys.anonKey } });
+      await t.step("rpc: filters apply to a set of rows, and are refused with 501 (never ignored) where not served yet", async () => {
+        let res = await call("/rest/v1/rpc/gw_test_rows?a=eq.1", { method: "POST", body: "{}", headers: { apikey: keys.anonKey } });
+        assert.equal(res.status, 200);
+        assert.deepEqual(await res.json(), [{ a: 1, b: "one" }]);
+        res = await call("/rest/v1/rpc/gw_test_set?n=3&gw_test_set=eq.1", { headers: { apikey: keys.anonKey } });
         assert.equal(res.status, 501);
         await res.body?.cancel();
       });

@@ -11,6 +11,7 @@ import type postgres from "postgres";
 import { databaseErrorResult, restError, type RestError, type RestResult } from "./errors.ts";
 import type { FunctionInfo, SchemaCache } from "./postgrest/schema_cache.ts";
 import { noRpcHint } from "./postgrest/fuzzy.ts";
+import { parseQuery, QueryError, shapeSql, type Shaping } from "./postgrest/query.ts";
 
 export type { RestError, RestResult };
 
@@ -82,26 +83,28 @@ export async function callRpc(sql: postgres.Sql, cache: SchemaCache, req: RpcReq
     } else {
       args = rawBody as Record<string, unknown>;
     }
-    const filters = [...req.query.keys()].filter((k) => !RESERVED_QUERY.has(k));
-    if (filters.length > 0) {
-      return fail(501, restError("PGRST000",
-        `Filtering or shaping RPC results (${filters.join(", ")}) is not supported by the local gateway; it needs hosted Supabase or supabase start.`));
-    }
   } else if (req.method === "GET" || req.method === "HEAD") {
-    // A repeated key is a VARIADIC argument's values (the last one wins for any other).
-    for (const k of new Set(req.query.keys())) {
-      if (RESERVED_QUERY.has(k)) continue;
-      const all = req.query.getAll(k);
-      args[k] = all.length > 1 ? all : all[0];
-    }
+    // Filled from the query string below: a repeated key is a VARIADIC argument's values.
   } else if (["PUT", "PATCH", "DELETE"].includes(req.method)) {
     return fail(405, restError("PGRST101", `Cannot use the ${req.method} method on RPC`));
   } else {
     return fail(405, restError("PGRST117", `Unsupported HTTP method: ${req.method}`));
   }
 
+  // The query string: shaping (select, filters, order, limit, offset, Range) and, for GET,
+  // the arguments (parameters without an operator), as PostgREST partitions them.
+  let shaping: Shaping | null;
   try {
-    return await plan(sql, cache, req, args, rawBody, opts);
+    const parsed = parseQuery(req.query, { rpcRead: req.method !== "POST", range: req.headers.get("range"), ignore: RESERVED_QUERY });
+    shaping = parsed.shaping;
+    if (req.method !== "POST") args = parsed.args;
+  } catch (err) {
+    if (err instanceof QueryError) return err.result;
+    throw err;
+  }
+
+  try {
+    return await plan(sql, cache, req, args, rawBody, opts, shaping);
   } catch (err) {
     const mapped = databaseErrorResult(err, authenticated);
     if (mapped) return mapped;
@@ -117,6 +120,7 @@ async function plan(
   args: Record<string, unknown>,
   rawBody: unknown,
   opts: RpcOptions,
+  shaping: Shaping | null,
 ): Promise<RestResult> {
   const fail = (status: number, e: RestError): RestResult => ({ status, body: e });
   const keys = Object.keys(args);
@@ -159,10 +163,34 @@ async function plan(
   // The call's rows: a lateral join when it must see _args.
   const source = from ? `${from.slice(" from ".length)} cross join lateral ${call} as _f` : `${call} as _f`;
   let query: string;
-  if (fn.returns_set) {
+  let shapeParams: string[] = [];
+  const limit = Math.min(shaping?.limit ?? opts.maxRows, opts.maxRows);
+  const offset = shaping?.offset ?? 0;
+  // Paging (limit, offset, Range) applies to any set; a single value ignores the Range header.
+  const paging = shaping !== null && shaping.select === "*" && shaping.filters.length === 0 && shaping.order.length === 0;
+  if (paging && !fn.returns_set && !shapingFromQuery(req.query)) shaping = null;
+  if (shaping && !(fn.returns_set && (fn.return_kind === "c" || paging))) {
+    return fail(501, restError("PGRST000",
+      "Filtering or shaping the result of a function that does not return a set of rows (setof a table or composite type) is not served by the local gateway yet; it needs hosted Supabase or supabase start."));
+  }
+  if (shaping && fn.return_kind === "c") {
+    let shaped: ReturnType<typeof shapeSql>;
+    try {
+      shaped = shapeSql(shaping, fn.return_columns, req.name, wholeBody || from ? 2 : 1);
+    } catch (err) {
+      if (err instanceof QueryError) return err.result;
+      throw err;
+    }
+    shapeParams = shaped.params;
+    const orderBy = shaped.orderBy ? ` order by ${shaped.orderBy}` : "";
+    query = `with _src as materialized (select _f.* from ${source})
+             select coalesce((select json_agg(_p) from (select ${shaped.list} from _src where ${shaped.where}${orderBy}
+                                                        limit ${limit} offset ${offset}) as _p), '[]'::json) as body,
+                    ${exact ? `(select count(*) from _src where ${shaped.where})::int` : "null::int"} as n`;
+  } else if (fn.returns_set) {
     // db-max-rows: at most maxRows rows are answered; `n` counts every row only for count=exact.
     query = `with _src as materialized (select _f as v from ${source})
-             select coalesce((select json_agg(_p.v) from (select v from _src limit ${opts.maxRows}) as _p), '[]'::json) as body,
+             select coalesce((select json_agg(_p.v) from (select v from _src limit ${limit} offset ${offset}) as _p), '[]'::json) as body,
                     ${exact ? "(select count(*) from _src)::int" : "null::int"} as n`;
   } else if (isVoid) {
     query = `select ${call} as body, 1 as n${from}`;
@@ -198,7 +226,7 @@ async function plan(
                     set_config('request.method', ${req.method}, true),
                     set_config('request.path', ${req.path}, true),
                     set_config('search_path', 'public, extensions', true)`;
-    const result = await tx.unsafe<{ body: unknown; n: number | null }[]>(query, wholeBody || from ? [param] : []);
+    const result = await tx.unsafe<{ body: unknown; n: number | null }[]>(query, [...(wholeBody || from ? [param] : []), ...shapeParams]);
     // PostgREST checks a singular response inside the transaction and rolls it back when
     // the result is not one row: nothing the call wrote (an audit row, say) is kept.
     const rowsOut = fn.returns_set ? (result[0].body as unknown[]).length : 1;
@@ -223,7 +251,7 @@ async function plan(
     if (!fn.returns_set) return { status: 200, body };
     const list = body as unknown[];
     const total = exact ? String(n) : "*";
-    const headers: Record<string, string> = { "Content-Range": list.length > 0 ? `0-${list.length - 1}/${total}` : `*/${total}` };
+    const headers: Record<string, string> = { "Content-Range": list.length > 0 ? `${offset}-${offset + list.length - 1}/${total}` : `*/${total}` };
     return { status: 200, body: wantsObject ? list[0] : list, headers };
   })();
   return {
@@ -266,6 +294,11 @@ function responseGucs(gucs: { status: string | null; headers: string | null }): 
     }
   }
   return out;
+}
+
+/** Whether the query string itself (not just a Range header) asks for shaping. */
+function shapingFromQuery(query: URLSearchParams): boolean {
+  return ["select", "order", "limit", "offset", "or", "and"].some((k) => query.has(k));
 }
 
 /** Thrown inside the transaction to roll it back when a singular response has not one row. */

@@ -33,12 +33,16 @@ afterAll(async () => {
   await own?.dispose();
 });
 
-/** The stand-in's documented 501s: RPC filters and shaping, and the Storage routes it does not serve. */
+/** The stand-in's documented 501s: RPC shaping it does not serve yet, and the Storage routes it does not serve. */
 function notServedYet(status: number, text: string, method: string, url: string): boolean {
   if (status !== 501) return false;
-  // A HEAD answer has no body: the storage routes the stand-in does not serve, by path.
-  if (method === "HEAD") return /\/storage\/v1\/(render\/|object\/(info|list-v2)(\/|$|\?))/.test(url);
-  return /"code":"PGRST000".*is not supported by the local gateway/.test(text)
+  // A HEAD answer has no body: the storage routes the stand-in does not serve, by path, and
+  // shaping (select, order, limit, offset, or/and, filters) of an RPC that returns no set of rows.
+  if (method === "HEAD") {
+    return /\/storage\/v1\/(render\/|object\/(info|list-v2)(\/|$|\?))/.test(url)
+      || /\/rest\/v1\/rpc\/[^?]*\?(.*&)?((select|order|limit|offset|or|and)=|[^=&]+=(not\.)?[a-z]+\.)/.test(url);
+  }
+  return /"code":"PGRST000".*is not (supported|served) by the local gateway/.test(text)
     || /"code":"NotImplemented".*is not served by the local stand-in/.test(text);
 }
 

@@ -52,17 +52,23 @@ const FIXTURES = `
   create function public.gw_rpc_pay_badly() returns void language plpgsql as $$
   begin raise sqlstate 'PGRST' using message = 'not json', detail = '{"status":402,"headers":{}}'; end $$;
   create function public.gw_rpc_members_only() returns int language sql stable as 'select 1';
+  create type public.gw_rpc_person as (id int, name text, age int);
+  create function public.gw_rpc_people(team text default 'a') returns setof public.gw_rpc_person language sql stable as $$
+    select * from (values (1, 'Ann', 31), (2, 'Bob', null), (3, 'Cy', 25), (4, 'Dee, Jr.', 40), (5, 'Eve', 31)) as v(id, name, age)
+    where team = 'a'
+  $$;
   grant execute on function public.gw_rpc_nothing(), public.gw_rpc_variadic(text, int[]), public.gw_rpc_five(),
     public.gw_rpc_teapot(), public.gw_rpc_bad_status(), public.gw_rpc_bad_headers(), public.gw_rpc_pay(),
-    public.gw_rpc_pay_badly() to anon, authenticated;
+    public.gw_rpc_pay_badly(), public.gw_rpc_people(text) to anon, authenticated;
   revoke execute on function public.gw_rpc_members_only() from public, anon;
   grant execute on function public.gw_rpc_members_only() to authenticated;
 `;
 const CLEANUP = `
   drop function if exists public.gw_rpc_nothing(), public.gw_rpc_variadic(text, int[]), public.gw_rpc_five(),
     public.gw_rpc_teapot(), public.gw_rpc_bad_status(), public.gw_rpc_bad_headers(), public.gw_rpc_pay(),
-    public.gw_rpc_pay_badly(), public.gw_rpc_members_only(), public.gw_rpc_late();
+    public.gw_rpc_pay_badly(), public.gw_rpc_members_only(), public.gw_rpc_late(), public.gw_rpc_people(text);
   drop type if exists public.gw_rpc_pair;
+  drop type if exists public.gw_rpc_person;
 `;
 
 async function rpc(name: string, init: { body?: unknown; method?: string; query?: string; headers?: Record<string, string> } = {}): Promise<Response> {
@@ -84,7 +90,7 @@ Deno.test({
     try {
       await t.step("a function returning a composite with no row answers an object of nulls", async () => {
         const res = await rpc("gw_rpc_nothing");
-        assert.equal(res.status, 200);
+        assert.equal(res.status, 200, await res.clone().text());
         assert.deepEqual(await res.json(), { id: null, label: null });
       });
 
@@ -151,6 +157,64 @@ Deno.test({
         const far = await res.json();
         assert.equal(far.hint, null);
         assert.equal(far.details, "Searched for the function public.zzzzzz_qqqq without parameters, but no matches were found in the schema cache.");
+      });
+
+      await t.step("RPC results take select, filters, order, limit, offset and Range, as postgrest-js sends them", async () => {
+        // supabase.rpc("gw_rpc_people", { team: "a" }).select("id,who:name").gt("age", 30).order("id", { ascending: false })
+        let res = await rpc("gw_rpc_people", { body: { team: "a" }, query: "?select=id,who:name&age=gt.30&order=id.desc" });
+        assert.equal(res.status, 200);
+        assert.deepEqual(await res.json(), [{ id: 5, who: "Eve" }, { id: 4, who: "Dee, Jr." }, { id: 1, who: "Ann" }]);
+        // GET: parameters without an operator are arguments, the others filters.
+        res = await rpc("gw_rpc_people", { method: "GET", query: "?team=a&select=id&name=in.(Ann,\"Dee, Jr.\")&order=id" });
+        assert.deepEqual(await res.json(), [{ id: 1 }, { id: 4 }]);
+        res = await rpc("gw_rpc_people", { method: "GET", query: "?select=id,age::text&age=is.null" });
+        assert.deepEqual(await res.json(), [{ id: 2, age: null }]);
+        res = await rpc("gw_rpc_people", { method: "GET", query: "?select=id&name=ilike.*E*&age=not.eq.31" });
+        assert.deepEqual(await res.json(), [{ id: 4 }]);
+        res = await rpc("gw_rpc_people", { method: "GET", query: "?select=id&order=age.desc.nullsfirst,id&limit=3" });
+        assert.deepEqual(await res.json(), [{ id: 2 }, { id: 4 }, { id: 1 }]);
+        // .range(1, 2) sends offset and limit; count=exact counts the filtered rows.
+        res = await rpc("gw_rpc_people", { method: "GET", query: "?select=id&order=id&offset=1&limit=2", headers: { prefer: "count=exact" } });
+        assert.deepEqual(await res.json(), [{ id: 2 }, { id: 3 }]);
+        assert.equal(res.headers.get("content-range"), "1-2/5");
+        res = await rpc("gw_rpc_people", { method: "GET", query: "?select=id&order=id", headers: { range: "3-9" } });
+        assert.deepEqual(await res.json(), [{ id: 4 }, { id: 5 }]);
+        assert.equal(res.headers.get("content-range"), "3-4/*");
+        // Accept: application/vnd.pgrst.object+json after a filter (.single()).
+        res = await rpc("gw_rpc_people", { method: "GET", query: "?id=eq.3", headers: { accept: "application/vnd.pgrst.object+json" } });
+        assert.deepEqual(await res.json(), { id: 3, name: "Cy", age: 25 });
+      });
+
+      await t.step("paging applies to a set of scalars; a single value ignores the Range header", async () => {
+        let res = await rpc("gw_rpc_five", { method: "GET", query: "?offset=1&limit=2" });
+        assert.deepEqual(await res.json(), [2, 3]);
+        assert.equal(res.headers.get("content-range"), "1-2/*");
+        res = await rpc("gw_rpc_five", { method: "GET", headers: { range: "2-" } });
+        assert.deepEqual(await res.json(), [3, 4, 5].slice(0, 3));
+        res = await rpc("gw_rpc_nothing", { method: "GET", headers: { range: "0-1" } });
+        assert.equal(res.status, 200);
+        assert.deepEqual(await res.json(), { id: null, label: null });
+        res = await rpc("gw_rpc_five", { method: "GET", query: "?gw_rpc_five=eq.2" });
+        assert.equal(res.status, 501);
+        assert.equal((await res.json()).code, "PGRST000");
+      });
+
+      await t.step("RPC query errors: PostgREST's parse errors, unknown columns, and 501 for what is not served yet", async () => {
+        let res = await rpc("gw_rpc_people", { query: "?id=foo.3" });
+        assert.equal(res.status, 400);
+        assert.deepEqual(await res.json(), {
+          code: "PGRST100", message: "failed to parse filter (foo.3)",
+          details: "unexpected \"f\" expecting \"not\" or operator (eq, gt, ...)", hint: null,
+        });
+        res = await rpc("gw_rpc_people", { method: "GET", query: "?select=nope" });
+        assert.equal(res.status, 400);
+        assert.deepEqual(await res.json(), { code: "42703", message: "column gw_rpc_people.nope does not exist", details: null, hint: null });
+        res = await rpc("gw_rpc_people", { method: "GET", query: "?or=(id.eq.1,id.eq.2)" });
+        assert.equal(res.status, 501);
+        assert.equal((await res.json()).code, "PGRST000");
+        res = await rpc("gw_rpc_people", { method: "GET", query: "?age=eq.notanumber" });
+        assert.equal(res.status, 400);
+        assert.equal((await res.json()).code, "22P02");
       });
 
       await t.step("a permission error for anon is 401 with WWW-Authenticate: Bearer", async () => {
