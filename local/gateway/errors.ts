@@ -113,7 +113,9 @@ export function databaseErrorResult(err: unknown, authenticated: boolean): RestR
   if (conn) return { status: 503, body: conn, headers: retryAfter() };
   const e = err as { code?: string; message?: string; detail?: string; hint?: string };
   if (e?.code === "PGRST") return raisedPgrst(e.message ?? "", e.detail ?? "");
-  if (typeof e?.code !== "string" || !/^[0-9A-Z]{5}$/.test(e.code)) return null;
+  // Only the server's errors carry a SQLSTATE (postgres.js's PostgresError has a severity);
+  // a socket error such as EBADF is not one, whatever its code looks like.
+  if (typeof e?.code !== "string" || !/^[0-9A-Z]{5}$/.test(e.code) || !("severity" in (e as object))) return null;
   const status = statusForSqlState(e.code, authenticated, e.message ?? "");
   const headers: Record<string, string> = status === 503 ? retryAfter() : status === 401 ? { "WWW-Authenticate": "Bearer" } : {};
   return { status, body: restError(e.code, e.message ?? "", e.detail ?? null, e.hint ?? null), headers };
@@ -147,8 +149,11 @@ function raisedPgrst(message: string, detail: string): RestResult {
   if (detail === "") return bad("DETAIL is missing in the RAISE statement", DETAIL_HINT);
   const d = parse(detail);
   const headers = d?.headers;
+  const token = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
   if (!d || typeof d.status !== "number" || !Number.isInteger(d.status) || d.status < 200 || d.status > 599 ||
-    !headers || typeof headers !== "object" || Array.isArray(headers) || Object.values(headers).some((v) => typeof v !== "string")) {
+    !headers || typeof headers !== "object" || Array.isArray(headers) ||
+    Object.entries(headers).some(([k, v]) => !token.test(k) || typeof v !== "string" || /[\r\n\0]/.test(v)) ||
+    (d.status_text !== undefined && (typeof d.status_text !== "string" || /[\r\n\0]/.test(d.status_text)))) {
     return bad(`Invalid JSON value for DETAIL: '${detail}'`, DETAIL_HINT);
   }
   return {

@@ -100,7 +100,10 @@ export function createRest(opts: RestOptions): (req: Request, url: URL, rest: st
       role,
       claims,
     }, { maxRows: opts.maxRows });
-    if (result.status === 204) return new Response(null, { status: 204, headers: result.headers });
+    // 204, 205 and 304 carry no body (a function may set any of them through response.status).
+    if (result.status === 204 || result.status === 205 || result.status === 304) {
+      return new Response(null, { status: result.status, headers: result.headers });
+    }
     const res = jsonResponse(result.status, req.method === "HEAD" ? undefined : result.body, result.headers);
     return result.statusText ? new Response(res.body, { status: res.status, statusText: result.statusText, headers: res.headers }) : res;
   };

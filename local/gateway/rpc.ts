@@ -150,6 +150,18 @@ async function plan(
   const readOnly = req.method !== "POST" || fn.volatility !== "v";
   const callee = `${quoteIdent(SCHEMA)}.${quoteIdent(req.name)}`;
   const used = fn.args.filter((a) => a.name !== "" && keys.includes(a.name));
+  // A GET's json/jsonb argument is JSON text in the query string: the value it denotes, not a string.
+  if (req.method !== "POST") {
+    for (const a of used) {
+      if ((a.type === "json" || a.type === "jsonb") && typeof args[a.name] === "string") {
+        try {
+          args[a.name] = JSON.parse(args[a.name] as string);
+        } catch {
+          return fail(400, restError("22P02", `invalid input syntax for type ${a.type}`, `The value of ${a.name} is not JSON.`));
+        }
+      }
+    }
+  }
   // A VARIADIC argument is passed as the array it collects (a single value becomes one element).
   for (const a of used) if (a.variadic && !Array.isArray(args[a.name])) args[a.name] = [args[a.name]];
   const call = wholeBody
@@ -161,7 +173,8 @@ async function plan(
   const isVoid = fn.return_type === "void";
   const exact = /count=exact/.test(req.headers.get("prefer") ?? "");
   // The call's rows: a lateral join when it must see _args.
-  const source = from ? `${from.slice(" from ".length)} cross join lateral ${call} as _f` : `${call} as _f`;
+  // Internal aliases are pgrst_-prefixed, as PostgREST's, so that no column of the result shadows them.
+  const source = from ? `${from.slice(" from ".length)} cross join lateral ${call} as pgrst_call` : `${call} as pgrst_call`;
   let query: string;
   let shapeParams: string[] = [];
   const limit = Math.min(shaping?.limit ?? opts.maxRows, opts.maxRows);
@@ -183,20 +196,20 @@ async function plan(
     }
     shapeParams = shaped.params;
     const orderBy = shaped.orderBy ? ` order by ${shaped.orderBy}` : "";
-    query = `with _src as materialized (select _f.* from ${source})
-             select coalesce((select json_agg(_p) from (select ${shaped.list} from _src where ${shaped.where}${orderBy}
-                                                        limit ${limit} offset ${offset}) as _p), '[]'::json) as body,
-                    ${exact ? `(select count(*) from _src where ${shaped.where})::int` : "null::int"} as n`;
+    query = `with pgrst_source as materialized (select pgrst_call.* from ${source})
+             select coalesce((select json_agg(pgrst_page.*) from (select ${shaped.list} from pgrst_source where ${shaped.where}${orderBy}
+                                                        limit ${limit} offset ${offset}) as pgrst_page), '[]'::json) as body,
+                    ${exact ? `(select count(*) from pgrst_source where ${shaped.where})::int` : "null::int"} as n`;
   } else if (fn.returns_set) {
     // db-max-rows: at most maxRows rows are answered; `n` counts every row only for count=exact.
-    query = `with _src as materialized (select _f as v from ${source})
-             select coalesce((select json_agg(_p.v) from (select v from _src limit ${limit} offset ${offset}) as _p), '[]'::json) as body,
-                    ${exact ? "(select count(*) from _src)::int" : "null::int"} as n`;
+    query = `with pgrst_source as materialized (select pgrst_call as pgrst_value from ${source})
+             select coalesce((select json_agg(pgrst_page.pgrst_value) from (select pgrst_value from pgrst_source limit ${limit} offset ${offset}) as pgrst_page), '[]'::json) as body,
+                    ${exact ? "(select count(*) from pgrst_source)::int" : "null::int"} as n`;
   } else if (isVoid) {
     query = `select ${call} as body, 1 as n${from}`;
   } else if (fn.return_kind === "c") {
     // A composite with no row is an object whose fields are all null, as PostgREST answers it.
-    query = `select row_to_json(_f) as body, 1 as n from ${source}`;
+    query = `select row_to_json(pgrst_call.*) as body, 1 as n from ${source}`;
   } else {
     query = `select to_json(${call}) as body, 1 as n${from}`;
   }

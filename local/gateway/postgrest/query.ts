@@ -184,7 +184,7 @@ export function parseQuery(query: URLSearchParams, opts: { rpcRead: boolean; ran
       continue;
     }
     // A GET RPC's parameters without an operator are the function's arguments.
-    if (opts.rpcRead && !values.some(hasOperator)) {
+    if (opts.rpcRead && !key.includes(".") && !values.some(hasOperator)) {
       args[key] = values.length > 1 ? values : value;
       continue;
     }

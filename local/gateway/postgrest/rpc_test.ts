@@ -51,7 +51,14 @@ const FIXTURES = `
   end $$;
   create function public.gw_rpc_pay_badly() returns void language plpgsql as $$
   begin raise sqlstate 'PGRST' using message = 'not json', detail = '{"status":402,"headers":{}}'; end $$;
+  create function public.gw_rpc_bad_header_name() returns void language plpgsql as $$
+  begin raise sqlstate 'PGRST' using message = '{"code":"1","message":"m"}', detail = '{"status":400,"headers":{"Bad Header":"x"}}'; end $$;
+  create function public.gw_rpc_not_modified() returns int language plpgsql as $$
+  begin perform set_config('response.status', '304', true); return 1; end $$;
   create function public.gw_rpc_members_only() returns int language sql stable as 'select 1';
+  create function public.gw_rpc_table(n int) returns table (k int, label text) language sql stable
+    as $$ select g, 'n' || g from generate_series(1, n) g $$;
+  create function public.gw_rpc_echo_json(doc jsonb) returns jsonb language sql immutable as 'select doc';
   create type public.gw_rpc_person as (id int, name text, age int);
   create function public.gw_rpc_people(team text default 'a') returns setof public.gw_rpc_person language sql stable as $$
     select * from (values (1, 'Ann', 31), (2, 'Bob', null), (3, 'Cy', 25), (4, 'Dee, Jr.', 40), (5, 'Eve', 31)) as v(id, name, age)
@@ -59,14 +66,16 @@ const FIXTURES = `
   $$;
   grant execute on function public.gw_rpc_nothing(), public.gw_rpc_variadic(text, int[]), public.gw_rpc_five(),
     public.gw_rpc_teapot(), public.gw_rpc_bad_status(), public.gw_rpc_bad_headers(), public.gw_rpc_pay(),
-    public.gw_rpc_pay_badly(), public.gw_rpc_people(text) to anon, authenticated;
+    public.gw_rpc_pay_badly(), public.gw_rpc_people(text), public.gw_rpc_table(int), public.gw_rpc_echo_json(jsonb),
+    public.gw_rpc_bad_header_name(), public.gw_rpc_not_modified() to anon, authenticated;
   revoke execute on function public.gw_rpc_members_only() from public, anon;
   grant execute on function public.gw_rpc_members_only() to authenticated;
 `;
 const CLEANUP = `
   drop function if exists public.gw_rpc_nothing(), public.gw_rpc_variadic(text, int[]), public.gw_rpc_five(),
     public.gw_rpc_teapot(), public.gw_rpc_bad_status(), public.gw_rpc_bad_headers(), public.gw_rpc_pay(),
-    public.gw_rpc_pay_badly(), public.gw_rpc_members_only(), public.gw_rpc_late(), public.gw_rpc_people(text);
+    public.gw_rpc_pay_badly(), public.gw_rpc_members_only(), public.gw_rpc_late(), public.gw_rpc_people(text),
+    public.gw_rpc_table(int), public.gw_rpc_echo_json(jsonb), public.gw_rpc_bad_header_name(), public.gw_rpc_not_modified();
   drop type if exists public.gw_rpc_pair;
   drop type if exists public.gw_rpc_person;
 `;
@@ -125,6 +134,9 @@ Deno.test({
         const headers = await rpc("gw_rpc_bad_headers");
         assert.equal(headers.status, 500);
         assert.equal((await headers.json()).code, "PGRST111");
+        const notModified = await rpc("gw_rpc_not_modified");
+        assert.equal(notModified.status, 304);
+        assert.equal(await notModified.text(), "");
       });
 
       await t.step("RAISE SQLSTATE 'PGRST' sets the status, headers and body; unparseable JSON is PGRST121", async () => {
@@ -140,6 +152,9 @@ Deno.test({
           details: "Invalid JSON value for MESSAGE: 'not json'",
           hint: "MESSAGE must be a JSON object with obligatory keys: 'code', 'message' and optional keys: 'details', 'hint'.",
         });
+        const badName = await rpc("gw_rpc_bad_header_name");
+        assert.equal(badName.status, 500);
+        assert.equal((await badName.json()).code, "PGRST121");
       });
 
       await t.step("PGRST202 hints at the function or the parameters meant, as PostgREST's fuzzy search does", async () => {
@@ -183,6 +198,17 @@ Deno.test({
         // Accept: application/vnd.pgrst.object+json after a filter (.single()).
         res = await rpc("gw_rpc_people", { method: "GET", query: "?id=eq.3", headers: { accept: "application/vnd.pgrst.object+json" } });
         assert.deepEqual(await res.json(), { id: 3, name: "Cy", age: 25 });
+      });
+
+      await t.step("RETURNS TABLE columns take select and filters; a GET's jsonb argument is the JSON it spells", async () => {
+        let res = await rpc("gw_rpc_table", { method: "GET", query: "?n=4&select=label&k=gte.3&order=k.desc" });
+        assert.equal(res.status, 200);
+        assert.deepEqual(await res.json(), [{ label: "n4" }, { label: "n3" }]);
+        res = await rpc("gw_rpc_echo_json", { method: "GET", query: `?doc=${encodeURIComponent('{"a":[1,2]}')}` });
+        assert.deepEqual(await res.json(), { a: [1, 2] });
+        res = await rpc("gw_rpc_echo_json", { method: "GET", query: "?doc=%7Bnot" });
+        assert.equal(res.status, 400);
+        assert.equal((await res.json()).code, "22P02");
       });
 
       await t.step("paging applies to a set of scalars; a single value ignores the Range header", async () => {

@@ -62,6 +62,11 @@ async function load(sql: postgres.Sql, schemas: string[]): Promise<Map<string, F
              select json_agg(a.attname order by a.attnum)
              from pg_catalog.pg_attribute a
              where t.typtype = 'c' and a.attrelid = t.typrelid and a.attnum > 0 and not a.attisdropped
+           ), (
+             -- RETURNS TABLE (...) and OUT parameters: the record's columns are those arguments.
+             select json_agg(p.proargnames[o.ord] order by o.ord)
+             from unnest(p.proargmodes) with ordinality as o(mode, ord)
+             where p.prorettype = 'record'::regtype and o.mode in ('o', 't', 'b')
            ), '[]'::json) as return_columns,
            coalesce((
              select json_agg(json_build_object(
@@ -88,6 +93,8 @@ async function load(sql: postgres.Sql, schemas: string[]): Promise<Map<string, F
     where n.nspname = any(${schemas}) and p.prokind = 'f'`;
   const byName = new Map<string, FunctionInfo[]>();
   for (const f of rows) {
+    // A record with named output columns (RETURNS TABLE, OUT parameters) answers as a composite does.
+    if (f.return_type === "record" && f.return_columns.length > 0) f.return_kind = "c";
     const key = `${f.schema}.${f.name}`;
     byName.set(key, [...byName.get(key) ?? [], f]);
   }
@@ -98,10 +105,13 @@ async function load(sql: postgres.Sql, schemas: string[]): Promise<Map<string, F
 export function createSchemaCache(sql: postgres.Sql, schemas: string[], opts: { listen?: boolean } = {}): SchemaCache {
   let current: Promise<Map<string, FunctionInfo[]>> | undefined;
   const get = () => {
-    current ??= load(sql, schemas).catch((err) => {
-      current = undefined; // a failed read (the database down) is not cached
-      throw err;
-    });
+    if (!current) {
+      const loading: Promise<Map<string, FunctionInfo[]>> = load(sql, schemas).catch((err) => {
+        if (current === loading) current = undefined; // a failed read (the database down) is not cached
+        throw err;
+      });
+      current = loading;
+    }
     return current;
   };
   // PostgREST reloads on `NOTIFY pgrst` with an empty payload or 'reload schema'; postgres.js
