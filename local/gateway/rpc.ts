@@ -11,15 +11,11 @@ import type postgres from "postgres";
 import { databaseErrorResult, restError, type RestError, type RestResult } from "./errors.ts";
 import type { FunctionInfo, SchemaCache } from "./postgrest/schema_cache.ts";
 import { noRpcHint } from "./postgrest/fuzzy.ts";
-import { parseQuery, QueryError, shapeSql, type Shaping } from "./postgrest/query.ts";
+import { parseQuery, QueryError, quoteIdent, shapeSql, type Shaping } from "./postgrest/query.ts";
 
 export type { RestError, RestResult };
 
 const SCHEMA = "public";
-
-function quoteIdent(s: string): string {
-  return `"${s.replaceAll('"', '""')}"`;
-}
 
 /** Picks the overload whose argument names match the given keys (PostgREST's rule). */
 function choose(candidates: FunctionInfo[], keys: string[]): FunctionInfo[] {

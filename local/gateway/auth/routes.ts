@@ -23,7 +23,7 @@
  */
 import { isIP } from "node:net";
 import type postgres from "postgres";
-import { apiKeyOf, isProjectApiKey, type Keys, mapApiKey, verify } from "../keys.ts";
+import { apiKeyOf, bearerToken, isProjectApiKey, type Keys, verify } from "../keys.ts";
 import { AuthError, authJson, errorResponse, validationFailed } from "./errors.ts";
 import { DEFAULT_LIMITS, jsonDepthExceeds, type Limits, readBody } from "../limits.ts";
 import { type AuthSettings, hookFunction } from "./settings.ts";
@@ -210,12 +210,16 @@ export function createAuth(opts: AuthOptions): (req: Request, url: URL, rest: st
     };
   }
 
+  /** The Authorization bearer (new-style keys mapped), verified: 401 no_authorization without one. */
+  async function verifiedBearer(req: Request) {
+    const token = bearerToken(opts.keys, req);
+    if (!token) throw new AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token");
+    return await verify(opts.keys, token);
+  }
+
   /** The signed-in caller: a user token of this project whose user and session still exist. */
   async function caller(req: Request): Promise<{ user: store.UserRow; sessionId: string | null; claims: Json }> {
-    const header = req.headers.get("authorization");
-    const token = header ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] ?? null : null;
-    if (!token) throw new AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token");
-    const checked = await verify(opts.keys, mapApiKey(opts.keys, token));
+    const checked = await verifiedBearer(req);
     if (!checked.ok || checked.by === "third_party") {
       const why = checked.ok ? "token is not issued by this project" : checked.message;
       throw new AuthError(403, "bad_jwt", `invalid JWT: unable to parse or verify signature, ${why}`);
@@ -236,10 +240,7 @@ export function createAuth(opts: AuthOptions): (req: Request, url: URL, rest: st
 
   /** The caller must be an admin (the service role); GoTrue's requireAdmin. */
   async function requireAdmin(req: Request): Promise<void> {
-    const header = req.headers.get("authorization");
-    const token = header ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] ?? null : null;
-    if (!token) throw new AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token");
-    const checked = await verify(opts.keys, mapApiKey(opts.keys, token));
+    const checked = await verifiedBearer(req);
     if (!checked.ok) throw new AuthError(403, "bad_jwt", `invalid JWT: unable to parse or verify signature, ${checked.message}`);
     if (checked.by === "third_party") throw new AuthError(403, "not_admin", "User not allowed");
     const role = str((checked.claims as Json).role);

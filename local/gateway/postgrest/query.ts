@@ -206,7 +206,11 @@ export function parseQuery(query: URLSearchParams, opts: { rpcRead: boolean; ran
 
 export { QueryError };
 
-const q = (s: string) => `"${s.replaceAll('"', '""')}"`;
+/** A quoted SQL identifier (names come only from the schema cache). */
+export function quoteIdent(s: string): string {
+  return `"${s.replaceAll('"', '""')}"`;
+}
+const q = quoteIdent;
 
 /**
  * The SQL of a shaped read of `_src` (a relation with `columns`): output list, WHERE and

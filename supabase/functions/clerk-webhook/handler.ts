@@ -26,7 +26,7 @@ import { Webhook, WebhookVerificationError } from "svix";
 import { z } from "zod";
 import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
 import { clerkIssuer } from "../_shared/auth.ts";
-import { db, withServiceRole } from "../_shared/db.ts";
+import { db, externalUser, withServiceRole } from "../_shared/db.ts";
 import { requireEnv } from "../_shared/env.ts";
 import { parseOrThrow } from "../_shared/validate.ts";
 
@@ -68,15 +68,9 @@ async function authFailed(res: Response, what: string): Promise<never> {
   throw new HttpError(502, "Bad Gateway", `Auth refused to ${what}: ${res.status} ${body.slice(0, 200)}`);
 }
 
-async function mappedUser(issuer: string, subject: string): Promise<string | null> {
-  const [row] = await db()<{ user_id: string }[]>`
-    select user_id from private.external_identities where issuer = ${issuer} and subject = ${subject}`;
-  return row?.user_id ?? null;
-}
-
 async function userCreated(issuer: string, data: z.infer<typeof createdUser>): Promise<Response> {
-  const existing = await mappedUser(issuer, data.id);
-  if (existing) return json({ user_id: existing, outcome: "replayed" });
+  const existing = await externalUser(issuer, data.id);
+  if (existing) return json({ user_id: existing.id, outcome: "replayed" });
   const primary = data.email_addresses.find((e) => e.id === data.primary_email_address_id) ?? data.email_addresses[0];
   if (!primary) throw new HttpError(422, "Unprocessable Content", "The Clerk user has no email address.", { errors: [{ field: "data.email_addresses", message: "at least one email address is required" }] });
   const verified = primary.verification?.status === "verified";
@@ -137,7 +131,7 @@ async function userCreated(issuer: string, data: z.infer<typeof createdUser>): P
 }
 
 async function userDeleted(issuer: string, subject: string | undefined): Promise<Response> {
-  const userId = subject ? await mappedUser(issuer, subject) : null;
+  const userId = subject ? (await externalUser(issuer, subject))?.id ?? null : null;
   if (!userId) return json({ user_id: null, outcome: "absent" });
   // An account that existed before Clerk and was linked to it keeps living: only the link goes.
   const [made] = await db()<{ made: boolean }[]>`
