@@ -4,7 +4,7 @@
 -- unmapped third-party (Clerk) tokens and role tokens, and public.link_external_identity
 -- (service role only, idempotent). The file makes its own users.
 begin;
-select plan(23);
+select plan(27);
 
 select tests.create_supabase_user('hook-client@example.com');
 select tests.create_supabase_user('hook-coach@example.com', 'coach');
@@ -64,6 +64,17 @@ select is(public.link_external_identity('https://clerk.example.com', 'user_2abc'
   tests.get_user_id('hook-client@example.com'), 'linking again keeps the first user and says which');
 select throws_ok($$ select public.link_external_identity('not a url', 'user_2abc', tests.get_user_id('hook-client@example.com')) $$,
   '23514', null, 'an issuer that is not a URL is refused');
+
+-- Nobody but the service role reads or writes the mapping.
+select tests.authenticate_as('hook-coach@example.com');
+select throws_ok($$ select public.link_external_identity('https://clerk.example.com', 'user_coach', tests.get_user_id('hook-coach@example.com')) $$,
+  '42501', null, 'a coach cannot link an identity either');
+select throws_ok($$ select count(*) from private.external_identities $$, '42501', null, 'a signed-in user cannot read external identities');
+select tests.authenticate_as_role('coach_ingest');
+select throws_ok($$ select public.link_external_identity('https://clerk.example.com', 'user_x', tests.get_user_id('hook-coach@example.com')) $$,
+  '42501', null, 'an ingest token cannot link an identity');
+select tests.authenticate_as_role('coach_analyst');
+select throws_ok($$ select count(*) from private.external_identities $$, '42501', null, 'an analyst cannot read external identities');
 
 select tests._act_as('authenticated', '{"sub": "user_2abc", "role": "authenticated", "iss": "https://clerk.example.com"}');
 select is((select private.current_user_id()), tests.get_user_id('hook-client@example.com'), 'a mapped Clerk subject is the user it maps to');
