@@ -249,10 +249,11 @@ Deno.test({
         assert.equal(res.status, 401);
         assert.equal((await res.json()).code, "PGRST303");
       });
-      await t.step("rest: table routes answer 501 naming hosted Supabase", async () => {
+      await t.step("rest: a table anon has no grant on answers 401 42501 with WWW-Authenticate, as PostgREST does", async () => {
         const res = await call("/rest/v1/profiles?select=*", { headers: { apikey: keys.anonKey } });
-        assert.equal(res.status, 501);
-        assert.match((await res.json()).message, /hosted Supabase or supabase start/);
+        assert.equal(res.status, 401);
+        assert.equal(res.headers.get("www-authenticate"), "Bearer");
+        assert.deepEqual(await res.json(), { code: "42501", message: "permission denied for table profiles", details: null, hint: null });
       });
       await t.step("rpc: setof scalar returns a JSON array with Content-Range", async () => {
         const res = await rpc("gw_test_set", { n: 3 });
@@ -363,7 +364,7 @@ Deno.test({
         assert.equal(res.status, 406);
         assert.equal((await res.json()).code, "PGRST106");
       });
-      await t.step("rpc: filters apply to a set of rows, and are refused with 501 (never ignored) where not served yet", async () => {
+      await t.step("rpc: filters apply to a set of rows, and are refused with 501 (never ignored) on scalars", async () => {
         let res = await call("/rest/v1/rpc/gw_test_rows?a=eq.1", { method: "POST", body: "{}", headers: { apikey: keys.anonKey } });
         assert.equal(res.status, 200);
         assert.deepEqual(await res.json(), [{ a: 1, b: "one" }]);

@@ -18,6 +18,8 @@ export interface RestError {
 export interface RestResult {
   status: number;
   body?: unknown;
+  /** The body as JSON text already (what PostgreSQL's json_agg gave, sent as it is). */
+  raw?: string;
   headers?: Record<string, string>;
   /** A non-standard status's reason phrase (RAISE PGRST's status_text). */
   statusText?: string;

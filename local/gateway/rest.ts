@@ -2,12 +2,13 @@
  * `/rest/v1/…`: Supabase's API gateway in front of PostgREST. The gateway (Kong's
  * key-auth) wants a project API key in the `apikey` header or query parameter on every
  * request, even with a bearer token; PostgREST then verifies the JWT (the bearer, else
- * the apikey), reads the body within the limits and calls the RPC (rpc.ts). Table and
- * view routes are not served by the stand-in (501).
+ * the apikey), reads the body within the limits and serves the RPC (rpc.ts) or the table
+ * or view route (postgrest/tables.ts).
  */
 import type postgres from "postgres";
 import { apiKeyOf, effectiveToken, isProjectApiKey, type Keys, verifyApiToken } from "./keys.ts";
 import { callRpc } from "./rpc.ts";
+import { serveTable } from "./postgrest/tables.ts";
 import type { SchemaCache } from "./postgrest/schema_cache.ts";
 import { bodyTimeout, invalidTokenHeader, jsonResponse, payloadTooLarge, restError } from "./errors.ts";
 import { jsonDepthExceeds, type Limits, readBody } from "./limits.ts";
@@ -57,16 +58,13 @@ export function createRest(opts: RestOptions): (req: Request, url: URL, rest: st
     }
 
     const m = /^rpc\/([^/]+)$/.exec(rest);
-    if (!m) {
-      if (rest.startsWith("rpc/") || rest === "rpc") {
-        return jsonResponse(404, restError("PGRST125", "Invalid path specified in request URL"));
-      }
-      return jsonResponse(501, restError("PGRST501",
-        `Table and view routes (/rest/v1/${rest}) are not served by the local stand-in; they need hosted Supabase or supabase start. Use an RPC (/rest/v1/rpc/<function>).`));
+    const table = m ? null : /^([^/]+)$/.exec(rest);
+    if (!m && (!table || rest === "rpc")) {
+      return jsonResponse(404, restError("PGRST125", "Invalid path specified in request URL"));
     }
 
     let body = "";
-    if (req.method === "POST") {
+    if (req.method === "POST" || (table && req.method === "PATCH")) {
       const read = await readBody(req, opts.limits);
       if (!read.ok) {
         if (read.reason === "too_large") return payloadTooLarge("rest", opts.limits.maxBodyBytes);
@@ -90,10 +88,21 @@ export function createRest(opts: RestOptions): (req: Request, url: URL, rest: st
     const role = typeof claims.role === "string" && claims.role !== "" ? claims.role : "anon";
     const headers = new Headers(req.headers);
     headers.set("x-request-id", requestId);
-    const result = await callRpc(opts.sql, opts.cache, {
-      name: decodeSegment(m[1]),
+    const result = table
+      ? await serveTable(opts.sql, opts.cache, {
+        name: decodeSegment(table[1]),
+        method: req.method,
+        path: `/${table[1]}`,
+        headers,
+        query: url.searchParams,
+        body,
+        role,
+        claims,
+      }, { schemas: ["public"], maxRows: opts.maxRows })
+      : await callRpc(opts.sql, opts.cache, {
+      name: decodeSegment(m![1]),
       method: req.method,
-      path: `/rpc/${m[1]}`,
+      path: `/rpc/${m![1]}`,
       headers,
       query: url.searchParams,
       body,
@@ -104,7 +113,9 @@ export function createRest(opts: RestOptions): (req: Request, url: URL, rest: st
     if (result.status === 204 || result.status === 205 || result.status === 304) {
       return new Response(null, { status: result.status, headers: result.headers });
     }
-    const res = jsonResponse(result.status, req.method === "HEAD" ? undefined : result.body, result.headers);
+    const res = result.raw !== undefined
+      ? new Response(req.method === "HEAD" ? null : result.raw, { status: result.status, headers: { "Content-Type": "application/json; charset=utf-8", ...result.headers } })
+      : jsonResponse(result.status, req.method === "HEAD" ? undefined : result.body, result.headers);
     return result.statusText ? new Response(res.body, { status: res.status, statusText: result.statusText, headers: res.headers }) : res;
   };
 }

@@ -225,7 +225,7 @@ Deno.test({
         assert.equal((await res.json()).code, "PGRST000");
       });
 
-      await t.step("RPC query errors: PostgREST's parse errors, unknown columns, and 501 for what is not served yet", async () => {
+      await t.step("RPC query errors: PostgREST's parse errors and unknown columns; logic trees served", async () => {
         let res = await rpc("gw_rpc_people", { query: "?id=foo.3" });
         assert.equal(res.status, 400);
         assert.deepEqual(await res.json(), {
@@ -235,9 +235,9 @@ Deno.test({
         res = await rpc("gw_rpc_people", { method: "GET", query: "?select=nope" });
         assert.equal(res.status, 400);
         assert.deepEqual(await res.json(), { code: "42703", message: "column gw_rpc_people.nope does not exist", details: null, hint: null });
-        res = await rpc("gw_rpc_people", { method: "GET", query: "?or=(id.eq.1,id.eq.2)" });
-        assert.equal(res.status, 501);
-        assert.equal((await res.json()).code, "PGRST000");
+        res = await rpc("gw_rpc_people", { method: "GET", query: "?select=id&or=(id.eq.1,id.eq.2)&order=id" });
+        assert.equal(res.status, 200);
+        assert.deepEqual(await res.json(), [{ id: 1 }, { id: 2 }]);
         res = await rpc("gw_rpc_people", { method: "GET", query: "?age=eq.notanumber" });
         assert.equal(res.status, 400);
         assert.equal((await res.json()).code, "22P02");
