@@ -160,37 +160,28 @@ begin
   get diagnostics n = row_count;
   changed := changed + n;
 
+  -- Steps 2 and 3 in one statement; whether an object fits is asked once per row.
   update public.session_media m
-     set status = case when private.media_object_fits(m.kind, o.metadata) then 'stored' else 'rejected' end,
-         deleted_at = case when private.media_object_fits(m.kind, o.metadata) then null else sync_session_media.at end,
-         uploaded_at = o.created_at,
-         bytes = case when private.media_object_fits(m.kind, o.metadata) then (o.metadata ->> 'size')::bigint else m.bytes end,
-         mime_type = case when private.media_object_fits(m.kind, o.metadata) then o.metadata ->> 'mimetype' else m.mime_type end,
+     set status = case when x.fits then 'stored' else 'rejected' end,
+         deleted_at = case when x.fits then null else sync_session_media.at end,
+         uploaded_at = case when m.status = 'stored' then x.updated_at else x.created_at end,
+         bytes = case when x.fits then (x.metadata ->> 'size')::bigint else m.bytes end,
+         mime_type = case when x.fits then x.metadata ->> 'mimetype' else m.mime_type end,
+         -- The hash stays only for the bytes that were hashed: an arrival completed before.
          sha256 = case when m.status in ('pending', 'abandoned') then m.sha256 end,
          -- A new object at the path of a row that ended starts its own window.
-         expires_at = case when m.status in ('pending', 'abandoned') then m.expires_at
-                           else o.created_at + make_interval(days => (select r.retain_days from public.media_retention_settings r where r.kind = m.kind)) end,
-         etag = left(o.metadata ->> 'eTag', 200)
-    from storage.objects o
-   where m.session_id = sync_session_media.session_id
-     and o.bucket_id = m.bucket_id and o.name = m.storage_path
-     and (m.status in ('pending', 'abandoned')
-          or (m.status in ('deleted', 'expired', 'rejected') and (o.metadata ->> 'eTag') is distinct from m.etag));
-  get diagnostics n = row_count;
-  changed := changed + n;
-
-  update public.session_media m
-     set status = case when private.media_object_fits(m.kind, o.metadata) then 'stored' else 'rejected' end,
-         deleted_at = case when private.media_object_fits(m.kind, o.metadata) then null else sync_session_media.at end,
-         uploaded_at = o.updated_at,
-         bytes = case when private.media_object_fits(m.kind, o.metadata) then (o.metadata ->> 'size')::bigint else m.bytes end,
-         mime_type = case when private.media_object_fits(m.kind, o.metadata) then o.metadata ->> 'mimetype' else m.mime_type end,
-         sha256 = null,
-         etag = left(o.metadata ->> 'eTag', 200)
-    from storage.objects o
-   where m.session_id = sync_session_media.session_id and m.status = 'stored'
-     and o.bucket_id = m.bucket_id and o.name = m.storage_path
-     and (o.metadata ->> 'eTag') is distinct from m.etag;
+         expires_at = case when m.status in ('pending', 'abandoned', 'stored') then m.expires_at
+                           else x.created_at + make_interval(days => (select r.retain_days from public.media_retention_settings r where r.kind = m.kind)) end,
+         etag = left(x.metadata ->> 'eTag', 200)
+    from (
+      select sm.id, o.created_at, o.updated_at, o.metadata, private.media_object_fits(sm.kind, o.metadata) as fits
+      from public.session_media sm
+      join storage.objects o on o.bucket_id = sm.bucket_id and o.name = sm.storage_path
+      where sm.session_id = sync_session_media.session_id
+        and (sm.status in ('pending', 'abandoned')
+             or (sm.status in ('stored', 'deleted', 'expired', 'rejected') and (o.metadata ->> 'eTag') is distinct from sm.etag))
+    ) x
+   where m.id = x.id;
   get diagnostics n = row_count;
   changed := changed + n;
 
