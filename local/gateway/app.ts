@@ -5,7 +5,7 @@
  *
  *   /functions/v1/<name>[/…]   functions.ts (functions gateway + edge runtime)
  *   /rest/v1/…                 rest.ts → rpc.ts (API gateway + PostgREST)
- *   /realtime/v1/websocket     realtime.ts (Realtime, Broadcast from Database)
+ *   /realtime/v1/websocket     realtime.ts (Realtime: Broadcast and Presence)
  *   /storage/v1/…              storage.ts (Storage: objects, signed URLs; its own size limits)
  *   /auth/v1/…                 auth/routes.ts (Auth: sign-up, sign-in, refresh, user, admin, JWKS)
  *   /health                    200 when the database answers, else 503 with Retry-After

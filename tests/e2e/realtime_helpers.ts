@@ -1,5 +1,6 @@
 /** Shared by the Realtime end-to-end tests: clients, channels that record what they get, raw sockets. */
 import type { RealtimeChannel, SupabaseClient } from "@supabase/supabase-js";
+import type postgres from "postgres";
 import { createClient } from "@supabase/supabase-js";
 import { expect } from "vitest";
 import { stack, userClient } from "../helpers.ts";
@@ -142,3 +143,18 @@ export const broadcastsOf = (frames: Frame[], text: string) =>
 
 /** A token for a seeded or created user. */
 export const tokenFor = (email: string, expiresIn?: number) => mintToken(stack().cfg, { email, expiresIn });
+
+/**
+ * A new client and a new coach assigned to them (open window), written as postgres the way
+ * the service role would set them up; emails start with `prefix`.
+ */
+export async function assignedPair(sql: postgres.Sql, prefix: string): Promise<{ client: string; coach: string; clientEmail: string; coachEmail: string }> {
+  const tag = crypto.randomUUID().slice(0, 8);
+  const clientEmail = `${prefix}-client-${tag}@example.com`;
+  const coachEmail = `${prefix}-coach-${tag}@example.com`;
+  const [{ id: client }] = await sql`insert into auth.users (id, email) values (gen_random_uuid(), ${clientEmail}) returning id`;
+  const [{ id: coach }] = await sql`insert into auth.users (id, email, raw_app_meta_data)
+                                    values (gen_random_uuid(), ${coachEmail}, '{"role": "coach"}') returning id`;
+  await sql`insert into public.coach_assignments (coach_id, client_id, starts_at) values (${coach}, ${client}, now() - interval '1 minute')`;
+  return { client, coach, clientEmail, coachEmail };
+}

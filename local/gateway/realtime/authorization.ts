@@ -1,13 +1,14 @@
 /**
  * Who may use a channel, as supabase/realtime decides it: the channel's token
  * (RealtimeWeb.ChannelsAuthorization and JwtVerification: a valid signature, `role` and
- * `exp` present, `exp` in the future) and, for a private channel, the read check of
- * Realtime.Tenants.Authorization (a probe row of the topic, then a SELECT as the user under
- * RLS with `role`, `request.jwt.claims` and `realtime.topic` set, rolled back).
+ * `exp` present, `exp` in the future) and, for a private channel, the checks of
+ * Realtime.Tenants.Authorization with `role`, `request.jwt.claims` and `realtime.topic` set
+ * as the user: reads (a probe row per extension, `broadcast` and `presence`, then a SELECT
+ * under RLS) and writes (an INSERT of a row per extension under RLS), all rolled back.
  *
  * Hosted Realtime runs the read check at join and when the channel's access token is
- * refreshed. The stand-in also re-checks before every delivery; to keep that cheap the
- * answer is cached per topic and claims (the exact claims the check ran with: role, sub,
+ * refreshed. The stand-in also re-checks the broadcast read before every delivery of a
+ * committed message; to keep that cheap the answer is cached per topic and claims (the exact claims the check ran with: role, sub,
  * exp and the rest). An entry lives until the earliest of: the token's `exp`, an
  * invalidation (the gateway drops every entry when Postgres notifies that authorization
  * inputs changed, e.g. a coach assignment was written), and CACHE_TTL_MS. The TTL bounds
@@ -124,26 +125,46 @@ export class AuthorizationCache {
   }
 }
 
-/** The read check of a private channel, fresh or cached. */
+/** The two extensions Realtime authorizes: `broadcast` and `presence` (the `extension` column). */
+export type Extension = "broadcast" | "presence";
+
+/** What a check found per extension (absent: not checked). */
+export type Permissions = Partial<Record<Extension, boolean>>;
+
+/**
+ * A private channel's answers so far, as Realtime's Policies struct keeps them on the
+ * socket: per extension, read and write, undefined until checked.
+ */
+export interface Policies {
+  broadcast: { read?: boolean; write?: boolean };
+  presence: { read?: boolean; write?: boolean };
+}
+
+/** The checks of a private channel: reads (fresh or cached) and writes. */
 export interface Authorizer {
-  /** Runs the check (join, access_token refresh, as Realtime does) and caches the answer. */
-  authorize(topic: string, claims: Claims): Promise<boolean>;
-  /** The check before a delivery: the cached answer while it holds, else a fresh check. */
+  /**
+   * The read check (join, access_token refresh, as Realtime does) of `broadcast` and, when
+   * asked, `presence`, in one transaction; the broadcast answer is cached.
+   */
+  authorize(topic: string, claims: Claims, opts?: { presence?: boolean }): Promise<Permissions>;
+  /** The broadcast read check before a delivery: the cached answer while it holds, else a fresh check. */
   mayRead(topic: string, claims: Claims): Promise<boolean>;
+  /** The write check (a client's first broadcast or presence track on a channel); not cached. */
+  mayWrite(topic: string, claims: Claims, extensions: Extension[]): Promise<Permissions>;
   /** Drops every cached answer. */
   invalidate(): void;
   readonly cache: AuthorizationCache;
 }
 
-/** Builds the read check over the gateway's pool (connected as `authenticator`). */
+/** Builds the checks over the gateway's pool (connected as `authenticator`). */
 export function createAuthorizer(sql: postgres.Sql, cache = new AuthorizationCache()): Authorizer {
   const inFlight = new Map<string, Promise<boolean>>();
 
-  async function authorize(topic: string, claims: Claims): Promise<boolean> {
+  async function authorize(topic: string, claims: Claims, opts: { presence?: boolean } = {}): Promise<Permissions> {
     const generation = cache.generation;
-    const allowed = await probe(sql, topic, claims);
-    cache.set(topic, claims, allowed, generation);
-    return allowed;
+    const found = await probe(sql, topic, claims, opts.presence ? ["broadcast", "presence"] : ["broadcast"]);
+    cache.set(topic, claims, found.broadcast === true, generation);
+    return found;
   }
 
   return {
@@ -154,34 +175,74 @@ export function createAuthorizer(sql: postgres.Sql, cache = new AuthorizationCac
       const key = `${cache.generation}\n${cacheKey(topic, claims)}`;
       let pending = inFlight.get(key);
       if (!pending) {
-        pending = authorize(topic, claims).finally(() => inFlight.delete(key));
+        pending = authorize(topic, claims).then((p) => p.broadcast === true).finally(() => inFlight.delete(key));
         inFlight.set(key, pending);
       }
       return await pending;
     },
+    mayWrite: (topic, claims, extensions) => writeProbe(sql, topic, claims, extensions),
     invalidate: () => cache.invalidate(),
     cache,
   };
 }
 
 /**
- * Realtime's read check of a private topic: can the user SELECT a probe row of it? The probe
- * row is inserted as service_role and everything is rolled back. Throws when the database
- * cannot answer (the caller refuses: fail closed).
+ * Realtime's read check of a private topic (Authorization.get_read_authorizations): one
+ * probe row per extension is inserted as service_role, then, as the user, a SELECT tells
+ * which of them RLS lets the user see; everything is rolled back. A user whose role may not
+ * read realtime.messages at all (42501) is refused, as Realtime refuses on a policy error.
+ * Throws when the database cannot answer otherwise (the caller refuses: fail closed).
  */
-export async function probe(sql: postgres.Sql, topic: string, claims: Claims): Promise<boolean> {
+export async function probe(sql: postgres.Sql, topic: string, claims: Claims, extensions: Extension[] = ["broadcast"]): Promise<Permissions> {
+  const ids = extensions.map(() => crypto.randomUUID());
   try {
     return await sql.begin(async (tx) => {
       await tx`select set_config('role', 'service_role', true)`;
-      await tx`insert into realtime.messages (topic, extension, payload, event, private)
-               values (${topic}, 'broadcast', '{}', 'authorization_probe', true)`;
+      await tx`insert into realtime.messages (id, topic, extension)
+               select * from unnest(${tx.array(ids)}::uuid[], ${tx.array(extensions.map(() => topic))}::text[], ${tx.array(extensions)}::text[])`;
       await asSubscriber(tx, claims, topic);
-      const [{ n }] = await tx`select count(*)::int as n from realtime.messages
-                               where topic = ${topic} and extension = 'broadcast' and event = 'authorization_probe'`;
-      throw new ProbeResult(n > 0);
+      let seen: string[] = [];
+      try {
+        await tx`savepoint probe`;
+        seen = (await tx<{ id: string }[]>`select id::text as id from realtime.messages where id = any(${tx.array(ids)}::uuid[])`).map((r) => r.id);
+      } catch (err) {
+        if ((err as { code?: string }).code !== "42501") throw err;
+        await tx`rollback to savepoint probe`;
+      }
+      throw new ProbeResult(Object.fromEntries(extensions.map((ext, i) => [ext, seen.includes(ids[i])])));
     });
   } catch (err) {
-    if (err instanceof ProbeResult) return err.allowed;
+    if (err instanceof ProbeResult) return err.permissions;
+    throw err;
+  }
+}
+
+/**
+ * Realtime's write check (Authorization.get_write_authorizations): as the user, insert a row
+ * of the topic per extension, each in its own savepoint; a refusal by RLS or by a missing
+ * grant (42501) means no, anything else is an error. Everything is rolled back, so nothing
+ * is stored and no broadcast is sent. Extensions not asked about are answered false, as
+ * Realtime answers them.
+ */
+export async function writeProbe(sql: postgres.Sql, topic: string, claims: Claims, extensions: Extension[]): Promise<Permissions> {
+  try {
+    return await sql.begin(async (tx) => {
+      await asSubscriber(tx, claims, topic);
+      const permissions: Permissions = { broadcast: false, presence: false };
+      for (const ext of extensions) {
+        await tx`savepoint write_probe`;
+        try {
+          await tx`insert into realtime.messages (topic, extension) values (${topic}, ${ext})`;
+          permissions[ext] = true;
+        } catch (err) {
+          if ((err as { code?: string }).code !== "42501") throw err;
+          await tx`rollback to savepoint write_probe`;
+        }
+      }
+      throw new ProbeResult(permissions);
+    });
+  } catch (err) {
+    if (err instanceof ProbeResult) return err.permissions;
     throw err;
   }
 }
@@ -197,10 +258,11 @@ export async function asSubscriber(tx: postgres.TransactionSql, claims: Claims, 
                   set_config('realtime.topic', ${topic ?? ""}, true)`;
 }
 
+/** Carries a check's answer out of the transaction it rolls back. */
 class ProbeResult extends Error {
-  readonly allowed: boolean;
-  constructor(allowed: boolean) {
+  readonly permissions: Permissions;
+  constructor(permissions: Permissions) {
     super("authorization probe (rolled back)");
-    this.allowed = allowed;
+    this.permissions = permissions;
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Delivery of committed broadcasts (rows of realtime.messages) to the channels joined on
  * their topic, as Realtime's MessageDispatcher fans them out: a private message reaches
- * private channels, a public one public channels, as event `broadcast`.
+ * private channels whose broadcast read was granted (a channel joined for presence alone
+ * gets none), a public one public channels, as event `broadcast`.
  *
  * What only the stand-in does, before every delivery to a private channel (hosted Realtime
  * checks at join and on access_token refresh only):
@@ -23,7 +24,7 @@
  * rows for one subscriber costs one audit call.
  */
 import type postgres from "postgres";
-import { asSubscriber, type Authorizer, cacheKey, type Claims, expiredMessage, isExpired } from "./authorization.ts";
+import { asSubscriber, type Authorizer, cacheKey, type Claims, expiredMessage, isExpired, type Policies } from "./authorization.ts";
 import { broadcast, type Message } from "./protocol.ts";
 
 /** Most message ids fetched, audited and sent as one batch. */
@@ -42,6 +43,8 @@ export interface Subscriber {
   readonly isPrivate: boolean;
   /** The claims of the channel's current token (swapped by an accepted access_token). */
   readonly claims: Claims;
+  /** A private channel's checks so far (join and access_token). */
+  readonly policies: Policies;
   /** True once the channel was left or shut down. */
   readonly closed: boolean;
   /** Sends a frame on the channel. */
@@ -107,6 +110,7 @@ export function createDelivery(opts: {
   }
 
   async function deliverTo(s: Subscriber, all: Row[]): Promise<void> {
+    if (s.isPrivate && s.policies.broadcast.read !== true) return;
     const rows = all.filter((r) => r.private === s.isPrivate);
     if (rows.length === 0) return;
     // If an access_token swapped the claims while we waited, check again with the new ones.

@@ -23,7 +23,7 @@ const claimsOf = (sub: string): Claims => ({ sub, role: "authenticated", exp: ex
 /** A channel that records what it was sent and why it was closed. */
 function subscriber(topic: string, claims: Claims): Subscriber & { sent: Message[]; reasons: string[] } {
   const s = {
-    topic, isPrivate: true, claims, closed: false, sent: [] as Message[], reasons: [] as string[],
+    topic, isPrivate: true, claims, closed: false, policies: { broadcast: { read: true }, presence: {} }, sent: [] as Message[], reasons: [] as string[],
     unaudited: undefined as string | undefined,
     send(m: Message) { s.sent.push(m); },
     shutdown(reason: string) { s.closed = true; s.reasons.push(reason); },
@@ -109,7 +109,7 @@ Deno.test({
       await t.step("once the assignment has ended, the audit call refuses the coach even while the cached check still says yes", async () => {
         const s = subscriber(topic, claimsOf(coach));
         const { authorizer, delivery } = setup([s]);
-        assert.equal(await authorizer.authorize(topic, s.claims), true);
+        assert.deepEqual(await authorizer.authorize(topic, s.claims), { broadcast: true });
         // No listener here, so nothing invalidates the cached answer: only the audit call can refuse.
         await admin`update public.coach_assignments set ends_at = now() where coach_id = ${coach} and client_id = ${client}`;
         assert.equal(authorizer.cache.get(topic, s.claims), true);
