@@ -64,7 +64,7 @@ export function createRest(opts: RestOptions): (req: Request, url: URL, rest: st
     }
 
     let body = "";
-    if (req.method === "POST" || (table && req.method === "PATCH")) {
+    if (req.method === "POST" || (table && (req.method === "PATCH" || req.method === "PUT"))) {
       const read = await readBody(req, opts.limits);
       if (!read.ok) {
         if (read.reason === "too_large") return payloadTooLarge("rest", opts.limits.maxBodyBytes);

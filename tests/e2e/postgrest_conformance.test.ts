@@ -25,6 +25,7 @@ async function recordingFetch(input: RequestInfo | URL, init?: RequestInit): Pro
 let db: SupabaseClient<any>;
 // deno-lint-ignore no-explicit-any
 let anon: SupabaseClient<any>;
+let aliceToken = "";
 
 const FIXTURE = `
   create table public.cf_directors (id int primary key, first_name text, last_name text);
@@ -79,6 +80,7 @@ beforeAll(async () => {
   // The DDL above sent NOTIFY pgrst; give the gateway's schema cache the moment it needs.
   await new Promise((r) => setTimeout(r, 300));
   const token = await mintToken(stack().cfg, { email: "alice@example.com" });
+  aliceToken = token;
   const options = { auth: { persistSession: false, autoRefreshToken: false }, global: { fetch: recordingFetch } };
   db = createClient(stack().env.API_URL, stack().env.ANON_KEY, { ...options, accessToken: async () => token });
   anon = createClient(stack().env.API_URL, stack().env.ANON_KEY, options);
@@ -287,6 +289,45 @@ describe("writing (docs: tables_views insert, upsert, update, delete; preference
     expect(row.name).toBe("Bill Murray");
     const onRole = await db.from("cf_roles").upsert({ film_id: 2, actor_id: 4, character: "Bob" }, { onConflict: "film_id,actor_id" }).select("character");
     expect(onRole.data).toEqual([{ character: "Bob" }]);
+    // A merge that only updated answers 200 (UpsertSpec: "nothing was inserted"); one that inserted, 201.
+    const updatedOnly = await db.from("cf_actors").upsert([{ id: 3, name: "Scarlett Johansson" }, { id: 4, name: "Bill Murray" }]).select("id");
+    expect(updatedOnly.status).toBe(200);
+    expect((await db.from("cf_actors").upsert([]).select("id")).status).toBe(200);
+  });
+
+  it("PUT: one row upserted by its primary key, or PostgREST's refusals (through fetch: postgrest-js has no PUT)", async () => {
+    const put = (query: string, body: unknown, prefer = "return=representation", token: string | null = aliceToken) =>
+      fetch(`${stack().env.API_URL}/rest/v1/cf_directors?${query}`, {
+        method: "PUT",
+        headers: { apikey: stack().env.ANON_KEY, "content-type": "application/json", prefer, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify(body),
+      });
+    const greta = { id: 4, first_name: "Greta", last_name: "Gerwig" };
+    const created = await put("id=eq.4", greta);
+    expect([created.status, await created.json(), created.headers.get("content-range")]).toEqual([201, [greta], null]);
+    const replaced = await put("id=eq.4&select=last_name", [{ ...greta, last_name: "G." }, { id: 9, first_name: "Not", last_name: "Me" }]);
+    expect([replaced.status, await replaced.json()]).toEqual([200, [{ last_name: "G." }]]);
+    const minimal = await put("id=eq.4", greta, "return=minimal");
+    expect([minimal.status, await minimal.text()]).toEqual([204, ""]);
+
+    const refusals: [string, unknown, number, string, string][] = [
+      ["id=eq.5", { ...greta, id: 6 }, 400, "PGRST115", "Payload values do not match URL in primary key column(s)"],
+      ["id=eq.5", {}, 400, "PGRST115", "Payload values do not match URL in primary key column(s)"],
+      ["last_name=eq.Varda", greta, 405, "PGRST105", "Filters must include all and only primary key columns with 'eq' operators"],
+      ["id=gt.3", greta, 405, "PGRST105", "Filters must include all and only primary key columns with 'eq' operators"],
+      ["id=not.eq.4", greta, 405, "PGRST105", "Filters must include all and only primary key columns with 'eq' operators"],
+      ["or=(id.eq.4)", greta, 405, "PGRST105", "Filters must include all and only primary key columns with 'eq' operators"],
+      ["id=eq.4&last_name=eq.Gerwig", greta, 405, "PGRST105", "Filters must include all and only primary key columns with 'eq' operators"],
+      ["id=eq.4&limit=1", greta, 400, "PGRST114", "limit/offset querystring parameters are not allowed for PUT"],
+    ];
+    for (const [query, body, status, code, message] of refusals) {
+      const res = await put(query, body);
+      expect([query, res.status, await res.json()]).toEqual([query, status, { code, message, details: null, hint: null }]);
+    }
+    const unauthenticated = await put("id=eq.7", { ...greta, id: 7 }, "return=minimal", null);
+    expect(unauthenticated.status).toBe(401);
+    const rows = await sql`select id, last_name from public.cf_directors where id > 3 order by id`;
+    expect(rows).toEqual([{ id: 4, last_name: "Gerwig" }]);
   });
 
   it("update and delete: filters, representation, 204 when minimal, max-affected refused with PGRST124 and rolled back", async () => {

@@ -5,8 +5,8 @@
  * (plan.ts), build the SQL (build.ts), run it in one transaction as the request's role
  * (transaction.ts) and shape the response (Content-Range, counts, Location,
  * Preference-Applied, singular objects; response.ts). RLS decides what each role reads and
- * writes. Not served: PUT, CSV and GeoJSON output, embedding through views; each answers
- * 501 naming itself.
+ * writes. Not served: CSV and GeoJSON output, embedding through views; each answers 501
+ * naming itself.
  */
 import type postgres from "postgres";
 import { databaseErrorResult, restError, type RestResult } from "../errors.ts";
@@ -63,19 +63,47 @@ function checkAccept(headers: Headers): void {
   throw new QueryError({ status: 406, body: restError("PGRST107", `None of these media types are available: ${types.join(", ")}`) });
 }
 
+/** PostgREST's set_config step that counts inserted rows (SqlFragment.addConfigPgrstInserted). */
+const INSERTED = (sign: "+" | "-") =>
+  `set_config('pgrst.inserted', (coalesce(nullif(current_setting('pgrst.inserted', true), '')::int, 0) ${sign} 1)::text, true) <> '${sign === "+" ? "0" : "-1"}'`;
+
+/** The rows a counted upsert inserted in this transaction. */
+async function insertedRows(tx: postgres.TransactionSql): Promise<number> {
+  const [row] = await tx.unsafe<{ n: number | null }[]>(`select nullif(current_setting('pgrst.inserted', true), '')::int as n`);
+  return row.n ?? 0;
+}
+
+/** PGRST115: the body's primary key is not the URL's (or there is no such row in the body). */
+function putMismatch(): QueryError {
+  return new QueryError({ status: 400, body: restError("PGRST115", "Payload values do not match URL in primary key column(s)") });
+}
+
+/**
+ * PUT's rules (PostgREST's ApiRequest and mutatePlan for MutationSingleUpsert): no
+ * limit/offset (PGRST114), and filters that are exactly `eq` on every primary key column,
+ * with no `or`/`and` (PGRST105, 405).
+ */
+function checkPut(request: QueryRequest, table: TableInfo): void {
+  const root = request.levels.get("")!;
+  if (root.limit !== null || root.offset !== 0) {
+    throw new QueryError({ status: 400, body: restError("PGRST114", "limit/offset querystring parameters are not allowed for PUT") });
+  }
+  const fields = new Set(root.filters.map((f) => f.field.name));
+  const exact = root.logic.length === 0 && table.pk.length > 0 && fields.size === table.pk.length && table.pk.every((c) => fields.has(c)) &&
+    root.filters.every((f) => f.op === "eq" && !f.not && f.quantifier === undefined);
+  if (!exact) throw new QueryError({ status: 405, body: restError("PGRST105", "Filters must include all and only primary key columns with 'eq' operators") });
+}
+
 /** Serves one table or view request. */
 export async function serveTable(sql: postgres.Sql, cache: SchemaCache, req: TableRequest, opts: TableOptions): Promise<RestResult> {
   try {
-    if (req.method === "PUT") {
-      return { status: 501, body: restError("PGRST000", "PUT (single-row upsert) is not served by the local gateway; use POST with Prefer: resolution=merge-duplicates, or hosted Supabase.") };
-    }
-    if (!["GET", "HEAD", "POST", "PATCH", "DELETE"].includes(req.method)) {
+    if (!["GET", "HEAD", "POST", "PATCH", "DELETE", "PUT"].includes(req.method)) {
       return { status: 405, body: restError("PGRST117", `Unsupported HTTP method: ${req.method}`) };
     }
     const schema = schemaOf(req, opts.schemas);
     const prefs = parsePreferences(req.headers.get("prefer"));
     const { request } = parseQuery(req.query, { rpcRead: false, range: req.method === "GET" ? req.headers.get("range") : null, ignore: IGNORED });
-    const payload = req.method === "POST" || req.method === "PATCH" ? parsePayload(req.body, request.columns) : null;
+    const payload = req.method === "POST" || req.method === "PATCH" || req.method === "PUT" ? parsePayload(req.body, request.columns) : null;
     if (req.method === "GET" || req.method === "HEAD") checkAccept(req.headers);
     const table = await cache.table(schema, req.name);
     if (!table) throw await tableNotFound(cache, schema, req.name);
@@ -234,10 +262,11 @@ async function write(
       throw new QueryError({ status: 400, body: restError("PGRST204", `Could not find the '${c}' column of '${relation.name}' in the schema cache`) });
     }
   }
-  const conflict = request.onConflict ?? table.pk;
+  const conflict = req.method === "PUT" ? table.pk : request.onConflict ?? table.pk;
   for (const c of conflict) {
     if (!relation.columns.has(c)) throw new QueryError({ status: 400, body: restError("42703", `column ${relation.name}.${c} does not exist`) });
   }
+  if (req.method === "PUT") checkPut(request, table);
   // The representation's select (filters belong to the mutation itself).
   const root = await planRead(cache, relation, request);
   const representation = prefs.return === "representation";
@@ -246,14 +275,23 @@ async function write(
   const p = new Params();
   const cols = payload?.columns ?? [];
   let mutation: string;
-  if (req.method === "POST") {
-    const upsert = prefs.resolution !== undefined && conflict.length > 0;
-    const onConflict = !upsert ? "" : prefs.resolution === "ignore-duplicates" || cols.length === 0
+  // A merging upsert (and PUT) counts the rows it inserts, as PostgREST does, in the
+  // transaction's `pgrst.inserted`: +1 for each row offered, -1 for each that updated instead.
+  const counted = (req.method === "PUT" || (prefs.resolution === "merge-duplicates" && conflict.length > 0)) && cols.length > 0;
+  if (req.method === "PUT" && cols.length === 0) throw putMismatch();
+  if (req.method === "POST" || req.method === "PUT") {
+    const merge = req.method === "PUT" || prefs.resolution === "merge-duplicates";
+    const upsert = req.method === "PUT" || (prefs.resolution !== undefined && conflict.length > 0);
+    const onConflict = !upsert ? "" : !merge || cols.length === 0
       ? ` on conflict (${conflict.map(q).join(", ")}) do nothing`
-      : ` on conflict (${conflict.map(q).join(", ")}) do update set ${cols.map((c) => `${q(c)} = excluded.${q(c)}`).join(", ")}`;
+      : ` on conflict (${conflict.map(q).join(", ")}) do update set ${cols.map((c) => `${q(c)} = excluded.${q(c)}`).join(", ")}${counted ? ` where ${INSERTED("-")}` : ""}`;
+    // PUT writes only the body's row whose primary key matches the URL's (the CASE keeps the count to those).
+    const offered = req.method === "PUT"
+      ? ` where case when ${mutationWhere(root, "pgrst_body", p)} then ${INSERTED("+")} else false end`
+      : counted ? ` where ${INSERTED("+")}` : "";
     mutation = cols.length === 0
       ? `insert into ${relationSql(relation)} as pgrst_0 select from generate_series(1, ${payload!.count})${onConflict}`
-      : `insert into ${relationSql(relation)} as pgrst_0 (${cols.map(q).join(", ")}) select ${cols.map(q).join(", ")} from ${bodyRecords(table, relation, payload!, prefs, p)}${onConflict}`;
+      : `insert into ${relationSql(relation)} as pgrst_0 (${cols.map(q).join(", ")}) select ${cols.map((c) => `pgrst_body.${q(c)}`).join(", ")} from ${bodyRecords(table, relation, payload!, prefs, p)} as pgrst_body${offered}${onConflict}`;
   } else if (req.method === "PATCH") {
     mutation = cols.length === 0
       ? `select from ${relationSql(relation)} as pgrst_0 where false`
@@ -293,21 +331,26 @@ async function write(
       const result = await tx.unsafe(mutation, p.typed(tx));
       affected = result.count ?? 0;
     }
+    if (req.method === "PUT" && affected !== 1) throw new Rollback<RestResult>(putMismatch().result);
     if (singular && affected !== 1) {
       throw new Rollback<RestResult>({ status: 406, body: restError("PGRST116", "Cannot coerce the result to a single JSON object", `The result contains ${affected} rows`) });
     }
-    if (prefs.handling === "strict" && prefs.maxAffected !== undefined && req.method !== "POST" && affected > prefs.maxAffected) {
+    if (prefs.handling === "strict" && prefs.maxAffected !== undefined && (req.method === "PATCH" || req.method === "DELETE") && affected > prefs.maxAffected) {
       throw new Rollback<RestResult>({ status: 400, body: restError("PGRST124", "Query result exceeds max-affected preference constraint", `The query affects ${affected} rows`) });
     }
+    const inserted = counted ? await insertedRows(tx) : affected;
     const gucs = await responseSettings(tx);
     const total = prefs.count === "exact" ? affected : null;
-    const headers: Record<string, string> = {
-      "Content-Range": req.method === "PATCH" ? contentRange(0, affected, total) : `*/${total ?? "*"}`,
-    };
+    const headers: Record<string, string> = {};
+    // PUT answers no Content-Range (PostgREST's MutationSingleUpsert response).
+    if (req.method !== "PUT") headers["Content-Range"] = req.method === "PATCH" ? contentRange(0, affected, total) : `*/${total ?? "*"}`;
     if (location) headers.Location = location;
-    const applied = preferenceApplied(prefs, { method: req.method, resolutionApplies: request.onConflict !== null || table.pk.length > 0 });
+    const applied = preferenceApplied(prefs, { method: req.method, resolutionApplies: req.method === "POST" && (request.onConflict !== null || table.pk.length > 0) });
     if (applied) headers["Preference-Applied"] = applied;
-    const status = req.method === "POST" ? 201 : representation ? 200 : 204;
+    let status: number;
+    if (req.method === "POST") status = prefs.resolution === "merge-duplicates" && inserted <= 0 ? 200 : 201;
+    else if (req.method === "PUT") status = representation ? (inserted > 0 ? 201 : 200) : 204;
+    else status = representation ? 200 : 204;
     return withGucs({ status, raw: representation ? body : undefined, headers }, gucs);
   });
 }
