@@ -254,6 +254,31 @@ describe("reading (docs: tables_views, resource_embedding, pagination_count)", (
   });
 });
 
+describe("Prefer: timezone (PostgREST's TimezoneSpec)", () => {
+  const get = (prefer: string) =>
+    fetch(`${stack().env.API_URL}/rest/v1/profiles?select=created_at&id=eq.a11ce000-0000-4000-8000-000000000001`, {
+      headers: { apikey: stack().env.ANON_KEY, authorization: `Bearer ${aliceToken}`, prefer },
+    });
+
+  it("timestamps are given in the preferred zone, applied with or without handling=strict; an unknown zone is PostgreSQL's 22023", async () => {
+    for (const [prefer, applied, at] of [
+      ["timezone=America/Los_Angeles", "timezone=America/Los_Angeles", "2026-01-05T01:00:00-08:00"],
+      ["handling=strict, timezone=America/Los_Angeles", "handling=strict, timezone=America/Los_Angeles", "2026-01-05T01:00:00-08:00"],
+      ["timezone=-4", "timezone=-4", "2026-01-05T05:00:00-04:00"],
+      ["", null, "2026-01-05T09:00:00+00:00"],
+    ] as const) {
+      const res = await get(prefer);
+      expect([prefer, res.status, res.headers.get("preference-applied"), await res.json()]).toEqual([prefer, 200, applied, [{ created_at: at }]]);
+    }
+    for (const prefer of ["timezone=Invalid/Timezone", "handling=strict, timezone=Invalid/Timezone", "handling=lenient, timezone=Invalid/Timezone"]) {
+      const res = await get(prefer);
+      expect([prefer, res.status, await res.json()]).toEqual([prefer, 400, {
+        code: "22023", message: 'invalid value for parameter "TimeZone": "Invalid/Timezone"', details: null, hint: null,
+      }]);
+    }
+  });
+});
+
 describe("writing (docs: tables_views insert, upsert, update, delete; preferences)", () => {
   it("insert: minimal by default (201, no body), representation with select, bulk, and missing=default", async () => {
     const minimal = await db.from("cf_notes").insert({ id: 1, body: "first" });

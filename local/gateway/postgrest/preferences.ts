@@ -14,6 +14,8 @@ export interface Preferences {
   missing?: "default" | "null";
   handling?: "strict" | "lenient";
   maxAffected?: number;
+  /** `timezone=<tz>`: set for the transaction (PreQuery); PostgreSQL refuses an unknown one (22023). */
+  timezone?: string;
 }
 
 const KNOWN: Record<string, string[]> = {
@@ -35,6 +37,8 @@ export function parsePreferences(header: string | null): Preferences {
     const [k, v = ""] = item.split("=", 2).map((s) => s.trim());
     if (k in KNOWN && KNOWN[k].includes(v)) {
       if (set[k] === undefined) set[k] = v;
+    } else if (item.startsWith("timezone=")) {
+      out.timezone ??= item.slice("timezone=".length);
     } else if (k === "max-affected" && /^\d{1,15}$/.test(v)) {
       out.maxAffected ??= Number(v);
     } else if (k === "tx" && (v === "commit" || v === "rollback")) {
@@ -56,6 +60,16 @@ export function preferenceApplied(p: Preferences, action: { method: string; reso
   if (p.return && mutation) parts.push(`return=${p.return}`);
   if (p.count) parts.push(`count=${p.count}`);
   if (p.handling) parts.push(`handling=${p.handling}`);
+  if (p.timezone !== undefined) parts.push(`timezone=${p.timezone}`);
   if (p.maxAffected !== undefined && p.handling === "strict" && ["PATCH", "DELETE", "RPC"].includes(action.method)) parts.push(`max-affected=${p.maxAffected}`);
   return parts.length ? parts.join(", ") : undefined;
+}
+
+/** The `timezone=` preference of a Prefer header (the first one), as PostgREST reads it. */
+export function preferredTimezone(header: string | null): string | null {
+  for (const raw of (header ?? "").split(",")) {
+    const item = raw.trim();
+    if (item.startsWith("timezone=")) return item.slice("timezone=".length);
+  }
+  return null;
 }
