@@ -35,9 +35,10 @@ select is_empty(
      where n.nspname in ('public', 'private', 'audit') and has_function_privilege('coach_ingest', p.oid, 'execute')
        and p.oid not in (
          'public.log_coach_interaction(text, jsonb, text, uuid, text, uuid, uuid, text, jsonb, text, integer, integer, integer, integer, numeric, real, text, text, text, text, timestamptz)'::regprocedure,
+         'public.log_coach_interactions(jsonb)'::regprocedure,
          'public.log_event(text, text, uuid, uuid, uuid, uuid, text, smallint, jsonb, text, timestamptz)'::regprocedure,
          'public.persist_assessment_summary(text, uuid, numeric, jsonb, integer, uuid, text[], text[], text, text, timestamptz)'::regprocedure) $$,
-  'coach_ingest can execute the ingest write paths (interactions, events, assessments) and no other function'
+  'coach_ingest can execute the ingest write paths (interactions one by one and in batches, events, assessments) and no other function'
 );
 
 select is_empty(

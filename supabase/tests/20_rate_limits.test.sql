@@ -31,17 +31,17 @@ select tests.authenticate_as_role('coach_analyst');
 select throws_ok($$ select * from private.take_rate_limit('test-limit', '{"role": "coach_analyst"}') $$,
   '42501', null, 'coach_analyst cannot take from a rate limit');
 select tests.clear_authentication();
-select ok(not has_function_privilege('authenticated', 'private.take_rate_limit(text, jsonb, timestamptz)', 'execute')
-          and not has_function_privilege('coach_ingest', 'private.take_rate_limit(text, jsonb, timestamptz)', 'execute')
-          and has_function_privilege('service_role', 'private.take_rate_limit(text, jsonb, timestamptz)', 'execute'),
+select ok(not has_function_privilege('authenticated', 'private.take_rate_limit(text, jsonb, timestamptz, integer)', 'execute')
+          and not has_function_privilege('coach_ingest', 'private.take_rate_limit(text, jsonb, timestamptz, integer)', 'execute')
+          and has_function_privilege('service_role', 'private.take_rate_limit(text, jsonb, timestamptz, integer)', 'execute'),
   'Only service_role holds execute on take_rate_limit');
 -- Second, independent guard: the function checks its caller even if execute were granted.
-grant execute on function private.take_rate_limit(text, jsonb, timestamptz) to authenticated;
+grant execute on function private.take_rate_limit(text, jsonb, timestamptz, integer) to authenticated;
 select tests.authenticate_as('rl-erin@example.com');
 select throws_ok($$ select * from private.take_rate_limit('test-limit', jsonb_build_object('role', 'authenticated', 'sub', (select erin from ids))) $$,
   '42501', 'Only the service role can take from a rate limit', 'The function itself refuses a caller who is not the service');
 select tests.clear_authentication();
-revoke execute on function private.take_rate_limit(text, jsonb, timestamptz) from authenticated;
+revoke execute on function private.take_rate_limit(text, jsonb, timestamptz, integer) from authenticated;
 select ok(not exists (select 1 from private.rate_limit_counters where endpoint = 'test-limit'),
   'Refused callers took nothing');
 

@@ -2094,6 +2094,17 @@ export type Database = {
           isSetofReturn: false;
         };
       };
+      "log_coach_interactions": {
+        Args: { "items": Json };
+        Returns:
+          Database["public"]["CompositeTypes"]["logged_interaction_item"][];
+        SetofOptions: {
+          from: "*";
+          to: "logged_interaction_item";
+          isOneToOne: false;
+          isSetofReturn: true;
+        };
+      };
       "log_event": {
         Args: {
           "category"?: string;
@@ -2650,6 +2661,16 @@ export type Database = {
           | Database["public"]["Tables"]["coach_interactions"]["Row"]
           | null;
         "replayed": boolean | null;
+      };
+      "logged_interaction_item": {
+        "item": number | null;
+        "outcome": string | null;
+        "interaction":
+          | Database["public"]["Tables"]["coach_interactions"]["Row"]
+          | null;
+        "code": string | null;
+        "field": string | null;
+        "message": string | null;
       };
       "persisted_assessment": {
         "assessment": Database["public"]["Tables"]["assessments"]["Row"] | null;

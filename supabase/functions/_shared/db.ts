@@ -71,10 +71,11 @@ export interface CallOptions {
   /** Whose share of the pool the call uses (callerOf); withServiceRole defaults to the functions' own. */
   caller?: Caller;
   /**
-   * Takes one request from this endpoint's rate limit (private.take_rate_limit) before the
-   * transaction writes anything; onTake sees the answer first and may throw (a 429) to stop it.
+   * Takes one request (or `amount`, all or none: a batch takes one per item) from this
+   * endpoint's rate limit (private.take_rate_limit) before the transaction writes anything;
+   * onTake sees the answer first and may throw (a 429) to stop it.
    */
-  rateLimit?: { endpoint: string; onTake: (take: RateLimitTake) => void };
+  rateLimit?: { endpoint: string; onTake: (take: RateLimitTake) => void; amount?: number };
 }
 
 /** A counting semaphore whose waiters give up after a bounded time. */
@@ -226,7 +227,7 @@ async function withClaims<T>(
   // requests all share that row). It is sent before BEGIN, so the two overlap (no round trip
   // more), and postgres.js hands out connections in order, so a transaction that holds a
   // connection never waits for a take that still needs one.
-  const take = opts.rateLimit ? queryTake(opts.rateLimit.endpoint, claims) : undefined;
+  const take = opts.rateLimit ? queryTake(opts.rateLimit.endpoint, claims, opts.rateLimit.amount) : undefined;
   take?.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
   try {
     const settings = { ...(await apiRoleSettings()).get(role) };
@@ -278,9 +279,9 @@ export interface RateLimitTake {
 }
 
 /** The take itself: one autocommitted statement on the pool. */
-async function queryTake(endpoint: string, claims: Record<string, unknown>): Promise<RateLimitTake> {
+async function queryTake(endpoint: string, claims: Record<string, unknown>, amount = 1): Promise<RateLimitTake> {
   const sql = db();
-  const [row] = await sql`select * from private.take_rate_limit(${endpoint}, ${sql.json(claims as JSONValue)}::jsonb)`;
+  const [row] = await sql`select * from private.take_rate_limit(${endpoint}, ${sql.json(claims as JSONValue)}::jsonb, now(), ${amount}::integer)`;
   return row as RateLimitTake;
 }
 

@@ -7,6 +7,7 @@
  * id (body `tracked_skill_id` or header X-Tracked-Skill-Id) is turned into its keyed hash
  * here (_shared/tracked_skill.ts) and never stored or logged. Rate limited per user or per token (policy "log-interaction":
  * RateLimit headers on every response that got past validation, 429 with Retry-After).
+ * `POST /functions/v1/log-interaction/batch` logs up to 500 at once (batch.ts).
  */
 import { z } from "zod";
 import { allowMethods, HttpError, json, respond } from "../_shared/http.ts";
@@ -15,6 +16,7 @@ import { type JSONValue, withUser } from "../_shared/db.ts";
 import { IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE, idempotencyKeyOf, invalidFields, parseOrThrow, readJson, writerFieldErrors } from "../_shared/validate.ts";
 import { MAX_TRACKED_SKILL_ID, noteTrackedSkillHeader, requestTrackedSkillHash } from "../_shared/tracked_skill.ts";
 import { rateLimitFor } from "../_shared/rate_limit.ts";
+import { batchHandler } from "./batch.ts";
 
 /** Largest accepted body, in bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -55,8 +57,9 @@ export const LogInteractionBody = z.strictObject({
   }
 });
 
-/** Handles POST /functions/v1/log-interaction. */
+/** Handles POST /functions/v1/log-interaction, and POST /functions/v1/log-interaction/batch (batch.ts). */
 export function handler(req: Request): Promise<Response> {
+  if (/\/log-interaction\/batch\/?$/.test(new URL(req.url).pathname)) return batchHandler(req);
   return respond(req, async (ctx) => {
     allowMethods(req, "POST");
     const claims = await authenticate(req);

@@ -1,0 +1,156 @@
+/**
+ * Batch ingestion benchmark: `npm run bench:batch` (options: --duration S, --batch N,
+ * --clients N). Starts a throwaway stack (default durability: fsync on) with 1,000 users and
+ * prints, side by side in one run, interactions per second for batches of N (100):
+ *   1. the ceiling: a plain multi-row INSERT of N rows into coach_interactions (no RLS,
+ *      triggers, checks or idempotency), pgbench;
+ *   2. public.log_coach_interactions with N items as a coach_ingest token (every check,
+ *      idempotency key, cost, the broadcast trigger), pgbench;
+ *   3. POST /functions/v1/log-interaction/batch with N items from one coach_ingest token,
+ *      `--clients` requests in flight at a time for `--duration` seconds: interactions/s and
+ *      the latency of a request (p50/p95).
+ * Rate limits stay on (each batch takes N from its limit) with the bench stack's quotas
+ * raised so that they count and refuse nothing.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, totalmem, tmpdir } from "node:os";
+import { join } from "node:path";
+import postgres from "postgres";
+import { dbUrl, ensureSystemPackages, signToken, startThrowawayStack, statusEnv, type StackConfig } from "../local/stack.ts";
+
+const args = process.argv.slice(2);
+const opt = (name: string, fallback: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const DURATION = opt("--duration", 15);
+const BATCH = opt("--batch", 100);
+const CLIENTS = opt("--clients", 8);
+const USERS = 1000;
+const userId = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+const ms = (x: number) => `${x.toFixed(1)} ms`;
+const per = (x: number) => Math.round(x).toLocaleString("en");
+
+/** Runs pgbench with a script; returns transactions/s and latency percentiles (ms). */
+function pgbench(cfg: StackConfig, name: string, script: string, clients: number, duration: number): { tps: number; p50: number; p95: number; failed: number } {
+  const dir = mkdtempSync(join(tmpdir(), `pgbench-${name}-`));
+  writeFileSync(join(dir, "script.sql"), script);
+  const r = spawnSync("/usr/lib/postgresql/15/bin/pgbench", [
+    "-n", "-c", String(clients), "-j", "2", "-T", String(duration), "-f", join(dir, "script.sql"),
+    "-l", "--log-prefix", join(dir, "log"), dbUrl(cfg),
+  ], { encoding: "utf8", env: { ...process.env, PGPASSWORD: "postgres" } });
+  if (r.status !== 0) throw new Error(`pgbench ${name} failed:\n${r.stdout}\n${r.stderr}`);
+  const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout)?.[1] ?? NaN);
+  const failed = Number(/number of failed transactions: (\d+)/.exec(r.stdout)?.[1] ?? 0);
+  const latencies: number[] = [];
+  for (const f of readdirSync(dir).filter((f) => f.startsWith("log"))) {
+    for (const line of readFileSync(join(dir, f), "utf8").split("\n")) {
+      const cols = line.split(" ");
+      if (cols.length > 2) latencies.push(Number(cols[2]) / 1000);
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+  latencies.sort((a, b) => a - b);
+  return { tps, p50: percentile(latencies, 50), p95: percentile(latencies, 95), failed };
+}
+
+/** `clients` loops posting batches back to back for `seconds`. */
+async function closedLoop(seconds: number, clients: number, send: () => Promise<Response>): Promise<{ requests: number; errors: number; p50: number; p95: number; elapsed: number }> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const start = performance.now();
+  const until = start + seconds * 1000;
+  await Promise.all(Array.from({ length: clients }, async () => {
+    while (performance.now() < until) {
+      const t0 = performance.now();
+      const res = await send().catch(() => null);
+      if (!res) {
+        errors++;
+        continue;
+      }
+      const body = await res.json().catch(() => null) as { created?: number } | null;
+      latencies.push(performance.now() - t0);
+      if (!res.ok || body?.created !== BATCH) errors++;
+    }
+  }));
+  latencies.sort((a, b) => a - b);
+  return { requests: latencies.length, errors, p50: percentile(latencies, 50), p95: percentile(latencies, 95), elapsed: (performance.now() - start) / 1000 };
+}
+
+async function main(): Promise<void> {
+  ensureSystemPackages();
+  const stack = await startThrowawayStack({ prefix: "coach-ledger-bench-batch", fast: false });
+  const cfg = stack.cfg;
+  const env = statusEnv(cfg);
+  console.log(`# Batch ingestion benchmark\n\nmachine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; PostgreSQL 15, fsync on; batches of ${BATCH}`);
+  const sql = postgres(env.DB_URL, { max: 2, onnotice: () => {} });
+  try {
+    await sql`insert into auth.users (id, email)
+              select ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, 'bench' || n || '@example.com'
+              from generate_series(1, ${USERS}) n`;
+    await sql`update private.rate_limit_policies set quota = 1000000000 where endpoint = 'log-interaction'`;
+    console.log("rate limits: log-interaction quotas raised to 1,000,000,000 per window for this stack (counted, never refused)");
+
+    // The rows both SQL paths write: N AI replies for random users, each with a model and tokens.
+    const items = `(select jsonb_agg(jsonb_build_object(
+        'request_id', gen_random_uuid()::text,
+        'user_id', '00000000-0000-4000-8000-' || lpad((1 + (random() * ${USERS - 1})::int)::text, 12, '0'),
+        'sender', 'ai_coach', 'content', jsonb_build_object('text', 'Batch bench reply about the walk'),
+        'model', 'gpt-4o-mini', 'prompt_tokens', 800, 'completion_tokens', 60, 'latency_ms', 900))
+      from generate_series(1, ${BATCH}))`;
+    await sql`alter table public.coach_interactions disable trigger coach_interactions_broadcast`;
+    await sql`alter table public.coach_interactions disable trigger coach_interactions_check_bounds`;
+    const raw = pgbench(cfg, "raw", `
+insert into public.coach_interactions (user_id, request_id, sender, content, model, prompt_tokens, completion_tokens, latency_ms, actor_role)
+select ('00000000-0000-4000-8000-' || lpad((1 + (random() * ${USERS - 1})::int)::text, 12, '0'))::uuid, gen_random_uuid()::text,
+       'ai_coach', jsonb_build_object('text', 'Batch bench reply about the walk'), 'gpt-4o-mini', 800, 60, 900, 'postgres'
+from generate_series(1, ${BATCH});
+`, CLIENTS, DURATION);
+    await sql`alter table public.coach_interactions enable trigger coach_interactions_broadcast`;
+    await sql`alter table public.coach_interactions enable trigger coach_interactions_check_bounds`;
+    const full = pgbench(cfg, "full", `
+begin;
+select set_config('role', 'coach_ingest', true), set_config('request.jwt.claims', '{"role": "coach_ingest"}', true);
+select count(*) from public.log_coach_interactions(${items});
+commit;
+`, CLIENTS, DURATION);
+    console.log(`\n## In SQL (pgbench, ${CLIENTS} clients, ${DURATION} s, ${BATCH} rows per transaction)\n`);
+    console.log("| path | interactions/s | batch p50 | batch p95 | failed |\n| --- | --- | --- | --- | --- |");
+    console.log(`| plain multi-row INSERT, no RLS/trigger/checks/idempotency (ceiling) | ${per(raw.tps * BATCH)} | ${ms(raw.p50)} | ${ms(raw.p95)} | ${raw.failed} |`);
+    console.log(`| log_coach_interactions, full path | ${per(full.tps * BATCH)} | ${ms(full.p50)} | ${ms(full.p95)} | ${full.failed} |`);
+    console.log(`\nfull path = ${((full.tps / raw.tps) * 100).toFixed(0)}% of the ceiling`);
+
+    const ingest = await signToken({ iss: `${env.API_URL}/auth/v1`, role: "coach_ingest", exp: Math.floor(Date.now() / 1000) + 3600 });
+    let seq = 0;
+    const send = () => {
+      const batch = Array.from({ length: BATCH }, (_, i) => ({
+        request_id: `hb-${seq++}-${crypto.randomUUID()}`, user_id: userId(1 + ((seq + i) % USERS)), sender: "ai_coach",
+        content: { text: "Batch bench reply about the walk" }, model: "gpt-4o-mini", prompt_tokens: 800, completion_tokens: 60, latency_ms: 900,
+      }));
+      return fetch(`${env.FUNCTIONS_URL}/log-interaction/batch`, {
+        method: "POST", headers: { authorization: `Bearer ${ingest}`, "content-type": "application/json" }, body: JSON.stringify({ items: batch }),
+      });
+    };
+    await closedLoop(2, 2, send); // warm-up
+    const http = await closedLoop(DURATION, CLIENTS, send);
+    const rate = (http.requests * BATCH) / http.elapsed;
+    console.log(`\n## POST /functions/v1/log-interaction/batch (one coach_ingest token, ${CLIENTS} requests in flight, ${DURATION} s)\n`);
+    console.log("| requests | interactions/s | request p50 | request p95 | errors |\n| --- | --- | --- | --- | --- |");
+    console.log(`| ${http.requests} | ${per(rate)} | ${ms(http.p50)} | ${ms(http.p95)} | ${http.errors} |`);
+    console.log(`\nHTTP = ${((rate / (raw.tps * BATCH)) * 100).toFixed(0)}% of the ceiling, ${((rate / (full.tps * BATCH)) * 100).toFixed(0)}% of the SQL path`);
+  } finally {
+    await sql.end();
+    await stack.dispose();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
