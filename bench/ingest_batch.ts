@@ -12,12 +12,10 @@
  * Rate limits stay on (each batch takes N from its limit) with the bench stack's quotas
  * raised so that they count and refuse nothing.
  */
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, totalmem, tmpdir } from "node:os";
-import { join } from "node:path";
+import { cpus, totalmem } from "node:os";
 import postgres from "postgres";
-import { dbUrl, ensureSystemPackages, signToken, startThrowawayStack, statusEnv, type StackConfig } from "../local/stack.ts";
+import { ensureSystemPackages, signToken, startThrowawayStack, statusEnv } from "../local/stack.ts";
+import { percentile, pgbench } from "./pgbench.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: number) => {
@@ -30,35 +28,9 @@ const CLIENTS = opt("--clients", 8);
 const USERS = 1000;
 const userId = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 const per = (x: number) => Math.round(x).toLocaleString("en");
 
-/** Runs pgbench with a script; returns transactions/s and latency percentiles (ms). */
-function pgbench(cfg: StackConfig, name: string, script: string, clients: number, duration: number): { tps: number; p50: number; p95: number; failed: number } {
-  const dir = mkdtempSync(join(tmpdir(), `pgbench-${name}-`));
-  writeFileSync(join(dir, "script.sql"), script);
-  const r = spawnSync("/usr/lib/postgresql/15/bin/pgbench", [
-    "-n", "-c", String(clients), "-j", "2", "-T", String(duration), "-f", join(dir, "script.sql"),
-    "-l", "--log-prefix", join(dir, "log"), dbUrl(cfg),
-  ], { encoding: "utf8", env: { ...process.env, PGPASSWORD: "postgres" } });
-  if (r.status !== 0) throw new Error(`pgbench ${name} failed:\n${r.stdout}\n${r.stderr}`);
-  const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout)?.[1] ?? NaN);
-  const failed = Number(/number of failed transactions: (\d+)/.exec(r.stdout)?.[1] ?? 0);
-  const latencies: number[] = [];
-  for (const f of readdirSync(dir).filter((f) => f.startsWith("log"))) {
-    for (const line of readFileSync(join(dir, f), "utf8").split("\n")) {
-      const cols = line.split(" ");
-      if (cols.length > 2) latencies.push(Number(cols[2]) / 1000);
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-  latencies.sort((a, b) => a - b);
-  return { tps, p50: percentile(latencies, 50), p95: percentile(latencies, 95), failed };
-}
 
 /** `clients` loops posting batches back to back for `seconds`. */
 async function closedLoop(seconds: number, clients: number, send: () => Promise<Response>): Promise<{ requests: number; errors: number; p50: number; p95: number; elapsed: number }> {

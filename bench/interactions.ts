@@ -16,12 +16,10 @@
  * measured) but the bench stack's log-interaction quotas are raised so that nothing is
  * refused: 50 users at 1,500 requests/s are far over a user's default 120 per minute.
  */
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, totalmem, tmpdir } from "node:os";
-import { join } from "node:path";
+import { cpus, totalmem } from "node:os";
 import postgres from "postgres";
-import { dbUrl, ensureSystemPackages, signToken, startThrowawayStack, statusEnv, type StackConfig } from "../local/stack.ts";
+import { ensureSystemPackages, signToken, startThrowawayStack, statusEnv } from "../local/stack.ts";
+import { percentile, pgbench } from "./pgbench.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: number) => {
@@ -34,10 +32,6 @@ const USERS = 1000;
 const HEAVY_USER_ROWS = 10_000;
 const userId = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 
 async function seed(sql: postgres.Sql): Promise<void> {
@@ -71,30 +65,6 @@ async function seed(sql: postgres.Sql): Promise<void> {
   console.log(`seeded ${USERS} users and ${SEED_ROWS.toLocaleString("en")} interactions in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 
-/** Runs pgbench with a script; returns tps and latency percentiles from its transaction log. */
-function pgbench(cfg: StackConfig, name: string, script: string, clients: number, duration: number): {
-  tps: number; p50: number; p95: number; p99: number; failed: number;
-} {
-  const dir = mkdtempSync(join(tmpdir(), `pgbench-${name}-`));
-  writeFileSync(join(dir, "script.sql"), script);
-  const r = spawnSync("/usr/lib/postgresql/15/bin/pgbench", [
-    "-n", "-c", String(clients), "-j", "2", "-T", String(duration), "-f", join(dir, "script.sql"),
-    "-l", "--log-prefix", join(dir, "log"), dbUrl(cfg),
-  ], { encoding: "utf8", env: { ...process.env, PGPASSWORD: "postgres" } });
-  if (r.status !== 0) throw new Error(`pgbench ${name} failed:\n${r.stdout}\n${r.stderr}`);
-  const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout)?.[1] ?? NaN);
-  const failed = Number(/number of failed transactions: (\d+)/.exec(r.stdout)?.[1] ?? 0);
-  const latencies: number[] = [];
-  for (const f of readdirSync(dir).filter((f) => f.startsWith("log"))) {
-    for (const line of readFileSync(join(dir, f), "utf8").split("\n")) {
-      const cols = line.split(" ");
-      if (cols.length > 2) latencies.push(Number(cols[2]) / 1000);
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-  latencies.sort((a, b) => a - b);
-  return { tps, p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), failed };
-}
 
 interface LoadResult { rate: number; sent: number; ok: number; errors: number; p50: number; p95: number; p99: number; achieved: number }
 

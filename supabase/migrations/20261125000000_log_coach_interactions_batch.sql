@@ -289,6 +289,12 @@ begin
     select w.* from w
     join firsts f on f.item = w.item
     where not exists (select 1 from earlier e where e.user_id = w.target and e.request_id = w.key)
+  ), priced as (
+    -- Each model's price resolved once per batch (private.resolve_model_price, as
+    -- private.interaction_cost resolves it for one row), not once per item.
+    select d.model, d.at, p.input_usd_per_mtok, p.cached_input_usd_per_mtok, p.output_usd_per_mtok
+    from (select distinct f.model, coalesce(f.created_at, now()) as at from fresh f where f.model is not null) d
+    cross join lateral private.resolve_model_price(d.model, d.at) p
   ), inserted as (
     insert into public.coach_interactions (
       user_id, session_id, conversation_id, request_id, sender, channel, coach_persona, content, metadata,
@@ -297,10 +303,16 @@ begin
     select f.target, f.session_id, f.conversation_id, f.key, f.sender, coalesce(f.channel, 'chat'), f.coach_persona,
            f.content, coalesce(f.metadata, '{}'::jsonb), f.model, f.latency_ms, f.prompt_tokens, f.completion_tokens,
            f.cached_tokens,
-           coalesce(private.interaction_cost(f.model, coalesce(f.created_at, now()), f.prompt_tokens, f.completion_tokens, f.cached_tokens), f.cost_usd),
+           -- private.interaction_cost's formula over the resolved price (pgTAP 57 compares the two).
+           coalesce(round((
+               (coalesce(f.prompt_tokens, 0) - coalesce(f.cached_tokens, 0)) * pr.input_usd_per_mtok
+             + coalesce(f.cached_tokens, 0) * coalesce(pr.cached_input_usd_per_mtok, pr.input_usd_per_mtok)
+             + coalesce(f.completion_tokens, 0) * pr.output_usd_per_mtok
+           ) / 1000000.0, 8), f.cost_usd),
            f.sentiment, f.momentum_state, coalesce(f.status, 'ok'), f.error_code, f.tracked_skill_id_hash,
            coalesce(f.created_at, now()), caller, caller_role
     from fresh f
+    left join priced pr on pr.model = f.model and pr.at = coalesce(f.created_at, now())
     order by f.item
     returning *
   ), recorded as (

@@ -3,7 +3,7 @@
 -- path, refused with its code and field), cost from model_prices, one broadcast per stored
 -- row, nothing stored for a refused item; and private.take_rate_limit's amount (all or none).
 begin;
-select plan(29);
+select plan(33);
 
 select tests.create_supabase_user('b57-dave@example.com', 'coach');
 
@@ -65,6 +65,31 @@ select is((select count(*)::int from realtime.messages m join public.coach_inter
   'Each stored row was broadcast once on its user''s topic');
 select is((select count(*)::int from private.interaction_requests where request_id like 'b57-%' and actor_scope = 'service'), 2,
   'Each stored row''s key was recorded');
+
+create temporary table b57_priced (item integer, cost numeric);
+grant insert on b57_priced to service_role;
+select tests.authenticate_as_service_role();
+insert into b57_priced
+select r.item, r.cost from pg_temp.outcomes(jsonb_build_array(
+  jsonb_build_object('request_id', 'b57-p1', 'user_id', (select alice from b57), 'sender', 'ai_coach', 'content', '{"text": "p1"}'::jsonb,
+                     'model', 'gpt-4.1-mini', 'prompt_tokens', 5000, 'completion_tokens', 700, 'cached_tokens', 3000),
+  jsonb_build_object('request_id', 'b57-p2', 'user_id', (select alice from b57), 'sender', 'ai_coach', 'content', '{"text": "p2"}'::jsonb,
+                     'model', 'gpt-4.1-mini', 'prompt_tokens', 10, 'completion_tokens', 1),
+  jsonb_build_object('request_id', 'b57-p3', 'user_id', (select alice from b57), 'sender', 'ai_coach', 'content', '{"text": "p3"}'::jsonb,
+                     'model', 'no-such-model', 'prompt_tokens', 10, 'cost_usd', 0.5),
+  jsonb_build_object('request_id', 'b57-p4', 'user_id', (select alice from b57), 'sender', 'ai_coach', 'content', '{"text": "p4"}'::jsonb,
+                     'model', 'gpt-4o-mini', 'prompt_tokens', 100, 'created_at', '2025-01-01T00:00:00Z'))) r;
+select tests.clear_authentication();
+select results_eq(
+  $$ select cost from b57_priced order by item $$,
+  $$ values ((select private.interaction_cost(i.model, i.created_at, i.prompt_tokens, i.completion_tokens, i.cached_tokens)
+               from public.coach_interactions i where i.request_id = 'b57-p1')),
+            ((select private.interaction_cost(i.model, i.created_at, i.prompt_tokens, i.completion_tokens, i.cached_tokens)
+               from public.coach_interactions i where i.request_id = 'b57-p2')),
+            (0.5::numeric),
+            (private.interaction_cost('gpt-4o-mini', '2025-01-01T00:00:00Z', 100, null, null)) $$,
+  'Each item''s cost is private.interaction_cost''s (cached tokens at their price, a model with no price keeps the given cost, a back-dated item its date''s price)');
+select isnt((select cost from b57_priced where item = 0), null, 'and the priced ones have a cost');
 
 -- Replays across paths and batches.
 select tests.authenticate_as_service_role();
@@ -144,8 +169,28 @@ select throws_ok($$ select * from public.log_coach_interactions((select jsonb_ag
   '22023', 'items must be an array of 1 to 500 objects', '501 items are refused');
 select throws_ok($$ select * from public.log_coach_interactions('[1]') $$, '22023', 'items must be an array of 1 to 500 objects', 'An item that is not an object is refused');
 select tests.clear_authentication();
-select is((select count(*)::int from public.coach_interactions where request_id like 'b57-%'), 7,
-  'In all: two, the single path''s one, Alice''s, Carol''s, Bob''s and the ingested one');
+select is((select count(*)::int from public.coach_interactions where request_id like 'b57-%' and request_id not like 'b57-down%'), 11,
+  'In all: two, the four priced ones, the single path''s one, Alice''s, Carol''s, Bob''s and the ingested one');
+
+-- A failed broadcast never loses the interactions (realtime.send's rule, kept by the
+-- statement trigger): realtime.messages refuses every row for the rest of this test.
+select tests.clear_authentication();
+create function pg_temp.refuse_message() returns trigger language plpgsql as $$
+begin raise exception 'realtime is down'; end $$;
+create trigger b57_refuse before insert on realtime.messages for each row execute function pg_temp.refuse_message();
+select tests.authenticate_as_service_role();
+set local client_min_messages = error;
+select results_eq(
+  $$ select outcome from pg_temp.outcomes(jsonb_build_array(
+       jsonb_build_object('request_id', 'b57-down1', 'user_id', (select alice from b57), 'sender', 'system', 'content', '{"text": "while down"}'::jsonb),
+       jsonb_build_object('request_id', 'b57-down2', 'user_id', (select alice from b57), 'sender', 'system', 'content', '{"text": "while down"}'::jsonb))) $$,
+  $$ values ('created'), ('created') $$,
+  'With realtime.messages refusing, the batch is still stored');
+reset client_min_messages;
+select tests.clear_authentication();
+select is((select count(*)::int from realtime.messages m where m.payload -> 'record' ->> 'request_id' like 'b57-down%'), 0,
+  'and nothing was broadcast');
+drop trigger b57_refuse on realtime.messages;
 
 -- take_rate_limit's amount: all or none.
 insert into private.rate_limit_policies (endpoint, role, quota, window_seconds) values ('b57-limit', 'coach_ingest', 10, 60);

@@ -12,20 +12,17 @@
  * over the rate limit, which a batch takes from once per item, all or none (429).
  */
 import { z } from "zod";
-import { allowMethods, type FieldError, HttpError, json, respond } from "../_shared/http.ts";
-import { authenticate } from "../_shared/auth.ts";
+import { type FieldError, HttpError, json, respond } from "../_shared/http.ts";
 import { type JSONValue, withUser } from "../_shared/db.ts";
 import { fieldErrors, IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE, readJson, writerFieldErrors } from "../_shared/validate.ts";
 import { trackedSkillHash } from "../_shared/tracked_skill.ts";
 import { rateLimitFor } from "../_shared/rate_limit.ts";
-import { LogInteractionBody } from "./handler.ts";
+import { LogInteractionBody, writer } from "./handler.ts";
 
 /** Most items in one batch. */
 export const MAX_BATCH_ITEMS = 500;
 /** Largest accepted batch body, in bytes (the local gateway's body limit too). */
 export const MAX_BATCH_BYTES = 1024 * 1024;
-
-const SERVICE_ROLES = new Set(["service_role", "coach_ingest"]);
 
 /** The batch: `items`, each validated on its own below. */
 const BatchBody = z.strictObject({
@@ -60,12 +57,7 @@ function statusOf(code: string): number {
 /** Handles POST /functions/v1/log-interaction/batch. */
 export function batchHandler(req: Request): Promise<Response> {
   return respond(req, async (ctx) => {
-    allowMethods(req, "POST");
-    const claims = await authenticate(req);
-    const service = SERVICE_ROLES.has(claims.role);
-    if (!service && !(claims.role === "authenticated" && claims.sub)) {
-      throw new HttpError(403, "Forbidden", "Only a signed-in user, the service role or an ingest token can log interactions.");
-    }
+    const { claims, service } = await writer(req);
     const raw = await readJson(req, MAX_BATCH_BYTES);
     const parsed = BatchBody.safeParse(raw);
     if (!parsed.success) {

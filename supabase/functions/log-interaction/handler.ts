@@ -57,16 +57,25 @@ export const LogInteractionBody = z.strictObject({
   }
 });
 
+/**
+ * The caller of a POST that logs interactions (single or batch): a signed-in user, the
+ * service role or an ingest token (`service`), else 403.
+ */
+export async function writer(req: Request): Promise<{ claims: Awaited<ReturnType<typeof authenticate>>; service: boolean }> {
+  allowMethods(req, "POST");
+  const claims = await authenticate(req);
+  const service = SERVICE_ROLES.has(claims.role);
+  if (!service && !(claims.role === "authenticated" && claims.sub)) {
+    throw new HttpError(403, "Forbidden", "Only a signed-in user, the service role or an ingest token can log interactions.");
+  }
+  return { claims, service };
+}
+
 /** Handles POST /functions/v1/log-interaction, and POST /functions/v1/log-interaction/batch (batch.ts). */
 export function handler(req: Request): Promise<Response> {
   if (/\/log-interaction\/batch\/?$/.test(new URL(req.url).pathname)) return batchHandler(req);
   return respond(req, async (ctx) => {
-    allowMethods(req, "POST");
-    const claims = await authenticate(req);
-    const service = SERVICE_ROLES.has(claims.role);
-    if (!service && !(claims.role === "authenticated" && claims.sub)) {
-      throw new HttpError(403, "Forbidden", "Only a signed-in user, the service role or an ingest token can log interactions.");
-    }
+    const { claims, service } = await writer(req);
     await noteTrackedSkillHeader(req);
     const raw = await readJson(req, MAX_BODY_BYTES);
     const { body, trackedSkillHash } = await ctx.timing.measure("validate", async () => {
