@@ -83,8 +83,9 @@ begin
     select c.used, c.window_start into taken, counted_window
     from private.rate_limit_counters c
     where c.endpoint = take_rate_limit.endpoint and c.subject = caller_key;
-    -- An amount over the whole quota is refused before any counter exists.
-    if not found then
+    -- An amount over the whole quota is refused without a take: with no counter, or with
+    -- one of an older window, nothing of the current window is used yet.
+    if not found or counted_window < current_window then
       taken := 0;
       counted_window := current_window;
     end if;
@@ -163,12 +164,17 @@ as $$
 -- privileges at all; this function is the write path and checks its caller first, then
 -- every item. Two statements: the checks and the key locks, then (with a snapshot taken
 -- after the locks, so a key committed by a transaction that held its lock is seen) the
--- replays and the writes.
+-- replays and the writes. A value that breaks a table's CHECK (a negative token count, say)
+-- still fails the whole call: the batch route validates every item first.
 declare
   caller_role text := private.caller_role();
   caller uuid := (select private.current_user_id());
   scope text := private.idempotency_scope();
   work private.interaction_batch_work[];
+  -- Items with a value that does not fit its column's type: item -> [field, sqlstate, message].
+  unfit jsonb := '{}'::jsonb;
+  probe_item record;
+  probe_field record;
 begin
   if caller_role not in ('authenticated', 'service_role', 'coach_ingest', 'postgres') then
     raise exception 'Role % cannot log interactions', caller_role using errcode = '42501';
@@ -182,6 +188,12 @@ begin
     raise exception 'items must be an array of 1 to 500 objects' using errcode = '22023';
   end if;
 
+  -- The checks and locks, in a block of their own: an item whose value does not fit its type
+  -- (a user_id that is not a UUID, a sentiment too small for real, a date out of range) stops
+  -- the statement, so each item's values are then tried one by one, the items that do not fit
+  -- are refused, and the statement runs again without them.
+  loop
+  begin
   with parsed as (
     select (e.ord - 1)::integer as item,
            case when caller_role = 'authenticated' then coalesce((e.v ->> 'user_id')::uuid, caller)
@@ -209,14 +221,15 @@ begin
            private.json_bound_violation('interaction_content', e.v -> 'content') as content_problem,
            private.json_bound_violation('interaction_metadata', coalesce(e.v -> 'metadata', '{}'::jsonb)) as metadata_problem
     from jsonb_array_elements(log_coach_interactions.items) with ordinality as e(v, ord)
+    where not unfit ? (e.ord - 1)::text
   ), checked as (
     select p.*, refusal.code, refusal.field, refusal.message
     from parsed p
     left join lateral (
       select r.code, r.field, r.message
       from (values
-        (1, p.key is null or p.key !~ '^[A-Za-z0-9._:-]{1,255}$', '22023', 'request_id',
-            'Each item needs its own request_id: 1 to 255 letters, digits, or . _ : -'),
+        (1, p.key is null or p.key !~ '^[A-Za-z0-9._:-]{1,128}$', '22023', 'request_id',
+            'Each item needs its own request_id: 1 to 128 letters, digits, or . _ : -'),
         (2, p.sender is null or p.sender not in ('user', 'ai_coach', 'human_coach', 'system'), '22023', 'sender',
             'sender must be one of user, ai_coach, human_coach, system'),
         (3, jsonb_typeof(p.content) is distinct from 'object' or jsonb_typeof(p.content -> 'text') is distinct from 'string',
@@ -272,6 +285,35 @@ begin
          )::private.interaction_batch_work order by h.item)
   into work
   from hashed h;
+  exit;
+  exception when data_exception then
+    -- A second failure is not a value that does not fit its type: let it through.
+    if unfit <> '{}' then
+      raise;
+    end if;
+    for probe_item in select (e.ord - 1)::integer as item, e.v from jsonb_array_elements(log_coach_interactions.items) with ordinality as e(v, ord) loop
+      for probe_field in select t.field, t.type
+               from (values ('user_id', 'uuid'), ('session_id', 'uuid'), ('conversation_id', 'uuid'), ('latency_ms', 'integer'),
+                            ('prompt_tokens', 'integer'), ('completion_tokens', 'integer'), ('cached_tokens', 'integer'),
+                            ('cost_usd', 'numeric'), ('sentiment', 'real'), ('created_at', 'timestamptz')) as t(field, type)
+               where jsonb_typeof(probe_item.v -> t.field) is distinct from 'null' and probe_item.v ? t.field loop
+        begin
+          execute format('select %L::%s', probe_item.v ->> probe_field.field, probe_field.type);
+        exception when others then
+          unfit := unfit || jsonb_build_object(probe_item.item::text, jsonb_build_array(probe_field.field, sqlstate, probe_field.field || ': ' || sqlerrm));
+          exit;
+        end;
+      end loop;
+    end loop;
+    if unfit = '{}' then
+      raise;
+    end if;
+  end;
+  end loop;
+  work := coalesce(work, '{}'::private.interaction_batch_work[]) || array(
+    select jsonb_populate_record(null::private.interaction_batch_work,
+             jsonb_build_object('item', u.key::integer, 'field', u.value ->> 0, 'code', u.value ->> 1, 'message', u.value ->> 2))
+    from jsonb_each(unfit) as u)::private.interaction_batch_work[];
 
   return query
   with w as (

@@ -67,8 +67,12 @@ export function queryOf(req: Request): Record<string, string> {
   return Object.fromEntries(new URL(req.url).searchParams);
 }
 
-/** Reads a JSON body of at most maxBytes: 413 when larger, 400 when it is not JSON. */
-export async function readJson(req: Request, maxBytes: number): Promise<unknown> {
+/**
+ * Reads a JSON body of at most maxBytes: 413 when larger, 400 when it is not JSON, 422 when
+ * it holds what Postgres cannot store (unstorable), unless the caller checks that itself
+ * (`checkStorable: false`, a batch checking item by item).
+ */
+export async function readJson(req: Request, maxBytes: number, opts: { checkStorable?: boolean } = {}): Promise<unknown> {
   const declared = Number(req.headers.get("content-length") ?? "NaN");
   if (declared > maxBytes) {
     throw new HttpError(413, "Content Too Large", `The body is larger than ${maxBytes} bytes.`);
@@ -100,7 +104,7 @@ export async function readJson(req: Request, maxBytes: number): Promise<unknown>
   } catch {
     throw new HttpError(400, "Bad Request", "The body is not valid JSON.");
   }
-  const errors = unstorable(value);
+  const errors = opts.checkStorable === false ? [] : unstorable(value);
   if (errors.length) {
     throw new HttpError(422, "Unprocessable Content", `The request body has invalid fields: ${errors.map((e) => e.field).join(", ")}.`, { errors });
   }

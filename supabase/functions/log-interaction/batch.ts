@@ -14,7 +14,7 @@
 import { z } from "zod";
 import { type FieldError, HttpError, json, respond } from "../_shared/http.ts";
 import { type JSONValue, withUser } from "../_shared/db.ts";
-import { fieldErrors, IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE, readJson, writerFieldErrors } from "../_shared/validate.ts";
+import { fieldErrors, IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE, readJson, unstorable, writerFieldErrors } from "../_shared/validate.ts";
 import { trackedSkillHash } from "../_shared/tracked_skill.ts";
 import { rateLimitFor } from "../_shared/rate_limit.ts";
 import { LogInteractionBody, writer } from "./handler.ts";
@@ -58,7 +58,9 @@ function statusOf(code: string): number {
 export function batchHandler(req: Request): Promise<Response> {
   return respond(req, async (ctx) => {
     const { claims, service } = await writer(req);
-    const raw = await readJson(req, MAX_BATCH_BYTES);
+    // What Postgres cannot store (NUL, unpaired surrogates, huge numbers, deep nesting) is
+    // refused item by item below, not for the whole body.
+    const raw = await readJson(req, MAX_BATCH_BYTES, { checkStorable: false });
     const parsed = BatchBody.safeParse(raw);
     if (!parsed.success) {
       throw new HttpError(422, "Unprocessable Content", "The request body must be {\"items\": [...]} with 1 to 500 interactions.", {
@@ -77,6 +79,7 @@ export function batchHandler(req: Request): Promise<Response> {
         if (one.success && one.data.request_id !== undefined && !IDEMPOTENCY_KEY.test(one.data.request_id)) {
           errors.push({ field: "request_id", message: IDEMPOTENCY_KEY_RULE });
         }
+        if (one.success) errors.push(...unstorable(value));
         if (!one.success || errors.length) {
           results[index] = refused(index, 422, "22023", `Item ${index} has invalid fields: ${errors.map((e) => e.field).join(", ")}.`, errors);
           continue;
@@ -89,11 +92,21 @@ export function batchHandler(req: Request): Promise<Response> {
     });
 
     if (valid.length > 0) {
+      // A batch larger than the whole limit can never be taken: say so instead of a 429 to retry.
+      const limit = rateLimitFor("log-interaction", ctx);
+      const onTake = limit.onTake;
+      limit.onTake = (take) => {
+        if (!take.allowed && take.quota !== null && valid.length > take.quota) {
+          throw new HttpError(413, "Content Too Large",
+            `This batch needs ${valid.length} requests of the log-interaction limit, which allows ${take.quota} per ${take.window_seconds} s; send at most ${take.quota} items per batch.`);
+        }
+        onTake(take);
+      };
       const rows = await ctx.timing.measure("db", () =>
         withUser(claims, (tx) => tx<{ item: number; outcome: ItemResult["outcome"]; interaction: Record<string, unknown> | null; code: string | null; field: string | null; message: string | null }[]>`
           select r.item, r.outcome, to_json(r.interaction) as interaction, r.code, r.field, r.message
           from public.log_coach_interactions(${tx.json(valid.map((v) => v.item))}::jsonb) r`,
-          { traceId: ctx.traceId, rateLimit: { ...rateLimitFor("log-interaction", ctx), amount: valid.length } }));
+          { traceId: ctx.traceId, rateLimit: { ...limit, amount: valid.length } }));
       for (const row of rows) {
         const index = valid[row.item].index;
         if (row.outcome === "refused") {

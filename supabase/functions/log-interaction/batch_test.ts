@@ -59,6 +59,19 @@ Deno.test({
         assert.equal(n, 1);
       });
 
+      await t.step("text PostgreSQL cannot store (NUL, an unpaired surrogate) refuses its item only", async () => {
+        const ok = item("fine");
+        const res = await batch(ingest, [item("nul \u0000 here"), item("lone \ud800 surrogate"), ok, item("key", { metadata: { ["bad\u0000key"]: 1 } })]);
+        assert.equal(res.status, 200);
+        const body = await res.json();
+        assert.deepEqual(body.items.map((i: { outcome: string; status: number }) => [i.outcome, i.status]),
+          [["refused", 422], ["refused", 422], ["created", 201], ["refused", 422]]);
+        assert.deepEqual(body.items[0].problem.errors, [{ field: "content.text", message: "Contains a NUL character (\\u0000), which cannot be stored" }]);
+        assert.equal(body.items[1].problem.errors[0].message, "Contains an unpaired surrogate: not valid Unicode");
+        const [{ n }] = await admin`select count(*)::int as n from public.coach_interactions where request_id = ${ok.request_id}`;
+        assert.equal(n, 1);
+      });
+
       await t.step("a retried batch replays every item and stores nothing new", async () => {
         const items = [item("r1"), item("r2"), item("r3")];
         const first = await (await batch(ingest, items)).json();
@@ -119,6 +132,17 @@ Deno.test({
         const rest = await batch(user, items(20));
         assert.equal(rest.status, 200);
         await rest.body?.cancel();
+        // Larger than the whole limit (120 a minute): 413, not a 429 to retry; nothing is taken or stored.
+        await admin`delete from private.rate_limit_counters where endpoint = 'log-interaction' and subject = ${`user:${ALICE}`}`;
+        const huge = items(121);
+        const tooLarge = await batch(user, huge);
+        assert.equal(tooLarge.status, 413);
+        assert.match((await tooLarge.json()).detail, /allows 120 per 60 s; send at most 120 items per batch/);
+        const [{ n }] = await admin`select count(*)::int as n from public.coach_interactions where request_id = any(${huge.map((i) => i.request_id)})`;
+        assert.equal(n, 0);
+        const after = await batch(user, items(120));
+        assert.equal(after.status, 200, "the refused batch took nothing");
+        await after.body?.cancel();
         await admin`delete from private.rate_limit_counters where endpoint = 'log-interaction' and subject = ${`user:${ALICE}`}`;
       });
     } finally {
