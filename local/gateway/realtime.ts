@@ -233,8 +233,7 @@ export async function createRealtime(opts: {
     armExpiry(ch);
   }
 
-  async function onMessage(socket: WebSocket, vsn: Vsn, fallbackToken: string | null, data: unknown): Promise<void> {
-    const m = decode(vsn, data);
+  async function onMessage(socket: WebSocket, vsn: Vsn, fallbackToken: string | null, m: Message | null): Promise<void> {
     if (!m) {
       log({ level: "warn", msg: "realtime: ignored a frame that is not a Phoenix message", vsn });
       return;
@@ -281,9 +280,11 @@ export async function createRealtime(opts: {
       // Messages of one topic are handled in order (a Phoenix channel is one process); topics run side by side.
       const queues = new Map<string, Promise<void>>();
       socket.onmessage = (e) => {
-        const key = topicOf(vsn, e.data);
+        // Decoded once: its topic orders it ("" when it cannot be read), then it is handled.
+        const m = decode(vsn, e.data);
+        const key = m?.topic ?? "";
         const run = (queues.get(key) ?? Promise.resolve())
-          .then(() => onMessage(socket, vsn, apikey, e.data))
+          .then(() => onMessage(socket, vsn, apikey, m))
           .catch((err) => log({ level: "error", msg: "realtime message failed", error: String(err) }));
         queues.set(key, run);
         run.then(() => { if (queues.get(key) === run) queues.delete(key); });
@@ -300,9 +301,4 @@ export async function createRealtime(opts: {
       await authorizationChanges.unlisten();
     },
   };
-}
-
-/** The topic a frame is about, for ordering ("" when it cannot be read). */
-function topicOf(vsn: Vsn, data: unknown): string {
-  return decode(vsn, data)?.topic ?? "";
 }

@@ -376,6 +376,18 @@ const STATUS_TITLES: Record<number, string> = {
 };
 
 /**
+ * The HTTP status of a client's mistake reported by SQLSTATE (PostgREST's PTxxx codes as
+ * their number, 42501 as 403, bad values and broken rules as 422), or null for any other.
+ */
+export function clientErrorStatus(code: string): number | null {
+  const pt = /^PT(\d{3})$/.exec(code);
+  if (pt) return Number(pt[1]);
+  if (code === "42501") return 403;
+  if (/^(23514|23502|23503|22023|22P02|22P05|22021|22001|22003|22007|22008)$/.test(code)) return 422;
+  return null;
+}
+
+/**
  * Maps a database error to the HTTP error a client should see: the database unreachable
  * (postgres.js's connection errors, any socket error, 08xxx, 57P01-03, 53xxx) → 503; the statement timeout → 504; a refused permission → 403; invalid values (NUL bytes
  * and bad encodings among them: 22P05, 22021) → 422 (with
@@ -398,8 +410,9 @@ export function toHttpError(err: unknown): unknown {
   }
   const pt = /^PT(\d{3})$/.exec(code);
   if (pt) return new HttpError(Number(pt[1]), STATUS_TITLES[Number(pt[1])] ?? "Error", detail);
-  if (code === "42501") return new HttpError(403, "Forbidden", detail);
-  if (/^(23514|23502|23503|22023|22P02|22P05|22021|22001|22003|22007|22008)$/.test(code)) {
+  const status = clientErrorStatus(code);
+  if (status === 403) return new HttpError(403, "Forbidden", detail);
+  if (status === 422) {
     const fields = [e.constraint_name ? CONSTRAINT_FIELDS[e.constraint_name] ?? [] : []].flat();
     return new HttpError(422, "Unprocessable Content", detail, fields.length ? { errors: fields.map((field) => ({ field, message: detail })) } : {});
   }

@@ -13,7 +13,7 @@
  */
 import { z } from "zod";
 import { type FieldError, HttpError, json, respond } from "../_shared/http.ts";
-import { type JSONValue, withUser } from "../_shared/db.ts";
+import { clientErrorStatus, type JSONValue, withUser } from "../_shared/db.ts";
 import { fieldErrors, IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE, readJson, unstorable, writerFieldErrors } from "../_shared/validate.ts";
 import { trackedSkillHash } from "../_shared/tracked_skill.ts";
 import { rateLimitFor } from "../_shared/rate_limit.ts";
@@ -44,14 +44,6 @@ export interface ItemResult {
   status: number;
   interaction?: Record<string, unknown>;
   problem?: ItemProblem;
-}
-
-/** The single route's status for a refusal from SQL (as _shared/db.ts maps SQLSTATEs). */
-function statusOf(code: string): number {
-  if (code === "42501") return 403;
-  if (code === "PT409") return 409;
-  if (code === "PT422") return 422;
-  return 422;
 }
 
 /** Handles POST /functions/v1/log-interaction/batch. */
@@ -110,7 +102,7 @@ export function batchHandler(req: Request): Promise<Response> {
       for (const row of rows) {
         const index = valid[row.item].index;
         if (row.outcome === "refused") {
-          const status = statusOf(row.code ?? "");
+          const status = clientErrorStatus(row.code ?? "") ?? 422;
           results[index] = refused(index, status, row.code ?? "22023", row.message ?? "Refused", [{ field: row.field ?? "(item)", message: row.message ?? "Refused" }]);
         } else {
           results[index] = { index, outcome: row.outcome, status: row.outcome === "created" ? 201 : 200, interaction: row.interaction ?? undefined };
