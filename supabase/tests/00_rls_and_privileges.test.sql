@@ -37,8 +37,9 @@ select is_empty(
          'public.log_coach_interaction(text, jsonb, text, uuid, text, uuid, uuid, text, jsonb, text, integer, integer, integer, integer, numeric, real, text, text, text, text, timestamptz)'::regprocedure,
          'public.log_coach_interactions(jsonb)'::regprocedure,
          'public.log_event(text, text, uuid, uuid, uuid, uuid, text, smallint, jsonb, text, timestamptz)'::regprocedure,
+         'public.log_events(jsonb)'::regprocedure,
          'public.persist_assessment_summary(text, uuid, numeric, jsonb, integer, uuid, text[], text[], text, text, timestamptz)'::regprocedure) $$,
-  'coach_ingest can execute the ingest write paths (interactions one by one and in batches, events, assessments) and no other function'
+  'coach_ingest can execute the ingest write paths (interactions and events one by one and in batches, assessments) and no other function'
 );
 
 select is_empty(

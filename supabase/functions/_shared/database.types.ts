@@ -2127,6 +2127,16 @@ export type Database = {
           isSetofReturn: false;
         };
       };
+      "log_events": {
+        Args: { "items": Json };
+        Returns: Database["public"]["CompositeTypes"]["logged_event_item"][];
+        SetofOptions: {
+          from: "*";
+          to: "logged_event_item";
+          isOneToOne: false;
+          isSetofReturn: true;
+        };
+      };
       "log_interaction_event": {
         Args: {
           "category"?: string;
@@ -2655,6 +2665,16 @@ export type Database = {
           | Database["public"]["Tables"]["interaction_events"]["Row"]
           | null;
         "replayed": boolean | null;
+      };
+      "logged_event_item": {
+        "item": number | null;
+        "outcome": string | null;
+        "event":
+          | Database["public"]["Tables"]["interaction_events"]["Row"]
+          | null;
+        "code": string | null;
+        "field": string | null;
+        "message": string | null;
       };
       "logged_interaction": {
         "interaction":

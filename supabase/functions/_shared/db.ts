@@ -73,9 +73,18 @@ export interface CallOptions {
   /**
    * Takes one request (or `amount`, all or none: a batch takes one per item) from this
    * endpoint's rate limit (private.take_rate_limit) before the transaction writes anything;
-   * onTake sees the answer first and may throw (a 429) to stop it.
+   * onTake sees the answer first and may throw (a 429) to stop it. A list takes from each
+   * endpoint (a mixed batch: its interactions and its events), each all or none: when one
+   * refuses, what the others took stays taken.
    */
-  rateLimit?: { endpoint: string; onTake: (take: RateLimitTake) => void; amount?: number };
+  rateLimit?: RateLimitOption | RateLimitOption[];
+}
+
+/** One endpoint's take of CallOptions.rateLimit. */
+export interface RateLimitOption {
+  endpoint: string;
+  onTake: (take: RateLimitTake) => void;
+  amount?: number;
 }
 
 /** A counting semaphore whose waiters give up after a bounded time. */
@@ -227,13 +236,14 @@ async function withClaims<T>(
   // requests all share that row). It is sent before BEGIN, so the two overlap (no round trip
   // more), and postgres.js hands out connections in order, so a transaction that holds a
   // connection never waits for a take that still needs one.
-  const take = opts.rateLimit ? queryTake(opts.rateLimit.endpoint, claims, opts.rateLimit.amount) : undefined;
-  take?.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
+  const limits = opts.rateLimit === undefined ? [] : Array.isArray(opts.rateLimit) ? opts.rateLimit : [opts.rateLimit];
+  const takes = limits.map((limit) => queryTake(limit.endpoint, claims, limit.amount));
+  for (const take of takes) take.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
   try {
     const settings = { ...(await apiRoleSettings()).get(role) };
     if (opts.statementTimeout) settings.statement_timeout = opts.statementTimeout;
     return await db().begin(async (tx) => {
-      if (take) opts.rateLimit!.onTake(await take);
+      for (const [i, take] of takes.entries()) limits[i].onTake(await take);
       const headers = JSON.stringify(opts.traceId ? { "x-request-id": opts.traceId } : {});
       // Sent now (execute()), not awaited: fn's first query is pipelined behind it on the
       // same connection (one round trip less). postgres.js sends a query only when it is

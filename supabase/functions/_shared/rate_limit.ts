@@ -12,7 +12,7 @@
  *   "violated-policies".
  */
 import type { Claims } from "./auth.ts";
-import { type CallOptions, type RateLimitTake, takeRateLimit } from "./db.ts";
+import { type RateLimitOption, type RateLimitTake, takeRateLimit } from "./db.ts";
 import { HttpError, type RequestContext } from "./http.ts";
 
 /** The draft's problem type for a request over its quota. */
@@ -28,19 +28,24 @@ export async function enforceRateLimit(endpoint: string, claims: Claims, ctx: Re
 }
 
 /** The withUser option that takes from endpoint's limit before the write and applies the answer. */
-export function rateLimitFor(endpoint: string, ctx: RequestContext): NonNullable<CallOptions["rateLimit"]> {
+export function rateLimitFor(endpoint: string, ctx: RequestContext): RateLimitOption {
   return { endpoint, onTake: (take) => applyRateLimit(take, ctx) };
 }
 
 /**
- * Puts the RateLimit headers of a take on the request's response; throws 429 when the limit
+ * Adds a take's RateLimit headers to the request's response; throws 429 when the limit
  * is used up. A role with no policy for the endpoint is not limited (no headers).
  */
 export function applyRateLimit(take: RateLimitTake, ctx: RequestContext): void {
   if (take.quota === null || take.window_seconds === null || take.remaining === null || take.reset_seconds === null) return;
   const name = JSON.stringify(take.policy);
-  ctx.headers["RateLimit-Policy"] = `${name};q=${take.quota};w=${take.window_seconds}`;
-  ctx.headers["RateLimit"] = `${name};r=${take.remaining};t=${take.reset_seconds}`;
+  // Both fields are Structured Field lists: a request that took from two limits (a batch of
+  // interactions and events) lists both.
+  const add = (field: string, member: string) => {
+    ctx.headers[field] = ctx.headers[field] ? `${ctx.headers[field]}, ${member}` : member;
+  };
+  add("RateLimit-Policy", `${name};q=${take.quota};w=${take.window_seconds}`);
+  add("RateLimit", `${name};r=${take.remaining};t=${take.reset_seconds}`);
   if (!take.allowed) {
     throw new HttpError(429, "Too Many Requests",
       `You have used all ${take.quota} requests to ${take.policy} allowed per ${take.window_seconds} s; retry in ${take.reset_seconds} s.`, {

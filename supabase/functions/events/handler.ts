@@ -18,38 +18,17 @@ import { z } from "zod";
 import { allowMethods, HttpError, json, type RequestContext, respond } from "../_shared/http.ts";
 import { authenticate, type Claims } from "../_shared/auth.ts";
 import { type JSONValue, withUser } from "../_shared/db.ts";
-import { IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE, idempotencyKeyOf, invalidFields, parseOrThrow, queryOf, readJson, writerFieldErrors } from "../_shared/validate.ts";
+import { idempotencyKeyOf, invalidFields, parseOrThrow, queryOf, readJson, writerFieldErrors } from "../_shared/validate.ts";
+import { EVENT_KINDS, EventBody } from "../_shared/events.ts";
 import { rateLimitFor } from "../_shared/rate_limit.ts";
-import { MAX_TRACKED_SKILL_ID, noteTrackedSkillHeader, requestTrackedSkillHash } from "../_shared/tracked_skill.ts";
+import { noteTrackedSkillHeader, requestTrackedSkillHash } from "../_shared/tracked_skill.ts";
 
 /** Largest accepted body, in bytes. */
 export const MAX_BODY_BYTES = 32 * 1024;
 
-/** The kinds of event (interaction_events_kind_known). */
-export const EVENT_KINDS = ["delivered", "read", "rating", "feedback", "error", "session_state"] as const;
+export { EVENT_KINDS, EventBody };
 
 const SERVICE_ROLES = new Set(["service_role", "coach_ingest"]);
-// No control characters (Unicode Cc: C0, DEL and C1), as the table's rule.
-const CATEGORY = /^\P{Cc}{1,100}$/u;
-
-/** The POST body: strict, so unknown fields are refused. */
-export const EventBody = z.strictObject({
-  request_id: z.string().regex(IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE).optional(),
-  user_id: z.uuid().optional(),
-  kind: z.enum(EVENT_KINDS),
-  interaction_id: z.uuid().optional(),
-  session_id: z.uuid().optional(),
-  group_id: z.uuid().optional(),
-  category: z.string().regex(CATEGORY, "Use 1 to 100 characters without control characters").optional(),
-  score: z.int().min(1).max(5).optional(),
-  payload: z.record(z.string(), z.unknown()).optional(),
-  tracked_skill_id: z.string().min(1).max(MAX_TRACKED_SKILL_ID).optional(),
-  created_at: z.iso.datetime({ offset: true }).optional(),
-}).superRefine((b, ctx) => {
-  if ((b.kind === "rating") !== (b.score !== undefined)) {
-    ctx.addIssue({ code: "custom", path: ["score"], message: "Required exactly when kind is rating" });
-  }
-});
 
 /** The GET query string: strict, so unknown parameters are refused. */
 export const EventQuery = z.strictObject({

@@ -5,6 +5,7 @@ import { MAX_BATCH_ITEMS } from "./batch.ts";
 import { closeDb } from "../_shared/db.ts";
 import { adminSql, ALICE, BOB, request, token, userToken } from "../_shared/testing/fixtures.ts";
 import { trackedSkillHash } from "../_shared/tracked_skill.ts";
+import { handler as eventsHandler } from "../events/handler.ts";
 
 const admin = adminSql();
 
@@ -94,6 +95,72 @@ Deno.test({
         }
       });
 
+      await t.step("events ride in the same batch: typed results in order, log_event's rules item by item, one key across both routes", async () => {
+        const message = item("rated message");
+        const hash = await trackedSkillHash("skill-9");
+        const rating = { type: "event", request_id: `be-${crypto.randomUUID()}`, user_id: ALICE, kind: "rating", score: 4, payload: { via: "batch" }, tracked_skill_id_hash: hash };
+        const res = await batch(ingest, [
+          rating,
+          message,
+          { type: "event", request_id: `be-${crypto.randomUUID()}`, user_id: ALICE, kind: "rating" },
+          { type: "event", request_id: `be-${crypto.randomUUID()}`, user_id: ALICE, kind: "read", session_id: crypto.randomUUID() },
+          { type: "event", request_id: `be-${crypto.randomUUID()}`, user_id: ALICE, kind: "read", tracked_skill_id: "s", tracked_skill_id_hash: hash },
+          { type: "trace", request_id: `be-${crypto.randomUUID()}`, user_id: ALICE, kind: "read" },
+          { type: "event", request_id: `be-${crypto.randomUUID()}`, user_id: ALICE, kind: "read", tracked_skill_id_hash: "skill-9" },
+          { ...rating },
+        ]);
+        assert.equal(res.status, 200);
+        const body = await res.json();
+        assert.deepEqual(body.items.map((i: { index: number; type: string; outcome: string; status: number }) => [i.index, i.type, i.outcome, i.status]), [
+          [0, "event", "created", 201], [1, "interaction", "created", 201], [2, "event", "refused", 422], [3, "event", "refused", 422],
+          [4, "event", "refused", 422], [5, "interaction", "refused", 422], [6, "event", "refused", 422], [7, "event", "replayed", 200],
+        ]);
+        assert.deepEqual([body.created, body.replayed, body.refused], [2, 1, 5]);
+        assert.deepEqual(body.items[2].problem.errors.map((e: { field: string }) => e.field), ["score"]);
+        assert.equal(body.items[3].problem.code, "23503");
+        assert.equal(body.items[3].problem.errors[0].field, "session_id");
+        assert.deepEqual(body.items[4].problem.errors.map((e: { field: string }) => e.field), ["tracked_skill_id_hash"]);
+        assert.ok(body.items[5].problem.errors.some((e: { field: string }) => e.field === "type"));
+        assert.deepEqual(body.items[6].problem.errors.map((e: { field: string }) => e.field), ["tracked_skill_id_hash"]);
+        assert.equal(body.items[0].event.tracked_skill_id_hash, hash, "a hash computed by the caller is stored as sent");
+        assert.equal(body.items[7].event.id, body.items[0].event.id);
+        assert.equal(body.items[1].interaction.request_id, message.request_id);
+
+        // The same key through the events route replays the batch's event; an event may name an
+        // interaction that an earlier batch logged.
+        // The single route takes the raw id and hashes it to the same value.
+        const { type: _type, tracked_skill_id_hash: _hash, ...single } = rating;
+        const replay = await eventsHandler(request("/events", { bearer: ingest, body: { ...single, tracked_skill_id: "skill-9" } }));
+        assert.equal(replay.status, 200);
+        assert.equal((await replay.json()).id, body.items[0].event.id);
+        const mixed = item("answered");
+        const about = { type: "event", request_id: `be-${crypto.randomUUID()}`, user_id: ALICE, kind: "delivered" };
+        const first = await (await batch(ingest, [mixed])).json();
+        const linked = await (await batch(ingest, [{ ...about, interaction_id: first.items[0].interaction.id }])).json();
+        assert.equal(linked.items[0].outcome, "created");
+        const [{ n }] = await admin`select count(*)::int as n from public.interaction_events where request_id = ${rating.request_id}`;
+        assert.equal(n, 1);
+      });
+
+      await t.step("a mixed batch takes from both limits and lists both in the RateLimit fields", async () => {
+        const user = await userToken(ALICE);
+        await admin`delete from private.rate_limit_counters where subject = ${`user:${ALICE}`} and endpoint in ('log-interaction', 'events')`;
+        const res = await batch(user, [
+          { request_id: `bt-${crypto.randomUUID()}`, sender: "user", content: { text: "hi" } },
+          { type: "event", request_id: `be-${crypto.randomUUID()}`, kind: "read" },
+          { type: "event", request_id: `be-${crypto.randomUUID()}`, kind: "delivered" },
+        ]);
+        assert.equal(res.status, 200);
+        assert.deepEqual((await res.json()).items.map((i: { outcome: string }) => i.outcome), ["created", "created", "created"]);
+        assert.match(res.headers.get("ratelimit") ?? "", /^"log-interaction";r=119;t=\d+, "events";r=118;t=\d+$/);
+        assert.match(res.headers.get("ratelimit-policy") ?? "", /^"log-interaction";q=120;w=60, "events";q=120;w=60$/);
+        const events = (n: number) => Array.from({ length: n }, () => ({ type: "event", request_id: `be-${crypto.randomUUID()}`, kind: "read" }));
+        const over = await batch(user, events(119));
+        assert.equal(over.status, 429);
+        assert.equal((await over.json())["violated-policies"][0], "events");
+        await admin`delete from private.rate_limit_counters where subject = ${`user:${ALICE}`} and endpoint in ('log-interaction', 'events')`;
+      });
+
       await t.step("a signed-in user batches her own messages; someone else's are refused item by item", async () => {
         const res = await batch(alice, [
           { request_id: `bt-${crypto.randomUUID()}`, sender: "user", content: { text: "mine" } },
@@ -137,7 +204,7 @@ Deno.test({
         const huge = items(121);
         const tooLarge = await batch(user, huge);
         assert.equal(tooLarge.status, 413);
-        assert.match((await tooLarge.json()).detail, /allows 120 per 60 s; send at most 120 items per batch/);
+        assert.match((await tooLarge.json()).detail, /log-interaction limit, which allows 120 per 60 s; send at most 120 items of this type per batch/);
         const [{ n }] = await admin`select count(*)::int as n from public.coach_interactions where request_id = any(${huge.map((i) => i.request_id)})`;
         assert.equal(n, 0);
         const after = await batch(user, items(120));
