@@ -141,52 +141,57 @@ begin
     from jsonb_array_elements(log_events.items) with ordinality as e(v, ord)
     where not unfit ? (e.ord - 1)::text
   ), checked as (
-    -- log_event's checks, in its order, with its messages.
-    select p.*, refusal.code, refusal.field, refusal.message
+    -- log_event's checks, in its order, with its messages: one CASE finds the first rule an
+    -- item breaks, and the user, the interaction and the session are joined once for the
+    -- batch (as log_coach_interactions does since 20261125020100).
+    select p.*,
+           case
+             when p.key is null or p.key !~ '^[A-Za-z0-9._:-]{1,128}$' then 1
+             when caller_role = 'authenticated' and p.created_at is not null then 2
+             when caller_role <> 'authenticated' and p.target is null then 3
+             when caller_role = 'authenticated' and p.target <> caller then 4
+             when u.id is null then 5
+             when p.interaction_id is not null and i.id is null then 6
+             when p.session_id is not null and s.id is null then 7
+             when p.payload is not null and jsonb_typeof(p.payload) <> 'object' then 8
+             when p.payload is not null and private.json_bound_violation('event_payload', p.payload) is not null then 9
+             when p.kind is null or p.kind not in ('delivered', 'read', 'rating', 'feedback', 'error', 'session_state') then 10
+             when (p.kind = 'rating') <> (p.score is not null) then 11
+             when p.score not between 1 and 5 then 12
+             when p.category is not null and (char_length(p.category) not between 1 and 100 or p.category ~ '[[:cntrl:]]') then 13
+             when p.tracked_skill_id_hash is not null and p.tracked_skill_id_hash !~ '^[0-9a-f]{64}$' then 14
+           end as rule
     from parsed p
-    left join lateral (
-      select r.code, r.field, r.message
-      from (values
-        (1, p.key is null or p.key !~ '^[A-Za-z0-9._:-]{1,128}$', '22023', 'request_id',
-            'Each item needs its own request_id: 1 to 128 letters, digits, or . _ : -'),
-        (2, caller_role = 'authenticated' and p.created_at is not null, '42501', 'created_at',
-            'Only the service role or an ingest token can set created_at'),
-        (3, caller_role <> 'authenticated' and p.target is null, '22023', 'user_id',
-            'user_id is required for service and ingest callers'),
-        (4, caller_role = 'authenticated' and p.target <> caller, '42501', 'user_id',
-            'Only the user, the service role or an ingest token can log events for this user'),
-        (5, not exists (select 1 from public.profiles u where u.id = p.target), '23503', 'user_id',
-            'user_id does not name a user'),
-        (6, p.interaction_id is not null and not exists (
-              select 1 from public.coach_interactions i where i.id = p.interaction_id and i.user_id = p.target),
-            '23503', 'interaction_id', 'interaction_id does not name an interaction of this user'),
-        (7, p.session_id is not null and not exists (
-              select 1 from public.coaching_sessions s where s.id = p.session_id and s.user_id = p.target),
-            '23503', 'session_id', 'session_id does not name a coaching session of this user'),
-        (8, p.payload is not null and jsonb_typeof(p.payload) <> 'object', '22023', 'payload', 'payload must be a JSON object'),
-        (9, p.payload is not null and jsonb_typeof(p.payload) = 'object'
-              and private.json_bound_violation('event_payload', p.payload) is not null,
-            '23514', 'payload', 'payload ' || private.json_bound_violation('event_payload', p.payload)),
-        (10, p.kind is null or p.kind not in ('delivered', 'read', 'rating', 'feedback', 'error', 'session_state'), '22023', 'kind',
-            'kind must be one of delivered, read, rating, feedback, error, session_state'),
-        (11, (p.kind = 'rating') <> (p.score is not null), '22023', 'score', 'score is required exactly when kind is rating'),
-        (12, p.score not between 1 and 5, '22023', 'score', 'score must be between 1 and 5'),
-        (13, p.category is not null and (char_length(p.category) not between 1 and 100 or p.category ~ '[[:cntrl:]]'),
-            '22023', 'category', 'category must be 1 to 100 characters without control characters'),
-        (14, p.tracked_skill_id_hash is not null and p.tracked_skill_id_hash !~ '^[0-9a-f]{64}$', '22023', 'tracked_skill_id_hash',
-            'tracked_skill_id_hash must be 64 lowercase hex digits (the keyed hash, never a raw id)')
-      ) as r(n, failed, code, field, message)
-      where r.failed
-      order by r.n
-      limit 1
-    ) as refusal on true
+    left join public.profiles u on u.id = p.target
+    left join public.coach_interactions i on i.id = p.interaction_id and i.user_id = p.target
+    left join public.coaching_sessions s on s.id = p.session_id and s.user_id = p.target
+  ), refused as (
+    select c.*, r.code, r.field,
+           case when r.n = 9 then 'payload ' || private.json_bound_violation('event_payload', c.payload) else r.message end as message
+    from checked c
+    left join (values
+      (1, '22023', 'request_id', 'Each item needs its own request_id: 1 to 128 letters, digits, or . _ : -'),
+      (2, '42501', 'created_at', 'Only the service role or an ingest token can set created_at'),
+      (3, '22023', 'user_id', 'user_id is required for service and ingest callers'),
+      (4, '42501', 'user_id', 'Only the user, the service role or an ingest token can log events for this user'),
+      (5, '23503', 'user_id', 'user_id does not name a user'),
+      (6, '23503', 'interaction_id', 'interaction_id does not name an interaction of this user'),
+      (7, '23503', 'session_id', 'session_id does not name a coaching session of this user'),
+      (8, '22023', 'payload', 'payload must be a JSON object'),
+      (9, '23514', 'payload', null),
+      (10, '22023', 'kind', 'kind must be one of delivered, read, rating, feedback, error, session_state'),
+      (11, '22023', 'score', 'score is required exactly when kind is rating'),
+      (12, '22023', 'score', 'score must be between 1 and 5'),
+      (13, '22023', 'category', 'category must be 1 to 100 characters without control characters'),
+      (14, '22023', 'tracked_skill_id_hash', 'tracked_skill_id_hash must be 64 lowercase hex digits (the keyed hash, never a raw id)')
+    ) as r(n, code, field, message) on r.n = c.rule
   ), hashed as (
     -- log_event's hash, so that a key replays through either path.
     select c.*,
            encode(extensions.digest(jsonb_build_array(
              c.target, c.kind, c.interaction_id, c.session_id, c.group_id, c.category, c.score,
              coalesce(c.payload, '{}'::jsonb), c.tracked_skill_id_hash, c.created_at, 'event-v1')::text, 'sha256'), 'hex') as payload_hash
-    from checked c
+    from refused c
   )
   select array_agg(row(
            h.item, h.target, h.key, h.kind, h.interaction_id, h.session_id, h.group_id, h.category, h.score,
