@@ -1,16 +1,17 @@
 /**
  * `npm test`: every suite, in order, against one throwaway stack on free ports in a temp
  * directory (always torn down):
- *   1. type checks: deno check (functions, gateway), tsc --noEmit (Node code, tests)
- *   2. generated types: supabase/functions/_shared/database.types.ts must be what
- *      `npm run gen:types` makes from the migrations (local/gen_types.ts)
- *   3. pgTAP: pg_prove over supabase/tests/ (database built from platform.sql + migrations + seed)
- *   4. deno test: functions and gateway
- *   5. vitest: end-to-end tests with supabase-js against the gateway
- *   6. Supabase's linter: supabase db advisors --level info must report nothing
+ *   1. type checks: deno check (functions, gateway, SDK), tsc --noEmit (Node code, tests, SDK)
+ *   2. the SDK's own tests (sdk/): vitest against local fake servers, and its Deno smoke test
+ *   3. generated types: supabase/functions/_shared/database.types.ts and its SDK copy must be
+ *      what `npm run gen:types` makes from the migrations (local/gen_types.ts)
+ *   4. pgTAP: pg_prove over supabase/tests/ (database built from platform.sql + migrations + seed)
+ *   5. deno test: functions and gateway
+ *   6. vitest: end-to-end tests with supabase-js (and the SDK) against the gateway
+ *   7. Supabase's linter: supabase db advisors --level info must report nothing
  * Ends with one line `N passed, N failed` over all suites; exits non-zero on any failure.
  *
- *   npm test -- --only pgtap,deno   run some suites (typecheck, types, pgtap, deno, vitest, advisors)
+ *   npm test -- --only pgtap,deno   run some suites (typecheck, sdk, types, pgtap, deno, vitest, advisors)
  */
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
@@ -18,7 +19,7 @@ import { join } from "node:path";
 import {
   dbUrl, ensureSystemPackages, gatewayEnv, root, startThrowawayStack, statusEnv, type StackConfig,
 } from "./stack.ts";
-import { generateTypes, TYPES_FILE } from "./gen_types.ts";
+import { generateTypes, TYPES_FILES } from "./gen_types.ts";
 
 interface Tally {
   suite: string;
@@ -50,16 +51,41 @@ const plain = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
 async function typecheck(): Promise<Tally> {
   heading("type checks");
   const t: Tally = { suite: "typecheck", passed: 0, failed: 0 };
-  const deno = await run(bin("deno"), ["check", "--config", join(root, "deno.json"), "supabase/functions", "local/gateway"]);
+  const deno = await run(bin("deno"), ["check", "--config", join(root, "deno.json"), "supabase/functions", "local/gateway", "sdk/src", "sdk/test/deno_test.ts"]);
   deno.code === 0 ? t.passed++ : t.failed++;
-  const tsc = await run(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "--noEmit", "-p", join(root, "tsconfig.json")]);
-  tsc.code === 0 ? t.passed++ : t.failed++;
+  for (const project of ["tsconfig.json", join("sdk", "tsconfig.json")]) {
+    const tsc = await run(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "--noEmit", "-p", join(root, project)]);
+    tsc.code === 0 ? t.passed++ : t.failed++;
+  }
+  return t;
+}
+
+/** The SDK's own tests: vitest (Node, fake servers) and the Deno smoke test; no stack. */
+async function sdk(): Promise<Tally> {
+  heading("SDK (sdk/: vitest on Node, deno test)");
+  const report = join(root, "sdk", "node_modules", ".vitest-report.json");
+  const { code } = await run(process.execPath, [
+    join(root, "node_modules", "vitest", "vitest.mjs"), "run", "--root", "sdk", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`,
+  ]);
+  const t: Tally = { suite: "sdk", passed: 0, failed: 0 };
+  try {
+    const r = JSON.parse(readFileSync(report, "utf8")) as { numPassedTests: number; numFailedTests: number };
+    t.passed += r.numPassedTests;
+    t.failed += r.numFailedTests + (code !== 0 && r.numFailedTests === 0 ? 1 : 0);
+  } catch {
+    t.failed++;
+  }
+  const deno = await run(bin("deno"), [
+    "test", "--allow-net", "--allow-env", "--allow-run", "--config", join(root, "deno.json"), "sdk/test/deno_test.ts",
+  ], { ...process.env, NO_COLOR: "1" });
+  const m = /ok \| (\d+) passed.*\| (\d+) failed/.exec(plain(deno.out));
+  t.passed += m ? Number(m[1]) : 0;
+  t.failed += m ? Number(m[2]) + (deno.code !== 0 && Number(m[2]) === 0 ? 1 : 0) : 1;
   return t;
 }
 
 async function types(cfg: StackConfig): Promise<Tally> {
   heading("generated types (npm run gen:types)");
-  const committed = readFileSync(TYPES_FILE, "utf8").split("\n");
   let fresh: string[];
   try {
     fresh = generateTypes(dbUrl(cfg)).split("\n");
@@ -67,16 +93,23 @@ async function types(cfg: StackConfig): Promise<Tally> {
     console.error(err instanceof Error ? err.message : err);
     return { suite: "types", passed: 0, failed: 1 };
   }
-  const at = fresh.findIndex((line, i) => line !== committed[i]);
-  if (at === -1 && fresh.length === committed.length) {
-    console.log("supabase/functions/_shared/database.types.ts is what the migrations generate");
-    return { suite: "types", passed: 1, failed: 0 };
+  const t: Tally = { suite: "types", passed: 0, failed: 0 };
+  for (const file of TYPES_FILES) {
+    const name = file.slice(root.length + 1);
+    const committed = readFileSync(file, "utf8").split("\n");
+    const at = fresh.findIndex((line, i) => line !== committed[i]);
+    if (at === -1 && fresh.length === committed.length) {
+      console.log(`${name} is what the migrations generate`);
+      t.passed++;
+      continue;
+    }
+    const line = at === -1 ? Math.min(fresh.length, committed.length) : at;
+    console.error(`${name} differs from what the migrations generate, from line ${line + 1}:`);
+    console.error(`  committed: ${committed[line] ?? "(end of file)"}\n  generated: ${fresh[line] ?? "(end of file)"}`);
+    console.error("Run `npm start` then `npm run gen:types`, and commit the file.");
+    t.failed++;
   }
-  const line = at === -1 ? Math.min(fresh.length, committed.length) : at;
-  console.error(`supabase/functions/_shared/database.types.ts differs from what the migrations generate, from line ${line + 1}:`);
-  console.error(`  committed: ${committed[line] ?? "(end of file)"}\n  generated: ${fresh[line] ?? "(end of file)"}`);
-  console.error("Run `npm start` then `npm run gen:types`, and commit the file.");
-  return { suite: "types", passed: 0, failed: 1 };
+  return t;
 }
 
 async function pgtap(cfg: StackConfig): Promise<Tally> {
@@ -148,6 +181,7 @@ async function main(): Promise<number> {
   ensureSystemPackages();
   const tallies: Tally[] = [];
   if (wants("typecheck")) tallies.push(await typecheck());
+  if (wants("sdk")) tallies.push(await sdk());
 
   const needsStack = ["types", "pgtap", "deno", "vitest", "advisors"].some(wants);
   if (needsStack) {

@@ -8,15 +8,15 @@ import { logRequest } from "./log.ts";
 
 /**
  * CORS headers as Supabase's examples set them, plus the headers our functions read
- * (Idempotency-Key, X-Request-Id, X-Tracked-Skill-Id), so a browser may send them.
+ * (Idempotency-Key, X-Request-Id, X-Tracked-Skill-Id, Prefer), so a browser may send them.
  */
 export const corsHeaders: Record<string, string> = {
   "Access-Control-Allow-Origin": "*",
   "Access-Control-Allow-Headers":
-    "authorization, x-client-info, apikey, content-type, idempotency-key, x-request-id, x-tracked-skill-id",
+    "authorization, x-client-info, apikey, content-type, idempotency-key, x-request-id, x-tracked-skill-id, prefer",
   "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
   "Access-Control-Expose-Headers":
-    "x-request-id, server-timing, ratelimit, ratelimit-policy, retry-after, idempotent-replayed",
+    "x-request-id, server-timing, ratelimit, ratelimit-policy, retry-after, idempotent-replayed, preference-applied",
 };
 
 /** One invalid field in a request, as listed in a 422 problem. */

@@ -12,7 +12,9 @@
  * The answer is 200 with every item's outcome in order, so a bad item never blocks the good
  * ones: `created` (201 on the single route) or `replayed` (200) with the stored row
  * (`interaction` or `event`), or `refused` with the status the single route would have
- * answered and a problem naming the field. The whole request is
+ * answered and a problem naming the field. With `Prefer: return=minimal` (as PostgREST reads
+ * it) a stored item carries only its `id`, not the row: what a logger that never reads the
+ * rows back (the SDK) asks for, and a smaller answer to encode and send. The whole request is
  * refused only when it is not a batch (422), too large (413), or over a rate limit, which a
  * batch takes from once per item (interactions from log-interaction's, events from
  * events'), all or none per limit (429).
@@ -66,6 +68,8 @@ export interface ItemResult {
   status: number;
   interaction?: Record<string, unknown>;
   event?: Record<string, unknown>;
+  /** The stored row's id, in place of the row, under `Prefer: return=minimal`. */
+  id?: string;
   problem?: ItemProblem;
 }
 
@@ -113,6 +117,8 @@ export function batchHandler(req: Request): Promise<Response> {
       }
     });
 
+    const minimal = prefersMinimal(req);
+    if (minimal) ctx.headers["Preference-Applied"] = "return=minimal";
     const types = (["interaction", "event"] as const).filter((type) => valid[type].length > 0);
     if (types.length > 0) {
       const limits = types.map((type) => batchRateLimit(KINDS[type].limit, valid[type].length, ctx));
@@ -120,7 +126,7 @@ export function batchHandler(req: Request): Promise<Response> {
         withUser(claims, async (tx) => {
           // One transaction: interactions, then events.
           const out: Partial<Record<ItemType, WrittenRow[]>> = {};
-          for (const type of types) out[type] = await write(tx, type, valid[type]);
+          for (const type of types) out[type] = await write(tx, type, valid[type], minimal);
           return out;
         }, { traceId: ctx.traceId, rateLimit: limits }));
       for (const type of types) {
@@ -130,7 +136,8 @@ export function batchHandler(req: Request): Promise<Response> {
             const status = clientErrorStatus(row.code ?? "") ?? 422;
             results[index] = refused(index, type, status, row.code ?? "22023", row.message ?? "Refused", [{ field: row.field ?? "(item)", message: row.message ?? "Refused" }]);
           } else {
-            results[index] = { index, type, outcome: row.outcome, status: row.outcome === "created" ? 201 : 200, [KINDS[type].row]: row.row ?? undefined };
+            const stored = minimal ? { id: row.row?.id as string } : { [KINDS[type].row]: row.row ?? undefined };
+            results[index] = { index, type, outcome: row.outcome, status: row.outcome === "created" ? 201 : 200, ...stored };
           }
         }
       }
@@ -190,12 +197,23 @@ function batchRateLimit(endpoint: string, amount: number, ctx: RequestContext): 
   };
 }
 
-/** Writes one type's valid items through its set-based SQL function. */
-async function write(tx: Tx, type: ItemType, items: ValidItem[]): Promise<WrittenRow[]> {
+/** True when the request's Prefer header asks for return=minimal (RFC 7240; tokens are case-insensitive). */
+function prefersMinimal(req: Request): boolean {
+  return (req.headers.get("prefer") ?? "").split(",").some((p) => p.trim().toLowerCase() === "return=minimal");
+}
+
+/** Writes one type's valid items through its set-based SQL function; `minimal` reads back only each row's id. */
+async function write(tx: Tx, type: ItemType, items: ValidItem[], minimal: boolean): Promise<WrittenRow[]> {
   const payload = tx.json(items.map((v) => v.item));
   const rows = type === "interaction"
-    ? await tx`select r.item, r.outcome, to_json(r.interaction) as row, r.code, r.field, r.message
-               from public.log_coach_interactions(${payload}::jsonb) r`
+    ? minimal
+      ? await tx`select r.item, r.outcome, json_build_object('id', (r.interaction).id) as row, r.code, r.field, r.message
+                 from public.log_coach_interactions(${payload}::jsonb) r`
+      : await tx`select r.item, r.outcome, to_json(r.interaction) as row, r.code, r.field, r.message
+                 from public.log_coach_interactions(${payload}::jsonb) r`
+    : minimal
+    ? await tx`select r.item, r.outcome, json_build_object('id', (r.event).id) as row, r.code, r.field, r.message
+               from public.log_events(${payload}::jsonb) r`
     : await tx`select r.item, r.outcome, to_json(r.event) as row, r.code, r.field, r.message
                from public.log_events(${payload}::jsonb) r`;
   return rows as unknown as WrittenRow[];

@@ -142,6 +142,25 @@ Deno.test({
         assert.equal(n, 1);
       });
 
+      await t.step("Prefer: return=minimal answers each stored item's id instead of its row", async () => {
+        const message = item("minimal");
+        const event = { type: "event", request_id: `be-${crypto.randomUUID()}`, user_id: ALICE, kind: "read" };
+        const send = () => handler(request("/log-interaction/batch", { bearer: ingest, body: { items: [message, event, item("bad", { sender: "robot" })] }, headers: { Prefer: "return=minimal" } }));
+        const res = await send();
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get("preference-applied"), "return=minimal");
+        const body = await res.json();
+        const [{ id }] = await admin`select id from public.coach_interactions where request_id = ${message.request_id}`;
+        const [{ id: eventId }] = await admin`select id from public.interaction_events where request_id = ${event.request_id}`;
+        assert.deepEqual(body.items.slice(0, 2), [
+          { index: 0, type: "interaction", outcome: "created", status: 201, id },
+          { index: 1, type: "event", outcome: "created", status: 201, id: eventId },
+        ]);
+        assert.equal(body.items[2].problem.errors[0].field, "sender", "a refused item still says why");
+        const again = await (await send()).json();
+        assert.deepEqual(again.items.slice(0, 2).map((i: { outcome: string; id: string }) => [i.outcome, i.id]), [["replayed", id], ["replayed", eventId]]);
+      });
+
       await t.step("a mixed batch takes from both limits and lists both in the RateLimit fields", async () => {
         const user = await userToken(ALICE);
         await admin`delete from private.rate_limit_counters where subject = ${`user:${ALICE}`} and endpoint in ('log-interaction', 'events')`;
