@@ -8,7 +8,10 @@
  *      idempotency key, cost, the broadcast trigger), pgbench;
  *   3. POST /functions/v1/log-interaction/batch with N items from one coach_ingest token,
  *      `--clients` requests in flight at a time for `--duration` seconds: interactions/s and
- *      the latency of a request (p50/p95).
+ *      the latency of a request (p50/p95); once answered with every stored row, once with
+ *      `Prefer: return=minimal` (ids only, what the SDK asks for);
+ *   4. the SDK (sdk/): `--clients` ledgers, each logging N items and awaiting flush() in a
+ *      loop (one request in flight per ledger, as the SDK sends).
  * Rate limits stay on (each batch takes N from its limit) with the bench stack's quotas
  * raised so that they count and refuse nothing.
  */
@@ -16,6 +19,7 @@ import { cpus, totalmem } from "node:os";
 import postgres from "postgres";
 import { ensureSystemPackages, signToken, startThrowawayStack, statusEnv } from "../local/stack.ts";
 import { percentile, pgbench } from "./pgbench.ts";
+import { createCoachLedger } from "../sdk/src/index.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: number) => {
@@ -100,22 +104,42 @@ commit;
 
     const ingest = await signToken({ iss: `${env.API_URL}/auth/v1`, role: "coach_ingest", exp: Math.floor(Date.now() / 1000) + 3600 });
     let seq = 0;
-    const send = () => {
-      const batch = Array.from({ length: BATCH }, (_, i) => ({
-        request_id: `hb-${seq++}-${crypto.randomUUID()}`, user_id: userId(1 + ((seq + i) % USERS)), sender: "ai_coach",
-        content: { text: "Batch bench reply about the walk" }, model: "gpt-4o-mini", prompt_tokens: 800, completion_tokens: 60, latency_ms: 900,
-      }));
-      return fetch(`${env.FUNCTIONS_URL}/log-interaction/batch`, {
-        method: "POST", headers: { authorization: `Bearer ${ingest}`, "content-type": "application/json" }, body: JSON.stringify({ items: batch }),
+    const item = (i: number) => ({
+      request_id: `hb-${seq++}-${crypto.randomUUID()}`, user_id: userId(1 + ((seq + i) % USERS)), sender: "ai_coach" as const,
+      content: { text: "Batch bench reply about the walk" }, model: "gpt-4o-mini", prompt_tokens: 800, completion_tokens: 60, latency_ms: 900,
+    });
+    const sender = (prefer: Record<string, string>) => () =>
+      fetch(`${env.FUNCTIONS_URL}/log-interaction/batch`, {
+        method: "POST", headers: { authorization: `Bearer ${ingest}`, "content-type": "application/json", ...prefer },
+        body: JSON.stringify({ items: Array.from({ length: BATCH }, (_, i) => item(i)) }),
       });
-    };
-    await closedLoop(2, 2, send); // warm-up
-    const http = await closedLoop(DURATION, CLIENTS, send);
-    const rate = (http.requests * BATCH) / http.elapsed;
+    await closedLoop(2, 2, sender({})); // warm-up
     console.log(`\n## POST /functions/v1/log-interaction/batch (one coach_ingest token, ${CLIENTS} requests in flight, ${DURATION} s)\n`);
-    console.log("| requests | interactions/s | request p50 | request p95 | errors |\n| --- | --- | --- | --- | --- |");
-    console.log(`| ${http.requests} | ${per(rate)} | ${ms(http.p50)} | ${ms(http.p95)} | ${http.errors} |`);
-    console.log(`\nHTTP = ${((rate / (raw.tps * BATCH)) * 100).toFixed(0)}% of the ceiling, ${((rate / (full.tps * BATCH)) * 100).toFixed(0)}% of the SQL path`);
+    console.log("| answer | requests | interactions/s | request p50 | request p95 | errors | share of the ceiling | of the SQL path |\n| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (const [name, prefer] of [["every stored row", {}], ["ids only (Prefer: return=minimal)", { prefer: "return=minimal" }]] as const) {
+      const http = await closedLoop(DURATION, CLIENTS, sender(prefer));
+      const rate = (http.requests * BATCH) / http.elapsed;
+      console.log(`| ${name} | ${http.requests} | ${per(rate)} | ${ms(http.p50)} | ${ms(http.p95)} | ${http.errors} | ${((rate / (raw.tps * BATCH)) * 100).toFixed(0)}% | ${((rate / (full.tps * BATCH)) * 100).toFixed(0)}% |`);
+    }
+
+    // The SDK as an AI backend uses it: ledgers that log a batch's worth and flush, in a loop.
+    const ledgers = Array.from({ length: CLIENTS }, () => createCoachLedger({ url: env.API_URL, key: ingest, flushAt: BATCH, flushIntervalMs: 60_000 }));
+    let logged = 0;
+    let lost = 0;
+    const started = performance.now();
+    const until = started + DURATION * 1000;
+    await Promise.all(ledgers.map(async (ledger) => {
+      while (performance.now() < until) {
+        for (let i = 0; i < BATCH; i++) ledger.log(item(i));
+        const result = await ledger.flush();
+        logged += result.created;
+        lost += result.refused + result.failed + result.dropped;
+      }
+    }));
+    await Promise.all(ledgers.map((ledger) => ledger.shutdown()));
+    const sdkRate = logged / ((performance.now() - started) / 1000);
+    console.log(`\n## The SDK (${CLIENTS} ledgers, flushAt ${BATCH}, each logging ${BATCH} and awaiting flush() in a loop, ${DURATION} s)\n`);
+    console.log(`${per(sdkRate)} interactions/s stored, ${lost} refused, failed or dropped; ${((sdkRate / (raw.tps * BATCH)) * 100).toFixed(0)}% of the ceiling`);
   } finally {
     await sql.end();
     await stack.dispose();
