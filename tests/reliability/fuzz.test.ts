@@ -403,7 +403,9 @@ describe("malformed-input fuzz of every function and RPC", () => {
         try {
           res = await fetch(url, { method, headers, body: payload, signal: AbortSignal.timeout(30_000) });
         } catch (err) {
-          failures.push(`${label}: no answer (${err instanceof Error ? err.message : err})`);
+          // fetch's own message is only "fetch failed": the socket's error is its cause.
+          const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : "";
+          failures.push(`${label}: no answer (${err instanceof Error ? err.message : err}${cause})`);
           continue;
         }
         const text = method === "HEAD" ? "" : await res.text();
