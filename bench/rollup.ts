@@ -4,7 +4,12 @@
  * AI latencies, human replies, errors, personas) and one rating per 20 messages into one
  * UTC day, then times, in the same run, analytics.aggregate_interaction_metrics for that
  * day against a plain sequential scan of the same rows that computes nothing but a count
- * and two sums (the floor for reading the day once). Three runs each; the median counts.
+ * and two sums (the floor for reading the day once). Since issue 15 the day is also rolled
+ * up incrementally: after the hours are built (analytics.refresh_interaction_metrics), it
+ * times analytics.finalize_interaction_metrics (the nightly job: the day merged from its
+ * hours; the target is within 2x of the scan) and one refresh after two minutes of traffic at
+ * this volume (ROWS / 720 rows over all users, inserted and rolled back each run). Three runs
+ * each; the median counts.
  */
 import { cpus, totalmem } from "node:os";
 import postgres from "postgres";
@@ -55,10 +60,25 @@ async function main(): Promise<void> {
     await sql`vacuum analyze public.interaction_events`;
     console.log(`seeded ${ROWS.toLocaleString("en")} interactions and ${(ROWS / 20).toLocaleString("en")} ratings into ${DAY} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 
+    const built = await timed(() => sql`select * from analytics.refresh_interaction_metrics(400)`);
+    console.log(`hours built by the incremental rollup in ${(built / 1000).toFixed(1)} s\n`);
     const rollup: number[] = [];
     const scan: number[] = [];
+    const finalize: number[] = [];
+    const refresh: number[] = [];
+    const burst = Math.round(ROWS / 720);
     for (let run = 0; run < 3; run++) {
       rollup.push(await timed(() => sql`select * from analytics.aggregate_interaction_metrics(${DAY}::date)`));
+      finalize.push(await timed(() => sql`select * from analytics.finalize_interaction_metrics(${DAY}::date)`));
+      // Two minutes of traffic at this volume, then the refresh pg_cron would run; rolled back.
+      await sql.begin(async (tx) => {
+        await tx`insert into public.coach_interactions (user_id, request_id, sender, content, latency_ms, created_at, actor_role)
+                 select ('00000000-0000-4000-8000-' || lpad((1 + k % 1000)::text, 12, '0'))::uuid, 'burst-' || ${run} || '-' || k, 'ai_coach',
+                        '{"text": "burst"}', 300 + k % 900, ${DAY}::timestamptz + interval '23 hours 58 minutes' + k * interval '100 ms', 'postgres'
+                 from generate_series(1, ${burst}) k`;
+        refresh.push(await timed(() => tx`select * from analytics.refresh_interaction_metrics()`));
+        throw new Error("rolled back");
+      }).catch((err: Error) => { if (err.message !== "rolled back") throw err; });
       scan.push(await timed(() => sql.begin(async (tx) => {
         await tx`set local enable_indexscan = off`;
         await tx`set local enable_bitmapscan = off`;
@@ -72,7 +92,10 @@ async function main(): Promise<void> {
     const fmt = (xs: number[]) => xs.map((x) => `${(x / 1000).toFixed(2)} s`).join(" | ");
     console.log(`| aggregate_interaction_metrics('${DAY}') | ${fmt(rollup)} | ${(median(rollup) / 1000).toFixed(2)} s |`);
     console.log(`| sequential scan of the day (count and two sums) | ${fmt(scan)} | ${(median(scan) / 1000).toFixed(2)} s |`);
-    console.log(`\nrollup / scan = ${(median(rollup) / median(scan)).toFixed(2)}x; the rollup wrote ${users} user rows covering ${messages.toLocaleString("en")} messages`);
+    console.log(`| finalize_interaction_metrics('${DAY}'): the nightly job, the day from its hours | ${fmt(finalize)} | ${(median(finalize) / 1000).toFixed(2)} s |`);
+    console.log(`| refresh_interaction_metrics() after ${burst.toLocaleString("en")} new rows (two minutes at this volume) | ${fmt(refresh)} | ${(median(refresh) / 1000).toFixed(2)} s |`);
+    console.log(`\nfrom raw / scan = ${(median(rollup) / median(scan)).toFixed(2)}x; nightly (finalize) / scan = ${(median(finalize) / median(scan)).toFixed(2)}x; the rollup wrote ${users} user rows covering ${messages.toLocaleString("en")} messages`);
+    console.log(`a refresh every two minutes at this volume: ${((median(refresh) * 720) / 1000 / 60).toFixed(1)} min of one core per day`);
   } finally {
     await sql.end();
     await stack.dispose();

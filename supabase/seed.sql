@@ -107,6 +107,26 @@ select count(*) from (
 select * from analytics.aggregate_interaction_metrics(
   (now() at time zone 'UTC')::date - 14, (now() at time zone 'UTC')::date - 1);
 
+-- Today so far: Alice's check-in, the AI's reply and Carol's note, and Bob's message and its
+-- reply, within the last hour (from midnight UTC when the seed runs just after it); then the
+-- incremental rollup, as pg_cron runs it every two minutes, so that today shows in the daily
+-- rollup, usage_by_hour and Grafana at once. Written once: a second run finds the keys.
+select public.log_coach_interaction(
+  sender => s.sender, user_id => s.user_id, conversation_id => md5('today' || s.name)::uuid,
+  request_id => 'seed-today-' || s.name || '-' || s.k, content => jsonb_build_object('text', s.text),
+  coach_persona => s.persona, model => s.model, latency_ms => s.latency, prompt_tokens => s.pt, completion_tokens => s.ct,
+  created_at => greatest(now() - interval '50 minutes', date_trunc('day', now(), 'UTC')) + s.delay)
+from (values
+  ('a11ce000-0000-4000-8000-000000000001'::uuid, 'alice', 1, 'user', 'Walked before work today.', null, null, null, null, null, interval '0 minutes'),
+  ('a11ce000-0000-4000-8000-000000000001', 'alice', 2, 'ai_coach', 'Three mornings in a row. Same time tomorrow?', 'encourager', 'gpt-4o-mini', 1150, 820, 60, interval '1 second'),
+  ('a11ce000-0000-4000-8000-000000000001', 'alice', 3, 'user', 'Yes, and I want to add stretches.', null, null, null, null, null, interval '5 minutes'),
+  ('a11ce000-0000-4000-8000-000000000001', 'alice', 4, 'human_coach', 'Love it. Ten minutes after the walk?', 'carol', null, null, null, null, interval '20 minutes'),
+  ('b0b00000-0000-4000-8000-000000000002', 'bob', 1, 'user', 'Skipped lunch again.', null, null, null, null, null, interval '10 minutes'),
+  ('b0b00000-0000-4000-8000-000000000002', 'bob', 2, 'ai_coach', 'What got in the way?', 'challenger', 'gpt-4o-mini', 2300, 640, 40, interval '10 minutes 2 seconds')
+) s(user_id, name, k, sender, text, persona, model, latency, pt, ct, delay)
+where not exists (select 1 from public.coach_interactions i where i.user_id = s.user_id and i.request_id = 'seed-today-' || s.name || '-' || s.k);
+select * from analytics.refresh_interaction_metrics();
+
 -- Coaching sessions: Alice has finished all five stages of a session with Carol (its AI
 -- summary is not generated yet: call the summary function); Bob is at stage 3 of his own.
 insert into public.coaching_sessions (id, user_id, coach_id, session_type, theme, current_stage, is_complete, completed_at, created_at)

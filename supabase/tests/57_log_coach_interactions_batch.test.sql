@@ -219,10 +219,17 @@ select results_eq($$ select allowed, remaining from private.take_rate_limit('b57
   $$ values (false, 0) $$, 'A single take after that is refused');
 select results_eq($$ select allowed, remaining, reset_seconds is not null from private.take_rate_limit('b57-limit', '{"role": "coach_ingest", "t": 2}', now(), 11) $$,
   $$ values (false, 10, true) $$, 'More than the whole quota is refused on a fresh counter, with its remaining and reset');
-select results_eq($$ select allowed from private.take_rate_limit('b57-limit', '{"role": "coach_ingest", "t": 3}', now() - interval '5 minutes', 4) $$,
+-- At a fixed time 30 s into this token's current window (windows start at an offset per
+-- caller: the hash of its key modulo the window), so the reset is known: 30 s, where the
+-- older window's would be 1 (the least reported).
+create temporary table b57_at as
+select timestamptz '2031-01-01 00:00:00+00'
+       + make_interval(secs => mod(mod(hashtextextended('coach_ingest:' || md5('{"role": "coach_ingest", "t": 3}'::jsonb::text), 0), 60) + 60, 60) + 30) as at;
+grant select on b57_at to service_role;
+select results_eq($$ select allowed from private.take_rate_limit('b57-limit', '{"role": "coach_ingest", "t": 3}', (select at from b57_at) - interval '5 minutes', 4) $$,
   $$ values (true) $$, 'A take in an older window');
-select results_eq($$ select allowed, remaining, reset_seconds > 1 from private.take_rate_limit('b57-limit', '{"role": "coach_ingest", "t": 3}', now(), 11) $$,
-  $$ values (false, 10, true) $$, 'More than the quota, over an older window''s counter: the current window''s remaining and reset, not the old one''s');
+select results_eq($$ select allowed, remaining, reset_seconds from private.take_rate_limit('b57-limit', '{"role": "coach_ingest", "t": 3}', (select at from b57_at), 11) $$,
+  $$ values (false, 10, 30) $$, 'More than the quota, over an older window''s counter: the current window''s remaining and reset, not the old one''s');
 select throws_ok($$ select * from private.take_rate_limit('b57-limit', '{"role": "coach_ingest"}', now(), 0) $$,
   '22023', 'amount must be between 1 and 100000', 'An amount of 0 is refused');
 

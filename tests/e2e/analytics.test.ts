@@ -1,4 +1,8 @@
-/** Analytics end to end: log through the API, roll up through interaction-aggregate, read as an analyst. */
+/**
+ * Analytics end to end: log through the API, roll up through interaction-aggregate, read as an
+ * analyst; and the incremental rollup (today minutes old) under transactions that commit out of
+ * order, which needs two connections.
+ */
 import { createHash } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
@@ -44,5 +48,53 @@ describe("interaction metrics", () => {
       satisfaction_avg: "5.00", satisfaction_count: 1, coach_persona_mix: { planner: 1 }, prompt_tokens: "400",
     });
     expect(Number(rows[0].cost_usd)).toBeCloseTo((400 * 0.15 + 100 * 0.6) / 1e6, 10);
+  });
+
+  it("the incremental refresh misses nothing when a transaction commits after a refresh that could not see it", async () => {
+    const email = `e2e-refresh-${Date.now()}@example.com`;
+    const [{ id }] = await sql`insert into auth.users (id, email) values (gen_random_uuid(), ${email}) returning id`;
+    const other = postgres(stack().env.DB_URL, { max: 1, onnotice: () => {} });
+    const log = (db: postgres.Sql | postgres.TransactionSql, text: string, at: string) =>
+      db`select public.log_coach_interaction(sender => 'ai_coach', user_id => ${id}::uuid, content => ${db.json({ text })},
+                                             latency_ms => 500, created_at => ${at}::timestamptz)`;
+    const hourAgo = new Date(Date.now() - 3600_000).toISOString();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let logged!: () => void;
+    const inside = new Promise<void>((resolve) => (logged = resolve));
+    try {
+      // A: a backdated write, still open while B writes and commits and a refresh runs.
+      const a = other.begin(async (tx) => {
+        await log(tx, "A, committed late", hourAgo);
+        logged();
+        await held;
+      });
+      await inside;
+      await log(sql, "B, committed at once", new Date().toISOString());
+      await sql`select analytics.refresh_interaction_metrics()`;
+      const today = await sql`select coalesce(sum(total_messages), 0)::int as n from analytics.coach_interaction_metrics
+                              where user_id = ${id} and day >= (now() at time zone 'UTC')::date - 1`;
+      expect(today[0].n).toBe(1);
+      release();
+      await a;
+      await sql`select analytics.refresh_interaction_metrics()`;
+      const after = await sql`select coalesce(sum(total_messages), 0)::int as n from analytics.coach_interaction_metrics
+                              where user_id = ${id} and day >= (now() at time zone 'UTC')::date - 1`;
+      expect(after[0].n).toBe(2);
+      // The same days recomputed from raw rows, in a transaction rolled back: the incremental rows equal them.
+      const incremental = await sql`select day, total_messages, response_count, response_time_avg, response_time_p95
+                                    from analytics.coach_interaction_metrics where user_id = ${id} order by day`;
+      const full = await sql.begin(async (tx) => {
+        await tx`select analytics.aggregate_interaction_metrics((now() at time zone 'UTC')::date - 1, (now() at time zone 'UTC')::date)`;
+        const rows = await tx`select day, total_messages, response_count, response_time_avg, response_time_p95
+                              from analytics.coach_interaction_metrics where user_id = ${id} order by day`;
+        throw Object.assign(new Error("rollback"), { rows });
+      }).catch((err: Error & { rows?: unknown }) => err.rows);
+      expect(full).toEqual(incremental);
+    } finally {
+      release();
+      await sql`delete from auth.users where id = ${id}`;
+      await other.end();
+    }
   });
 });
