@@ -253,6 +253,8 @@ class Ledger implements CoachLedger {
   private inFlight = 0;
   /** Largest batch after a 413 (the server's rate limit quota may be smaller than flushAt). */
   private batchCap = MAX_BATCH_ITEMS;
+  /** Single items the server answered 413 (too large on their own): they never shrink batchCap. */
+  private tooLargeItems = 0;
   private timer: Timer | undefined;
   private sleepTimer: Timer | undefined;
   /** Callers awaiting flush() or shutdown(): while any do, timers keep the process alive. */
@@ -485,7 +487,7 @@ class Ledger implements CoachLedger {
       const wait = this.backoffUntil - Date.now();
       if (wait > 0) return this.arm(wait);
       void this.schedule();
-    }, ms);
+    }, Math.min(ms, MAX_TIMER_MS));
     keepAlive(this.timer, false);
   }
 
@@ -547,19 +549,23 @@ class Ledger implements CoachLedger {
       }
       if (answer.kind === "split") {
         if (batch.length === 1) {
+          this.tooLargeItems++;
           this.refuse(batch[0], answer.problem, result);
           return "done";
         }
-        // Too large for the body limit or for the rate limit's whole quota: halve, and
-        // remember the smaller size for later batches.
+        // Too large for the body limit or for the rate limit's whole quota: halve. Later batches
+        // keep to the half once a half got through whole; a single item the server refuses
+        // as too large says nothing about the batch size, so it never shrinks it.
         const half = Math.ceil(batch.length / 2);
-        this.batchCap = Math.min(this.batchCap, half);
+        const before = this.tooLargeItems;
         const first = await this.send(batch.slice(0, half), result);
         if (first === "gave-up") {
           this.requeue(batch.slice(half), result);
           return first;
         }
-        return this.send(batch.slice(half), result);
+        const second = await this.send(batch.slice(half), result);
+        if (this.tooLargeItems === before) this.batchCap = Math.min(this.batchCap, half);
+        return second;
       }
       if (answer.kind === "fatal") {
         this.counters.failed += batch.length;
@@ -629,7 +635,7 @@ class Ledger implements CoachLedger {
     const onRefused = this.options.onRefused;
     if (!onRefused) return;
     try {
-      onRefused({ type: entry.type, ...JSON.parse(entry.json) } as LedgerItem, problem);
+      ignoreRejection(onRefused({ type: entry.type, ...JSON.parse(entry.json) } as LedgerItem, problem));
     } catch {
       // A callback's failure must not stop delivery.
     }
@@ -637,7 +643,7 @@ class Ledger implements CoachLedger {
 
   private report(error: CoachLedgerError): void {
     try {
-      this.options.onError?.(error);
+      ignoreRejection(this.options.onError?.(error));
     } catch {
       // A callback's failure must not stop delivery.
     }
@@ -697,7 +703,7 @@ class Ledger implements CoachLedger {
         signal.removeEventListener("abort", done);
         resolve();
       };
-      const timer = setTimeout(done, ms);
+      const timer = setTimeout(done, Math.min(ms, MAX_TIMER_MS));
       this.sleepTimer = timer;
       keepAlive(timer, this.waiters > 0);
       signal.addEventListener("abort", done, { once: true });
@@ -737,6 +743,13 @@ function checkItem(type: LedgerItem["type"], input: InteractionInput | EventInpu
   return input;
 }
 
+/** Swallows the rejection of an async callback (an unhandled one would end a Node process). */
+function ignoreRejection(value: unknown): void {
+  if (value !== null && typeof value === "object" && typeof (value as { then?: unknown }).then === "function") {
+    (value as PromiseLike<unknown>).then(undefined, () => {});
+  }
+}
+
 /** An integer option within [min, max], or its default; TypeError otherwise. */
 function intOption(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
@@ -744,13 +757,23 @@ function intOption(name: string, value: number | undefined, fallback: number, mi
   return value;
 }
 
-/** The delay a Retry-After header asks for, in ms: delta-seconds or an HTTP-date. */
+/** The longest wait the SDK honours from Retry-After (1 hour); a longer one is cut to it. */
+const MAX_RETRY_AFTER_MS = 3_600_000;
+/** The longest delay a timer takes (setTimeout fires at once on anything larger). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The delay a Retry-After header asks for, in ms: delta-seconds (RFC 9110: digits only) or an
+ * HTTP-date (IMF-fixdate, as servers send it), at most MAX_RETRY_AFTER_MS; undefined when it
+ * is neither (Date.parse alone would read "1.5" or "-5" as dates).
+ */
 function retryAfter(header: string | null, now = Date.now()): number | undefined {
   if (header === null) return undefined;
   const value = header.trim();
-  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  if (/^\d+$/.test(value)) return Math.min(Number(value) * 1000, MAX_RETRY_AFTER_MS);
+  if (!/^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(value)) return undefined;
   const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+  return Number.isNaN(date) ? undefined : Math.min(Math.max(0, date - now), MAX_RETRY_AFTER_MS);
 }
 
 /** The problem+json of an error answer, or a bare one with the status. */

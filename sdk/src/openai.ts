@@ -220,11 +220,20 @@ class Observer {
 
   /** A completed non-streaming call, answered after latency ms. */
   private completed(completion: ChatCompletion, body: CreateParams, latency: number): void {
-    const message = completion?.choices?.[0]?.message;
-    const tools = (message?.tool_calls ?? []).map(toolName).filter((n): n is string => n !== undefined);
+    // Observing never changes what the caller gets: an answer of an unexpected shape (from an
+    // OpenAI-compatible server) is logged without what could not be read.
+    let tools: string[] = [];
+    let text = "";
+    try {
+      const message = completion?.choices?.[0]?.message;
+      tools = Array.isArray(message?.tool_calls) ? message.tool_calls.map(toolName).filter((n): n is string => n !== undefined) : [];
+      text = typeof message?.content === "string" ? message.content : "";
+    } catch {
+      // logged with what was read
+    }
     this.emit({
-      content: content(message?.content ?? "", tools),
-      model: completion?.model || body.model,
+      content: content(text, tools),
+      model: (typeof completion?.model === "string" && completion.model) || body.model,
       usage: completion?.usage ?? undefined,
       latency,
       metadata: { finish_reason: completion?.choices?.[0]?.finish_reason ?? undefined, completion_id: completion?.id },
@@ -283,7 +292,11 @@ class Observer {
             return step;
           }
           const chunk = step.value as ChatCompletionChunk;
-          acc.add(chunk, now());
+          try {
+            acc.add(chunk, now());
+          } catch {
+            // A chunk of an unexpected shape is passed on as it came; only its content is not logged.
+          }
           if (hideUsage && chunk && typeof chunk === "object") {
             if (Array.isArray(chunk.choices) && chunk.choices.length === 0 && chunk.usage) continue;
             if (chunk.usage === null) delete (chunk as { usage?: unknown }).usage;

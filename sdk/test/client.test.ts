@@ -210,6 +210,52 @@ describe("retries", () => {
     expect(delays[1]).toBeGreaterThanOrEqual(58_000);
   });
 
+  test("caps Retry-After at an hour, and ignores one that is neither delta-seconds nor an HTTP-date", async () => {
+    server.script.push(
+      { status: 503, retryAfter: "3000000" },
+      { status: 503, retryAfter: "9".repeat(400) },
+      { status: 503, retryAfter: "1.5" },
+      { status: 503, retryAfter: "-5" },
+    );
+    const delays: number[] = [];
+    const l = ledger({ retry: { maxElapsedMs: 100_000_000, maxAttempts: 10 }, random: () => 0.5, sleep: record(delays) });
+    l.log(msg("1"));
+    const result = await l.flush();
+    expect(result.created).toBe(1);
+    // An hour twice; then the backoff alone (half of min(5, 1 x 2^(n-1)) ms with this jitter).
+    expect(delays).toEqual([3_600_000, 3_600_000, 2, 2]);
+  });
+
+  test("a background backoff after a huge Retry-After keeps a timer that fits setTimeout, so delivery resumes", async () => {
+    server.script.push({ status: 503, retryAfter: "3000000" });
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on("warning", onWarning);
+    try {
+      const l = ledger({ retry: { maxAttempts: 1 } });
+      l.log(msg("1"));
+      expect((await l.flush()).requeued).toBe(1);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(warnings).not.toContain("TimeoutOverflowWarning");
+      // An explicit flush still delivers at once.
+      expect((await l.flush()).created).toBe(1);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+
+  test("an async onError or onRefused that rejects is ignored, as a throwing one is", async () => {
+    server.refuse = () => ({ status: 422, code: "22023", detail: "no" });
+    server.script.push({ status: 401 });
+    const l = ledger({ onError: async () => { throw new Error("async onError"); }, onRefused: async () => { throw new Error("async onRefused"); } });
+    l.log(msg("1"));
+    expect((await l.flush()).failed).toBe(1);
+    l.log(msg("2"));
+    expect((await l.flush()).refused).toBe(1);
+    // An unhandled rejection would fail this file's run (vitest reports it).
+    await new Promise((r) => setTimeout(r, 20));
+  });
+
   test("backs off exponentially with full jitter", async () => {
     server.script.push({ status: 500 }, { status: 500 }, { status: 500 }, { status: 500 });
     const delays: number[] = [];
@@ -276,6 +322,18 @@ describe("answers item by item", () => {
     expect(later.length).toBeGreaterThanOrEqual(2);
     for (const r of later) expect(r.items.length).toBeLessThanOrEqual(2);
     expect(later.every((r) => r.items.length <= 2)).toBe(true);
+  });
+
+  test("one item too large on its own does not shrink later batches", async () => {
+    server.tooLarge = (item) => (item.content as { text?: string } | undefined)?.text === "huge";
+    const l = ledger();
+    for (let i = 0; i < 99; i++) l.log(msg(String(i)));
+    l.log(msg("huge"));
+    expect(await l.flush()).toMatchObject({ created: 99, refused: 1 });
+    const before = server.requests.length;
+    for (let i = 0; i < 100; i++) l.log(msg(`later ${i}`));
+    expect((await l.flush()).created).toBe(100);
+    expect(server.requests.length - before).toBe(1);
   });
 
   test("puts an item refused with 409 back for the next flush", async () => {

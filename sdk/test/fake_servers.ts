@@ -148,6 +148,16 @@ export async function fakeOpenAI(): Promise<FakeOpenAI> {
     const tools = model === "tools"
       ? [{ id: "call_1", type: "function", function: { name: "schedule_walk", arguments: "{\"time\":\"07:00\"}" } }]
       : undefined;
+    if (model === "odd-shape") {
+      // An OpenAI-compatible server's unusual answer: tool_calls not a list; a null tool call.
+      if (body.stream !== true) {
+        return send(res, 200, { id: "chatcmpl-odd", object: "chat.completion", created: 1, model: ANSWER_MODEL,
+          choices: [{ index: 0, message: { role: "assistant", content: "odd", tool_calls: "none" }, finish_reason: "stop" }] });
+      }
+      res.writeHead(200, { "Content-Type": "text/event-stream" });
+      res.write(`data: ${JSON.stringify({ id: "chatcmpl-odd", object: "chat.completion.chunk", created: 1, model: ANSWER_MODEL, choices: [{ index: 0, delta: { content: "odd", tool_calls: [null] }, finish_reason: "stop" }] })}\n\n`);
+      return res.end("data: [DONE]\n\n");
+    }
     if (body.stream !== true) {
       return send(res, 200, {
         id: "chatcmpl-1",

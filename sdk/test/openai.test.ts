@@ -134,6 +134,20 @@ describe("observeOpenAI, plain completions", () => {
     ]);
   });
 
+  test("an answer of an unexpected shape reaches the caller unchanged, and is still logged", async () => {
+    const openai = wrap();
+    const plain = await client.chat.completions.create({ model: "odd-shape", messages: MESSAGES });
+    const observed = await openai.chat.completions.create({ model: "odd-shape", messages: MESSAGES });
+    expect(observed).toEqual(plain);
+    const direct: unknown[] = [];
+    for await (const chunk of await client.chat.completions.create({ model: "odd-shape", messages: MESSAGES, stream: true, stream_options: { include_usage: true } })) direct.push(chunk);
+    const seen: unknown[] = [];
+    for await (const chunk of await openai.chat.completions.create({ model: "odd-shape", messages: MESSAGES, stream: true, stream_options: { include_usage: true } })) seen.push(chunk);
+    expect(seen).toEqual(direct);
+    const items = await logged();
+    expect(items.map((i) => [i.status, (i.content as { text: string }).text])).toEqual([["ok", "odd"], ["ok", "odd"]]);
+  });
+
   test("cuts a reply longer than the server's bound and marks it", async () => {
     const openai = wrap();
     await openai.chat.completions.create({ model: "long", messages: MESSAGES });
