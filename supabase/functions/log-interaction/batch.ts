@@ -206,15 +206,11 @@ function prefersMinimal(req: Request): boolean {
 async function write(tx: Tx, type: ItemType, items: ValidItem[], minimal: boolean): Promise<WrittenRow[]> {
   const payload = tx.json(items.map((v) => v.item));
   const rows = type === "interaction"
-    ? minimal
-      ? await tx`select r.item, r.outcome, json_build_object('id', (r.interaction).id) as row, r.code, r.field, r.message
-                 from public.log_coach_interactions(${payload}::jsonb) r`
-      : await tx`select r.item, r.outcome, to_json(r.interaction) as row, r.code, r.field, r.message
-                 from public.log_coach_interactions(${payload}::jsonb) r`
-    : minimal
-    ? await tx`select r.item, r.outcome, json_build_object('id', (r.event).id) as row, r.code, r.field, r.message
-               from public.log_events(${payload}::jsonb) r`
-    : await tx`select r.item, r.outcome, to_json(r.event) as row, r.code, r.field, r.message
+    ? await tx`select r.item, r.outcome, r.code, r.field, r.message,
+                      case when ${minimal}::boolean then json_build_object('id', (r.interaction).id) else to_json(r.interaction) end as row
+               from public.log_coach_interactions(${payload}::jsonb) r`
+    : await tx`select r.item, r.outcome, r.code, r.field, r.message,
+                      case when ${minimal}::boolean then json_build_object('id', (r.event).id) else to_json(r.event) end as row
                from public.log_events(${payload}::jsonb) r`;
   return rows as unknown as WrittenRow[];
 }
