@@ -79,14 +79,14 @@ select is_empty(
   'Every table and view in public has a comment'
 );
 
--- plpgsql_check: every plpgsql function (trigger functions against their tables and
--- transition tables) compiles cleanly with no errors or warnings about the code.
+-- plpgsql_check: every plpgsql function (a trigger function against each table it is a
+-- trigger on, with its transition tables) compiles cleanly with no errors or warnings.
 select is_empty(
   $$ select p.oid::regprocedure::text, r.message
      from pg_proc p
      join pg_namespace n on n.oid = p.pronamespace
      join pg_language l on l.oid = p.prolang and l.lanname = 'plpgsql'
-     left join lateral (select t.tgrelid, t.tgoldtable, t.tgnewtable from pg_trigger t where t.tgfoid = p.oid limit 1) trg on true
+     left join lateral (select t.tgrelid, t.tgoldtable, t.tgnewtable from pg_trigger t where t.tgfoid = p.oid and not t.tgisinternal) trg on true
      cross join lateral extensions.plpgsql_check_function_tb(p.oid, coalesce(trg.tgrelid, 0),
                                                              oldtable => trg.tgoldtable, newtable => trg.tgnewtable) r
      where n.nspname in ('public', 'private') and r.level in ('error', 'warning') $$,

@@ -2,7 +2,7 @@
 -- the bounds, session references scoped to the same user, erasure as the only delete, and
 -- idempotency over the normalised request with keys scoped by actor.
 begin;
-select plan(57);
+select plan(59);
 
 select tests.create_supabase_user('hank@example.com', null, 'Hank Hostile');
 select tests.create_supabase_user('ivy@example.com', null, 'Ivy Ivers');
@@ -53,6 +53,14 @@ select throws_ok($$ insert into public.coach_interactions (user_id, request_id, 
     values (tests.get_user_id('hank@example.com'), 'direct', 'user', ('{"text": "x", "d": ' || repeat('[', 40) || repeat(']', 40) || '}')::jsonb, 'postgres') $$,
   '23514', 'new row for relation "coach_interactions" violates check constraint "coach_interactions_content_bounded"',
   'The bound refuses a deep document on any write path (a direct insert too)');
+select throws_ok($$ insert into public.coach_interactions (user_id, request_id, sender, content, metadata, actor_role)
+    values (tests.get_user_id('hank@example.com'), 'direct-ok', 'user', '{"text": "fine"}', '{}', 'postgres'),
+           (tests.get_user_id('hank@example.com'), 'direct-wide', 'user', '{"text": "x"}',
+            jsonb_build_object('ids', (select jsonb_agg(n) from generate_series(1, 600) n)), 'postgres') $$,
+  '23514', 'new row for relation "coach_interactions" violates check constraint "coach_interactions_metadata_bounded"',
+  'The bounds are checked on every row of a multi-row insert, not only the first');
+select is_empty($$ select 1 from public.coach_interactions where request_id in ('direct-ok', 'direct-wide') $$,
+  'and the refused statement stores none of its rows');
 select throws_ok($$ insert into public.interaction_events (user_id, kind, payload, actor_role)
     values (tests.get_user_id('hank@example.com'), 'read', jsonb_build_object('ids', (select jsonb_agg(n) from generate_series(1, 600) n)), 'postgres') $$,
   '23514', 'new row for relation "interaction_events" violates check constraint "interaction_events_payload_bounded"',
