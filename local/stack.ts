@@ -599,17 +599,24 @@ export async function stackHealth(cfg: StackConfig): Promise<{ db: boolean; gate
   return { db: dbRunning(cfg), gateway };
 }
 
-/** A free TCP port on loopback. */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolvePort(port));
+/**
+ * A free TCP port on loopback, drawn at random from 20000-32767: below Linux's ephemeral
+ * range (32768-60999), where the kernel hands out ports to `listen(0)` and outgoing
+ * connections. A stack that stops and starts again on its port (tests/e2e/cli_restart)
+ * once found a port the kernel had meanwhile given to a parallel test's stack.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12768);
+    const free = await new Promise<boolean>((resolveFree) => {
+      const srv = createServer();
+      srv.unref();
+      srv.once("error", () => resolveFree(false));
+      srv.listen(port, "127.0.0.1", () => srv.close(() => resolveFree(true)));
     });
-  });
+    if (free) return port;
+    if (attempt >= 100) throw new Error("No free TCP port found in 20000-32767 after 100 tries");
+  }
 }
 
 /** Log file paths, for `npm start` to follow. */
