@@ -3,8 +3,9 @@
  * directory (always torn down):
  *   1. type checks: deno check (functions, gateway, SDK), tsc --noEmit (Node code, tests, SDK)
  *   2. the SDK's own tests (sdk/): vitest against local fake servers, and its Deno smoke test
- *   3. generated types: supabase/functions/_shared/database.types.ts and its SDK copy must be
- *      what `npm run gen:types` makes from the migrations (local/gen_types.ts)
+ *   3. generated files: supabase/functions/_shared/database.types.ts and its SDK copy must be
+ *      what `npm run gen:types` makes from the migrations (local/gen_types.ts), and
+ *      docs/architecture/db_schema.{puml,md} what `npm run docs:erd` draws (local/gen_erd.ts)
  *   4. pgTAP: pg_prove over supabase/tests/ (database built from platform.sql + migrations + seed)
  *   5. deno test: functions and gateway
  *   6. vitest: end-to-end tests with supabase-js (and the SDK) against the gateway
@@ -14,11 +15,12 @@
  *   npm test -- --only pgtap,deno   run some suites (typecheck, sdk, types, pgtap, deno, vitest, advisors)
  */
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   dbUrl, ensureSystemPackages, gatewayEnv, root, startThrowawayStack, statusEnv, type StackConfig,
 } from "./stack.ts";
+import { ERD_FILES, generateErd } from "./gen_erd.ts";
 import { generateTypes, TYPES_FILES } from "./gen_types.ts";
 
 interface Tally {
@@ -84,29 +86,48 @@ async function sdk(): Promise<Tally> {
   return t;
 }
 
+/** Compares a generated file with the committed one; on a difference, says where and how to fix it. */
+function sameAsCommitted(file: string, generated: string, fix: string): boolean {
+  const name = file.slice(root.length + 1);
+  if (!existsSync(file)) {
+    console.error(`${name} is missing.\n${fix}`);
+    return false;
+  }
+  const fresh = generated.split("\n");
+  const committed = readFileSync(file, "utf8").split("\n");
+  const at = fresh.findIndex((line, i) => line !== committed[i]);
+  if (at === -1 && fresh.length === committed.length) {
+    console.log(`${name} is what the migrations generate`);
+    return true;
+  }
+  const line = at === -1 ? Math.min(fresh.length, committed.length) : at;
+  console.error(`${name} differs from what the migrations generate, from line ${line + 1}:`);
+  console.error(`  committed: ${committed[line] ?? "(end of file)"}\n  generated: ${fresh[line] ?? "(end of file)"}`);
+  console.error(fix);
+  return false;
+}
+
+/** Generated files: the database types and the schema diagrams, each one pass or fail. */
 async function types(cfg: StackConfig): Promise<Tally> {
-  heading("generated types (npm run gen:types)");
-  let fresh: string[];
+  heading("generated types and diagrams (npm run gen:types, npm run docs:erd)");
+  const t: Tally = { suite: "types", passed: 0, failed: 0 };
   try {
-    fresh = generateTypes(dbUrl(cfg)).split("\n");
+    const fresh = generateTypes(dbUrl(cfg));
+    for (const file of TYPES_FILES) {
+      sameAsCommitted(file, fresh, "Run `npm start` then `npm run gen:types`, and commit the file.") ? t.passed++ : t.failed++;
+    }
   } catch (err) {
     console.error(err instanceof Error ? err.message : err);
-    return { suite: "types", passed: 0, failed: 1 };
+    t.failed++;
   }
-  const t: Tally = { suite: "types", passed: 0, failed: 0 };
-  for (const file of TYPES_FILES) {
-    const name = file.slice(root.length + 1);
-    const committed = readFileSync(file, "utf8").split("\n");
-    const at = fresh.findIndex((line, i) => line !== committed[i]);
-    if (at === -1 && fresh.length === committed.length) {
-      console.log(`${name} is what the migrations generate`);
-      t.passed++;
-      continue;
+  try {
+    const erd = await generateErd(dbUrl(cfg));
+    for (const [key, file] of Object.entries(ERD_FILES)) {
+      const fix = `Run \`npm run docs:erd\` and commit ${file.slice(root.length + 1)}.`;
+      sameAsCommitted(file, erd[key as keyof typeof ERD_FILES], fix) ? t.passed++ : t.failed++;
     }
-    const line = at === -1 ? Math.min(fresh.length, committed.length) : at;
-    console.error(`${name} differs from what the migrations generate, from line ${line + 1}:`);
-    console.error(`  committed: ${committed[line] ?? "(end of file)"}\n  generated: ${fresh[line] ?? "(end of file)"}`);
-    console.error("Run `npm start` then `npm run gen:types`, and commit the file.");
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : err);
     t.failed++;
   }
   return t;

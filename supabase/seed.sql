@@ -341,3 +341,14 @@ on conflict (id) do nothing;
 
 select private.persist_momentum_scores();
 select private.run_nudge_scheduler();
+
+-- Privacy operations: a legal hold on Bob's session (retention and erasure leave it alone),
+-- and a message of Alice's from three years ago, which the retention job strips (its
+-- content goes; model, tokens and cost stay).
+select public.place_legal_hold(user_id => 'b0b00000-0000-4000-8000-000000000002',
+  reason => 'Complaint about this session under review (seed)', session_id => 'b0b00000-5e55-4000-8000-000000000002');
+select public.log_coach_interaction(
+  sender => 'ai_coach', content => '{"text": "Last winter you slept better after evening walks, Alice."}', request_id => 'seed-old-1',
+  user_id => 'a11ce000-0000-4000-8000-000000000001', coach_persona => 'Coach Ana', model => 'gpt-4o-mini',
+  latency_ms => 850, prompt_tokens => 600, completion_tokens => 45, created_at => now() - interval '3 years');
+select private.run_retention();

@@ -564,6 +564,7 @@ export type Database = {
           "coach_persona": string | null;
           "completion_tokens": number | null;
           "content": NonNullable<Json>;
+          "content_removed_at": string | null;
           "conversation_id": string | null;
           "cost_usd": number | null;
           "created_at": string;
@@ -591,6 +592,7 @@ export type Database = {
           "coach_persona"?: string | null;
           "completion_tokens"?: number | null;
           "content": NonNullable<Json>;
+          "content_removed_at"?: string | null;
           "conversation_id"?: string | null;
           "cost_usd"?: number | null;
           "created_at"?: string;
@@ -617,6 +619,7 @@ export type Database = {
           "coach_persona"?: string | null;
           "completion_tokens"?: number | null;
           "content"?: NonNullable<Json>;
+          "content_removed_at"?: string | null;
           "conversation_id"?: string | null;
           "cost_usd"?: number | null;
           "created_at"?: string;
@@ -779,6 +782,7 @@ export type Database = {
           "actor_id": string | null;
           "actor_role": string;
           "category": string | null;
+          "content_removed_at": string | null;
           "created_at": string;
           "group_id": string | null;
           "id": string;
@@ -796,6 +800,7 @@ export type Database = {
           "actor_id"?: string | null;
           "actor_role": string;
           "category"?: string | null;
+          "content_removed_at"?: string | null;
           "created_at"?: string;
           "group_id"?: string | null;
           "id"?: string;
@@ -812,6 +817,7 @@ export type Database = {
           "actor_id"?: string | null;
           "actor_role"?: string;
           "category"?: string | null;
+          "content_removed_at"?: string | null;
           "created_at"?: string;
           "group_id"?: string | null;
           "id"?: string;
@@ -895,6 +901,64 @@ export type Database = {
             columns: ["tenant_id"];
             isOneToOne: false;
             referencedRelation: "tenants";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "legal_holds": {
+        Row: {
+          "id": string;
+          "placed_at": string;
+          "placed_by": string | null;
+          "placed_by_role": string;
+          "reason": string;
+          "release_reason": string | null;
+          "released_at": string | null;
+          "released_by": string | null;
+          "released_by_role": string | null;
+          "session_id": string | null;
+          "user_id": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "id"?: string;
+          "placed_at"?: string;
+          "placed_by"?: string | null;
+          "placed_by_role": string;
+          "reason": string;
+          "release_reason"?: string | null;
+          "released_at"?: string | null;
+          "released_by"?: string | null;
+          "released_by_role"?: string | null;
+          "session_id"?: string | null;
+          "user_id": string;
+        };
+        Update: {
+          "id"?: string;
+          "placed_at"?: string;
+          "placed_by"?: string | null;
+          "placed_by_role"?: string;
+          "reason"?: string;
+          "release_reason"?: string | null;
+          "released_at"?: string | null;
+          "released_by"?: string | null;
+          "released_by_role"?: string | null;
+          "session_id"?: string | null;
+          "user_id"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "legal_holds_session_id_fkey";
+            columns: ["session_id"];
+            isOneToOne: false;
+            referencedRelation: "coaching_sessions";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "legal_holds_user_id_fkey";
+            columns: ["user_id"];
+            isOneToOne: false;
+            referencedRelation: "profiles";
             referencedColumns: ["id"];
           },
         ];
@@ -1193,6 +1257,40 @@ export type Database = {
         };
         Relationships: [];
       };
+      "retention_policies": {
+        Row: {
+          "action": string;
+          "data_kind": string;
+          "description": string;
+          "retain_for": string;
+          "table_name": string;
+          "updated_at": string;
+          "updated_by": string | null;
+          "updated_by_role": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "action": string;
+          "data_kind": string;
+          "description": string;
+          "retain_for": string;
+          "table_name": string;
+          "updated_at"?: string;
+          "updated_by"?: string | null;
+          "updated_by_role"?: string;
+        };
+        Update: {
+          "action"?: string;
+          "data_kind"?: string;
+          "description"?: string;
+          "retain_for"?: string;
+          "table_name"?: string;
+          "updated_at"?: string;
+          "updated_by"?: string | null;
+          "updated_by_role"?: string;
+        };
+        Relationships: [];
+      };
       "session_media": {
         Row: {
           "bucket_id": string;
@@ -1312,6 +1410,7 @@ export type Database = {
       "stage_responses": {
         Row: {
           "completed_at": string | null;
+          "content_removed_at": string | null;
           "created_at": string;
           "id": string;
           "responses": NonNullable<Json>;
@@ -1323,6 +1422,7 @@ export type Database = {
         ComputedFields: never;
         Insert: {
           "completed_at"?: string | null;
+          "content_removed_at"?: string | null;
           "created_at"?: string;
           "id"?: string;
           "responses"?: NonNullable<Json>;
@@ -1333,6 +1433,7 @@ export type Database = {
         };
         Update: {
           "completed_at"?: string | null;
+          "content_removed_at"?: string | null;
           "created_at"?: string;
           "id"?: string;
           "responses"?: NonNullable<Json>;
@@ -1852,6 +1953,7 @@ export type Database = {
           "coach_persona": string | null;
           "completion_tokens": number | null;
           "content": NonNullable<Json>;
+          "content_removed_at": string | null;
           "conversation_id": string | null;
           "cost_usd": number | null;
           "created_at": string;
@@ -2155,6 +2257,7 @@ export type Database = {
           "actor_id": string | null;
           "actor_role": string;
           "category": string | null;
+          "content_removed_at": string | null;
           "created_at": string;
           "group_id": string | null;
           "id": string;
@@ -2214,6 +2317,28 @@ export type Database = {
         SetofOptions: {
           from: "*";
           to: "persisted_assessment";
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
+      "place_legal_hold": {
+        Args: { "reason": string; "session_id"?: string; "user_id": string };
+        Returns: {
+          "id": string;
+          "placed_at": string;
+          "placed_by": string | null;
+          "placed_by_role": string;
+          "reason": string;
+          "release_reason": string | null;
+          "released_at": string | null;
+          "released_by": string | null;
+          "released_by_role": string | null;
+          "session_id": string | null;
+          "user_id": string;
+        };
+        SetofOptions: {
+          from: "*";
+          to: "legal_holds";
           isOneToOne: true;
           isSetofReturn: false;
         };
@@ -2296,6 +2421,28 @@ export type Database = {
         };
         Returns: undefined;
       };
+      "release_legal_hold": {
+        Args: { "hold_id": string; "reason": string };
+        Returns: {
+          "id": string;
+          "placed_at": string;
+          "placed_by": string | null;
+          "placed_by_role": string;
+          "reason": string;
+          "release_reason": string | null;
+          "released_at": string | null;
+          "released_by": string | null;
+          "released_by_role": string | null;
+          "session_id": string | null;
+          "user_id": string;
+        };
+        SetofOptions: {
+          from: "*";
+          to: "legal_holds";
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
       "remove_tenant_member": {
         Args: { "tenant_id": string; "user_id": string };
         Returns: boolean;
@@ -2351,6 +2498,7 @@ export type Database = {
         };
         Returns: {
           "completed_at": string | null;
+          "content_removed_at": string | null;
           "created_at": string;
           "id": string;
           "responses": NonNullable<Json>;
@@ -2424,6 +2572,30 @@ export type Database = {
         SetofOptions: {
           from: "*";
           to: "prompt_templates";
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
+      "set_retention_policy": {
+        Args: {
+          "action": string;
+          "data_kind": string;
+          "reason": string;
+          "retain_for": string;
+        };
+        Returns: {
+          "action": string;
+          "data_kind": string;
+          "description": string;
+          "retain_for": string;
+          "table_name": string;
+          "updated_at": string;
+          "updated_by": string | null;
+          "updated_by_role": string;
+        };
+        SetofOptions: {
+          from: "*";
+          to: "retention_policies";
           isOneToOne: true;
           isSetofReturn: false;
         };
