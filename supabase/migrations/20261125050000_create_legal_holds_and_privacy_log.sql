@@ -21,13 +21,13 @@ create table audit.privacy_log (
   reason text,
   details jsonb not null default '{}'::jsonb,
   constraint privacy_log_operation_known check (operation in (
-    'legal_hold_placed', 'legal_hold_released', 'retention_policy_set', 'retention_applied')),
+    'legal_hold_placed', 'legal_hold_released', 'retention_policy_set', 'retention_applied', 'data_exported')),
   constraint privacy_log_reason_length check (reason is null or char_length(reason) between 1 and 1000),
   constraint privacy_log_details_object check (jsonb_typeof(details) = 'object')
 );
 alter table audit.privacy_log enable row level security;
 comment on table audit.privacy_log is
-  'Every privacy operation: legal holds placed and released, retention policies set, retention applied (what, how many, up to when). Append-only; it keeps no personal data beyond the subject''s user id, and an erasure leaves it in place.';
+  'Every privacy operation: legal holds placed and released, retention policies set, retention applied (what, how many, up to when), data exported (for whom, by whom). Append-only; it keeps no personal data beyond the subject''s user id, and an erasure leaves it in place.';
 create index privacy_log_subject_user_id_at_idx on audit.privacy_log (subject_user_id, at) where subject_user_id is not null;
 
 create trigger privacy_log_refuse_update_delete

@@ -462,7 +462,14 @@ export function createAuth(opts: AuthOptions): (req: Request, url: URL, rest: st
     if (req.method === "DELETE") {
       const b = await body(req, limits);
       if (b.should_soft_delete === true) throw new AuthError(501, "not_implemented", "Soft deletion is not served by the local Auth stand-in");
-      await sql.unsafe(`delete from auth.users where id = $1`, [id]);
+      // GoTrue (internal/api/admin.go, adminUserDelete) answers a failed delete, such as a
+      // trigger refusing it (a legal hold), with 500 "Database error deleting user".
+      try {
+        await sql.unsafe(`delete from auth.users where id = $1`, [id]);
+      } catch (err) {
+        if ((err as { severity?: string }).severity === undefined) throw err;
+        throw new AuthError(500, "unexpected_failure", "Database error deleting user");
+      }
       return authJson(200, {});
     }
     throw new AuthError(405, "method_not_allowed", "Method Not Allowed");

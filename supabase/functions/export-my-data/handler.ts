@@ -1,0 +1,132 @@
+/**
+ * `export-my-data` (GET): everything Coach Ledger holds about a person, as one JSON document
+ * (the right of access; issue 16). A signed-in user gets their own; the service role gets
+ * anyone's, named by `user_id` in the query string.
+ *
+ * The export is first recorded in audit.privacy_log (public.record_data_export, committed on
+ * its own, so an export that fails half-way is still on record), then streamed:
+ * public.export_user_data returns (section, item) rows in one snapshot, read through a
+ * cursor 500 rows at a time, each written as soon as it is read, so a person with 100,000
+ * interactions never sits in the function's memory whole. The document ends with
+ * `"complete": true`; a failure after the first byte aborts the stream, so a client that
+ * did not get that field did not get the whole export.
+ */
+import { z } from "zod";
+import { allowMethods, HttpError, respond } from "../_shared/http.ts";
+import { authenticate, type Claims } from "../_shared/auth.ts";
+import { withUser } from "../_shared/db.ts";
+import { rateLimitFor } from "../_shared/rate_limit.ts";
+import { parseOrThrow, queryOf } from "../_shared/validate.ts";
+
+/** The document's sections, in the order public.export_user_data returns them. */
+export const SECTIONS = [
+  "profile", "coach_assignments", "interactions", "events", "sessions", "action_plans", "assessments",
+  "applications", "opportunities", "media", "notifications", "emails", "data_access",
+] as const;
+
+/** The version of the document's shape. */
+export const FORMAT = "coach-ledger-export/1";
+
+/** Rows fetched from the cursor at a time. */
+const CURSOR_ROWS = 500;
+
+/** The query string: strict, so unknown parameters are refused. */
+export const ExportQuery = z.strictObject({
+  user_id: z.uuid().optional(),
+});
+
+/** Handles GET /functions/v1/export-my-data. */
+export function handler(req: Request): Promise<Response> {
+  return respond(req, async (ctx) => {
+    allowMethods(req, "GET");
+    const claims = await authenticate(req);
+    const isUser = claims.role === "authenticated" && typeof claims.sub === "string";
+    if (!(claims.role === "service_role" || isUser)) {
+      throw new HttpError(403, "Forbidden", "Only a signed-in user or the service role can export data.");
+    }
+    const q = parseOrThrow(ExportQuery, queryOf(req), "query string");
+    if (claims.role === "service_role" && !q.user_id) {
+      throw new HttpError(422, "Unprocessable Content", "The query string has invalid fields: user_id.", {
+        errors: [{ field: "user_id", message: "Required for the service role" }],
+      });
+    }
+    if (isUser && q.user_id && q.user_id !== claims.sub) {
+      throw new HttpError(403, "Forbidden", "A user can export only their own data.");
+    }
+    const target = q.user_id ?? (claims.sub as string);
+
+    // On record before anything is read; the database checks again who may export whose data.
+    const [recorded] = await ctx.timing.measure("audit", () =>
+      withUser(claims, (tx) => tx`select public.record_data_export(${q.user_id ?? null}::uuid) as id`, {
+        traceId: ctx.traceId, rateLimit: rateLimitFor("export-my-data", ctx),
+      }));
+
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+    stream(claims, target, String(recorded.id), ctx.traceId, writable.getWriter(), req.signal);
+    const day = new Date().toISOString().slice(0, 10);
+    return new Response(readable, {
+      status: 200,
+      headers: {
+        "content-type": "application/json; charset=utf-8",
+        "content-disposition": `attachment; filename="coach-ledger-export-${target}-${day}.json"`,
+        "cache-control": "no-store",
+      },
+    });
+  });
+}
+
+/** Writes the document to the stream; on a failure, logs it and aborts the stream. */
+async function stream(
+  claims: Claims,
+  target: string,
+  exportId: string,
+  traceId: string,
+  writer: WritableStreamDefaultWriter<Uint8Array>,
+  signal: AbortSignal,
+): Promise<void> {
+  const encoder = new TextEncoder();
+  const write = (text: string) => writer.write(encoder.encode(text));
+  try {
+    await write(`{"format":${JSON.stringify(FORMAT)},"user_id":${JSON.stringify(target)},` +
+      `"exported_at":${JSON.stringify(new Date().toISOString())},"export_id":${JSON.stringify(exportId)}`);
+    // The section being written (an index in SECTIONS; -1 before the first) and whether it
+    // has an item yet. Every section is written, in order, an empty one as [] ("profile", an
+    // object, as null).
+    let at = -1;
+    let items = 0;
+    const moveTo = (until: number): string => {
+      let out = "";
+      while (at < until) {
+        if (at >= 0) out += SECTIONS[at] === "profile" ? (items ? "" : "null") : "]";
+        at++;
+        items = 0;
+        if (at < SECTIONS.length) out += SECTIONS[at] === "profile" ? `,"profile":` : `,${JSON.stringify(SECTIONS[at])}:[`;
+      }
+      return out;
+    };
+    await withUser(claims, async (tx) => {
+      const cursor = tx`select section, item::text as item from public.export_user_data(${claims.role === "service_role" ? target : null}::uuid)`
+        .cursor(CURSOR_ROWS);
+      for await (const rows of cursor) {
+        if (signal.aborted) throw new Error("the client went away");
+        let chunk = "";
+        for (const row of rows as unknown as { section: string; item: string }[]) {
+          const index = SECTIONS.indexOf(row.section as typeof SECTIONS[number]);
+          if (index < at || index < 0) throw new Error(`export_user_data returned section ${row.section} out of order`);
+          chunk += moveTo(index);
+          if (items++ > 0) chunk += ",";
+          chunk += row.item;
+        }
+        await write(chunk);
+      }
+    }, { traceId, statementTimeout: "120s" });
+    await write(`${moveTo(SECTIONS.length)},"complete":true}\n`);
+    await writer.close();
+  } catch (err) {
+    console.error(JSON.stringify({
+      level: "error", trace_id: traceId, function: "export-my-data", msg: "export aborted after the response started",
+      error: err instanceof Error ? err.message : String(err ?? "the client stopped reading"),
+    }));
+    await writer.abort(err).catch(() => {});
+  }
+}
