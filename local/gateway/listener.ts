@@ -10,8 +10,11 @@
  * long as it likes, and an oversized head gets a body-less 400), and Deno's node:http
  * ignores headersTimeout and requestTimeout. So the gateway's Deno.serve listens on a
  * Unix socket, and this front accepts the TCP connections, checks each request head
- * (HTTP/1.1 framing: Content-Length, chunked, upgrades), and relays the bytes both ways
- * unchanged. It reads the responses' framing too, to know when a connection is idle.
+ * (HTTP/1.1 framing: Content-Length, chunked, upgrades), and relays the bytes both ways.
+ * It reads the responses' framing too, to know when a connection is idle, and to close it
+ * after an answer the gateway gives before the request's body has ended (a 413, a 401):
+ * that answer, the one change the front makes to what it relays, gets `Connection: close`,
+ * as nginx's does, so that no client sends its next request on a connection being closed.
  * The body limits and the body timeout are the gateway's (limits.ts), where the answer
  * can name the route.
  */
@@ -36,6 +39,7 @@ export interface Listener {
 }
 
 const CRLFCRLF = [13, 10, 13, 10];
+const CONNECTION_CLOSE = new TextEncoder().encode("connection: close\r\n");
 /** How long, and how much, a lingering close reads and drops (nginx: lingering_time, here far shorter). */
 const LINGER_MS = 1_000;
 const LINGER_BYTES = 1024 * 1024;
@@ -266,32 +270,49 @@ export function startListener(opts: ListenerOptions): Listener {
     armHeadTimer();
 
     const pumpUpstream = async (up: Deno.Conn) => {
+      // What was read from the gateway and not yet relayed: a response head is held until it
+      // is whole, so that the front can say in it that the connection will close.
       let buf: Uint8Array = new Uint8Array(0);
       let rmode: Framing | null = null;
       let rremaining = 0;
       let rchunked: ChunkedScanner | null = null;
+      let closing = false; // the response being relayed is an early answer: the connection closes after it
       const chunk = new Uint8Array(64 * 1024);
       try {
         while (!closed) {
           const n = await up.read(chunk);
           if (n === null) break;
           const data = chunk.slice(0, n);
-          await writeAll(client, data);
-          if (rmode?.kind === "tunnel" || rmode?.kind === "close") continue;
+          if (rmode?.kind === "tunnel" || rmode?.kind === "close") {
+            await writeAll(client, data);
+            continue;
+          }
           buf = concat(buf, data);
-          let i = 0;
+          let i = 0; // parsed up to here
+          let sent = 0; // relayed up to here
           while (i < buf.length) {
             if (rmode === null) {
               const end = indexOfSeq(buf, CRLFCRLF, i);
               if (end < 0) break;
               const head = parseHead(buf.subarray(i, end));
-              i = end + 4;
               const status = Number(head?.startLine.split(" ")[1] ?? 0);
-              if (!head || status === 0) { rmode = { kind: "close" }; break; }
+              if (!head || status === 0) { rmode = { kind: "close" }; i = buf.length; break; }
+              i = end + 4;
               if (status >= 100 && status < 200 && status !== 101) continue; // interim answer
               rmode = responseFraming(status, methods.shift() ?? "GET", head);
               if (rmode.kind === "length") rremaining = rmode.n;
               if (rmode.kind === "chunked") rchunked = new ChunkedScanner();
+              // The gateway answers (a 413, a 401…) the request whose body is still coming: the
+              // front will close the connection after this answer (see below), so the answer
+              // says so, as nginx's does. Without it a client that has written its whole body
+              // keeps the connection for its next request, which then meets the close and gets
+              // no answer at all (Node's fetch: "other side closed"; a POST is not retried).
+              closing = forwarded - completed === 1 && (mode.kind === "length" || mode.kind === "chunked");
+              if (closing && !header(head, "connection").some((v) => /(^|,)\s*close\s*(,|$)/i.test(v))) {
+                await writeAll(client, buf.subarray(sent, end + 2));
+                await writeAll(client, CONNECTION_CLOSE);
+                sent = end + 2;
+              }
             }
             if (rmode.kind === "length") {
               const take = Math.min(rremaining, buf.length - i);
@@ -300,18 +321,20 @@ export function startListener(opts: ListenerOptions): Listener {
               if (rremaining > 0) break;
             } else if (rmode.kind === "chunked") {
               const end = rchunked!.scan(buf, i);
-              if (end === "invalid") { rmode = { kind: "close" }; break; }
+              if (end === "invalid") { rmode = { kind: "close" }; i = buf.length; break; }
               if (end < 0) { i = buf.length; break; }
               i = end;
             } else if (rmode.kind !== "none") {
-              break; // tunnel or close-delimited: relay the rest as it comes
+              i = buf.length; // tunnel or close-delimited: relay the rest as it comes
+              break;
             }
             rmode = null;
             completed++;
-            if (forwarded === completed && mode.kind !== "none" && mode.kind !== "tunnel") {
-              // The gateway answered (a 413, a 401…) before the body ended: stop relaying it,
-              // tell the client we are done, and drop what it still sends for a moment so
-              // that our answer is not lost to a reset, as nginx's lingering close does.
+            if (closing) {
+              // The early answer is relayed: stop relaying the body, tell the client we are done,
+              // and drop what it still sends for a moment so that our answer is not lost to a
+              // reset, as nginx's lingering close does.
+              await writeAll(client, buf.subarray(sent, i));
               lingering = true;
               up.close();
               try { await client.closeWrite(); } catch { /* gone */ }
@@ -320,6 +343,7 @@ export function startListener(opts: ListenerOptions): Listener {
             }
             if (forwarded === completed && mode.kind === "none" && pending.length === 0) armIdleTimer();
           }
+          await writeAll(client, buf.subarray(sent, i));
           buf = buf.slice(i);
         }
       } catch {

@@ -341,6 +341,9 @@ describe("malformed-input fuzz of every function and RPC", () => {
       const statuses = new Map<number, number>();
       let notServed = 0;
       let before = await fingerprint();
+      // A request without an answer is often the victim of the one before it (a connection it
+      // left closing), so its failure names that one too.
+      let previous = "none";
       for (let i = 0; i < CASES; i++) {
         const token = r() < 0.8 ? pick(r, valid) : pick(r, invalid);
         const headers: Record<string, string> = {};
@@ -408,7 +411,8 @@ describe("malformed-input fuzz of every function and RPC", () => {
         } catch (err) {
           // fetch's own message is only "fetch failed": the socket's error is its cause.
           const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : "";
-          failures.push(`${label}: no answer (${err instanceof Error ? err.message : err}${cause})`);
+          failures.push(`${label}: no answer (${err instanceof Error ? err.message : err}${cause}); the case before: ${previous}`);
+          previous = `${label}: no answer`;
           continue;
         }
         const text = method === "HEAD" ? "" : await res.text();
@@ -429,6 +433,8 @@ describe("malformed-input fuzz of every function and RPC", () => {
           if (changed.length) failures.push(`${label}: answered ${res.status} but changed ${changed.join(", ")}`);
         }
         before = after;
+        const size = typeof payload === "string" ? `, a body of ${payload.length} characters` : "";
+        previous = `${label}${size}: ${res.status}${res.headers.get("connection") === "close" ? " (connection: close)" : ""}`;
       }
       console.log(`fuzz seed ${SEED}: ${CASES} cases; statuses ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}; ` +
         `${notServed} of the 501s are the stand-in's documented "not served yet" (RPC filters, Storage routes not served)`);
