@@ -4,7 +4,7 @@
 -- idempotent, resumed after a hold is released), the append-only guard letting exactly
 -- retention's change through and nothing else, and the audit log itself, as each named role.
 begin;
-select plan(65);
+select plan(67);
 
 -- Three users with old rows (2020-06-01, past a 730-day window at 2023-01-01) and new rows
 -- (2022-12-01): Hank will be held whole, Ivy not at all, Jo on one session.
@@ -192,6 +192,32 @@ select is((select details from audit.privacy_log where operation = 'retention_po
 select is(private.apply_retention_batch('interaction_events', 1000, (select at from u61)), 2,
   'With the new policy every user is read again: Ivy''s two old events are deleted');
 select is((select count(*)::int from public.interaction_events where user_id = (select ivy from u61)), 1, 'Her recent event stays');
+
+-- Session media: the media-retention function deletes what claim_due_session_media returns.
+select tests.clear_authentication();
+insert into public.session_media (session_id, user_id, kind, bucket_id, storage_path, mime_type, bytes, status, uploaded_at, expires_at)
+select x.session_id, x.user_id, 'audio', 'session-media', format('u/%s/s/%s/1590969600000/old.wav', x.user_id, x.session_id),
+       'audio/wav', 10, 'stored', '2020-06-01 00:00:00+00', '2020-07-01 00:00:00+00'
+from (values ((select ivy from u61), (select ivy_session from u61)), ((select jo from u61), (select jo_held_session from u61))) as x(user_id, session_id);
+-- The window ended long ago (the row's insert sets expires_at from the kind's window: set it back).
+update public.session_media set expires_at = '2020-07-01 00:00:00+00'
+where user_id in ((select ivy from u61), (select jo from u61));
+insert into storage.objects (bucket_id, name, metadata, created_at)
+select 'session-media', x.name, '{"size": 10, "mimetype": "audio/wav"}', '2020-06-01 00:00:00+00'
+from (values (format('u/%s/s/%s/1590969600000/old.wav', (select ivy from u61), (select ivy_session from u61))),
+             (format('u/%s/s/%s/1590969600000/old.wav', (select jo from u61), (select jo_held_session from u61))),
+             -- Objects no row can follow (their session is not the user's): orphans.
+             (format('u/%s/s/61000000-5e55-4000-8000-00000000000f/1590969600001/stray.wav', (select ivy from u61))),
+             (format('u/%s/s/61000000-5e55-4000-8000-00000000000f/1590969600001/stray.wav', (select hank from u61)))) as x(name);
+select tests.authenticate_as_service_role();
+create temporary table c61 as
+select reason, split_part(storage_path, '/', 2)::uuid as user_id from public.claim_due_session_media((select at from u61), 100)
+where split_part(storage_path, '/', 2)::uuid in ((select ivy from u61), (select jo from u61), (select hank from u61));
+select results_eq($$ select reason, user_id from c61 order by reason $$,
+  $$ values ('expired', (select ivy from u61)), ('orphan', (select ivy from u61)) $$,
+  'Media retention returns Ivy''s expired recording and stray object for deletion');
+select is_empty($$ select 1 from c61 where user_id in ((select jo from u61), (select hank from u61)) $$,
+  'but not the held session''s recording, nor a stray object under a held user''s key');
 
 -- Releasing a hold ------------------------------------------------------------------------
 

@@ -127,6 +127,9 @@ Deno.test({
         });
       });
     } finally {
+      // The many-interactions user goes (erased), so that the shared test database keeps the
+      // row counts other suites expect (tests/e2e/table_access reads every table whole).
+      if (many) await admin`delete from auth.users where id = ${many}`;
       await closeDb();
       await admin.end();
     }
