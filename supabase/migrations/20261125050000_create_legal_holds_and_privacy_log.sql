@@ -5,7 +5,9 @@
 -- deleteUser, or a DELETE as postgres) is refused, so nothing erases them.
 -- Objects: table audit.privacy_log (append-only); table public.legal_holds; functions
 -- private.log_privacy_operation, private.legal_hold_applies, public.place_legal_hold,
--- public.release_legal_hold, private.trigger_register_erasure (body of 20261124040100, and it refuses a held user).
+-- public.release_legal_hold, private.trigger_register_erasure (body of 20261124040100, and it refuses a held user),
+-- private.trigger_refuse_profile_delete_under_hold and private.trigger_refuse_session_delete_under_hold
+-- and their triggers on profiles and coaching_sessions.
 -- Destructive: none.
 
 -- The audit log of privacy operations -------------------------------------------------
@@ -27,7 +29,7 @@ create table audit.privacy_log (
 );
 alter table audit.privacy_log enable row level security;
 comment on table audit.privacy_log is
-  'Every privacy operation: legal holds placed and released, retention policies set, retention applied (what, how many, up to when), data exported (for whom, by whom). Append-only; it keeps no personal data beyond the subject''s user id, and an erasure leaves it in place.';
+  'Every privacy operation: legal holds placed and released, retention policies set, retention applied (what, how many, up to when), data exported (for whom, by whom). Append-only; besides the subject''s user id it keeps the reasons given (free text), and an erasure leaves it in place.';
 create index privacy_log_subject_user_id_at_idx on audit.privacy_log (subject_user_id, at) where subject_user_id is not null;
 
 create trigger privacy_log_refuse_update_delete
@@ -95,9 +97,8 @@ create table public.legal_holds (
 alter table public.legal_holds enable row level security;
 comment on table public.legal_holds is
   'Legal holds: while a hold is active (released_at null) on a user (session_id null) or on one of their sessions, retention and erasure leave what it covers untouched. Placed and released by the service role through place_legal_hold and release_legal_hold, each audited in audit.privacy_log.';
--- At most one active hold per user and per session (nulls not distinct: one user-wide hold).
-create unique index legal_holds_one_active_idx on public.legal_holds (user_id, session_id) nulls not distinct
-  where released_at is null;
+-- Several holds may apply at once (one per matter); each is released on its own.
+create index legal_holds_active_idx on public.legal_holds (user_id, session_id) where released_at is null;
 create index legal_holds_session_id_idx on public.legal_holds (session_id) where session_id is not null;
 
 revoke all on public.legal_holds from public, anon, authenticated, service_role;
@@ -134,8 +135,6 @@ security definer
 set search_path = ''
 as $$
 -- Security definer: no API role may write legal_holds; this checks its caller first.
--- Bare names in SQL are columns (the ON CONFLICT target); arguments are always qualified.
-#variable_conflict use_column
 declare
   hold public.legal_holds;
 begin
@@ -153,24 +152,19 @@ begin
     raise exception 'session_id does not name a coaching session of this user' using errcode = '23503',
       constraint = 'legal_holds_session_id_fkey';
   end if;
-  -- The same hold placed again is the hold already in place (not a second one, not logged twice).
+  -- Waits for retention under way to commit (its batches hold the shared form of this lock):
+  -- once the hold is placed, no retention already running strips what it covers.
+  perform pg_advisory_xact_lock(hashtextextended('legal-hold', 0));
   insert into public.legal_holds (user_id, session_id, reason, placed_by, placed_by_role)
   values (place_legal_hold.user_id, place_legal_hold.session_id, place_legal_hold.reason, auth.uid(), private.caller_role())
-  on conflict (user_id, session_id) where released_at is null do nothing
   returning * into hold;
-  if hold.id is null then
-    select h.* into hold from public.legal_holds h
-    where h.user_id = place_legal_hold.user_id and h.session_id is not distinct from place_legal_hold.session_id
-      and h.released_at is null;
-    return hold;
-  end if;
   perform private.log_privacy_operation('legal_hold_placed', hold.user_id, hold.session_id, hold.reason,
                                         jsonb_build_object('hold_id', hold.id));
   return hold;
 end;
 $$;
 comment on function public.place_legal_hold(uuid, text, uuid) is
-  'Service role: places a legal hold on a user (session_id null) or on one of their coaching sessions, with a reason (1 to 1000 characters), suspending retention and erasure of what it covers. Returns the hold; placing a hold already in place returns it unchanged. Audited in audit.privacy_log.';
+  'Service role: places a legal hold on a user (session_id null) or on one of their coaching sessions, with a reason (1 to 1000 characters), suspending retention and erasure of what it covers. Returns the hold. Several holds may apply at once (one per matter), each released on its own. Audited in audit.privacy_log.';
 revoke execute on function public.place_legal_hold(uuid, text, uuid) from public, anon, authenticated;
 grant execute on function public.place_legal_hold(uuid, text, uuid) to service_role;
 
@@ -224,6 +218,10 @@ as $$
 begin
   -- Security definer: runs as whoever deletes the user (supabase_auth_admin on Supabase),
   -- which has no rights in private or on legal_holds.
+  -- The profile row is locked first: a hold being placed (its insert holds a key-share lock
+  -- on the profile) commits before this check reads the holds, so it cannot be lost to the
+  -- cascade.
+  perform 1 from public.profiles p where p.id = old.id for update;
   if exists (select 1 from public.legal_holds h where h.user_id = old.id and h.released_at is null) then
     raise exception 'User % is under a legal hold: erasure is suspended until it is released', old.id
       using errcode = '55000', hint = 'Release the hold with public.release_legal_hold first.';
@@ -237,3 +235,51 @@ end;
 $$;
 comment on function private.trigger_register_erasure() is
   'Trigger on auth.users: refuses to delete a user under an active legal hold (any hold on them or one of their sessions); otherwise records the erasure of the user and of their coaching sessions for this transaction, so the cascade may remove their append-only rows and clear others'' references to their sessions.';
+
+-- A held user's profile, or a held session, cannot be deleted outside erasure (which the
+-- hold refuses anyway): its hold would otherwise go with it, unrecorded.
+create or replace function private.trigger_refuse_profile_delete_under_hold()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  -- Security definer: runs as whoever deletes (the service role has no rights on
+  -- legal_holds); it only reads whether a hold applies.
+  if exists (select 1 from public.legal_holds h where h.user_id = old.id and h.released_at is null) then
+    raise exception 'Profile % is under a legal hold: it cannot be deleted until the hold is released', old.id
+      using errcode = '55000';
+  end if;
+  return old;
+end;
+$$;
+comment on function private.trigger_refuse_profile_delete_under_hold() is
+  'Trigger on profiles: refuses to delete the profile of a user under an active legal hold (on them or one of their sessions).';
+revoke execute on function private.trigger_refuse_profile_delete_under_hold() from public, anon, authenticated;
+
+create or replace function private.trigger_refuse_session_delete_under_hold()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  -- Security definer: as above.
+  if private.legal_hold_applies(old.user_id, old.id) then
+    raise exception 'Coaching session % is under a legal hold: it cannot be deleted until the hold is released', old.id
+      using errcode = '55000';
+  end if;
+  return old;
+end;
+$$;
+comment on function private.trigger_refuse_session_delete_under_hold() is
+  'Trigger on coaching_sessions: refuses to delete a session an active legal hold covers (a hold on it, or on its user).';
+revoke execute on function private.trigger_refuse_session_delete_under_hold() from public, anon, authenticated;
+
+create trigger profiles_refuse_delete_under_hold
+  before delete on public.profiles
+  for each row execute function private.trigger_refuse_profile_delete_under_hold();
+create trigger coaching_sessions_refuse_delete_under_hold
+  before delete on public.coaching_sessions
+  for each row execute function private.trigger_refuse_session_delete_under_hold();

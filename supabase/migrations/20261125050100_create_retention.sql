@@ -14,8 +14,10 @@
 -- interaction_events and stage_responses; functions private.trigger_refuse_change and
 -- public.get_interaction_history (bodies: the latter returns the new column),
 -- public.set_retention_policy, private.apply_retention_batch, private.run_retention,
--- private.trigger_reset_retention_progress and its trigger on legal_holds; pg_cron job
--- retention. Destructive: none.
+-- private.trigger_reset_retention_progress and its trigger on legal_holds,
+-- private.trigger_reset_retention_progress_on_backfill and its triggers on coach_interactions
+-- and interaction_events, private.trigger_stage_responses_rewritten and its trigger on
+-- stage_responses; pg_cron job retention. Destructive: none.
 
 -- The policies ------------------------------------------------------------------------
 
@@ -295,6 +297,63 @@ $$;
 comment on function private.trigger_refuse_change() is
   'Trigger function for append-only tables: refuses UPDATE, TRUNCATE and DELETE, except the deletion of an erased user''s rows in the transaction that erased them, and retention''s strip (or delete) of rows past their window and under no legal hold in a transaction a retention batch registered.';
 
+-- A row written with a created_at before a user's progress (a backfill by the service role
+-- or an ingest token) would be behind the mark the next batch reads from: its user is read
+-- again from the start. A row younger than a day cannot be (no window is shorter), so the
+-- usual write costs one scan of its own rows.
+create or replace function private.trigger_reset_retention_progress_on_backfill()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  -- Security definer: the writers (the API roles' write paths) have no rights on
+  -- private.retention_progress.
+  if exists (select 1 from new_rows n where n.created_at < now() - interval '1 day') then
+    delete from private.retention_progress p
+    using (select distinct n.user_id from new_rows n where n.created_at < now() - interval '1 day') b
+    where p.user_id = b.user_id;
+  end if;
+  return null;
+end;
+$$;
+comment on function private.trigger_reset_retention_progress_on_backfill() is
+  'Statement trigger on coach_interactions and interaction_events: when rows older than a day are written (a backfill), clears their users'' retention progress so that retention reaches them.';
+revoke execute on function private.trigger_reset_retention_progress_on_backfill() from public, anon, authenticated;
+
+create trigger coach_interactions_reset_retention_progress
+  after insert on public.coach_interactions
+  referencing new table as new_rows
+  for each statement execute function private.trigger_reset_retention_progress_on_backfill();
+create trigger interaction_events_reset_retention_progress
+  after insert on public.interaction_events
+  referencing new table as new_rows
+  for each statement execute function private.trigger_reset_retention_progress_on_backfill();
+
+-- Stage answers saved again after retention emptied them are whole again: they are no longer
+-- marked removed, so retention reaches them in turn and the export does not call them removed.
+create or replace function private.trigger_stage_responses_rewritten()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if old.content_removed_at is not null and new.content_removed_at is not distinct from old.content_removed_at
+     and new.responses is distinct from old.responses then
+    new.content_removed_at := null;
+  end if;
+  return new;
+end;
+$$;
+comment on function private.trigger_stage_responses_rewritten() is
+  'Trigger on stage_responses: answers saved again after retention emptied them clear content_removed_at.';
+revoke execute on function private.trigger_stage_responses_rewritten() from public, anon, authenticated;
+
+create trigger stage_responses_rewritten
+  before update on public.stage_responses
+  for each row execute function private.trigger_stage_responses_rewritten();
+
 -- Applying the policies -----------------------------------------------------------------
 
 create or replace function private.apply_retention_batch(data_kind text, batch_size integer default 1000, at timestamptz default now())
@@ -328,6 +387,10 @@ begin
     raise exception 'data_kind must be one of interaction_content, interaction_events, stage_responses' using errcode = '22023';
   end if;
   cutoff := apply_retention_batch.at - policy.retain_for;
+  -- Holds placed from now on wait for this transaction to commit (place_legal_hold takes the
+  -- exclusive form of this lock), and every hold committed before is seen below: once a
+  -- placement returns, no retention already under way strips what it covers.
+  perform pg_advisory_xact_lock_shared(hashtextextended('legal-hold', 0));
   insert into private.retention_xacts (table_name, action, cutoff, at)
   values (policy.table_name, policy.action, cutoff, apply_retention_batch.at)
   on conflict (xact_id, table_name) do update set action = excluded.action, cutoff = excluded.cutoff, at = excluded.at;
@@ -351,7 +414,7 @@ begin
       )
       update public.coach_interactions c
       set content = '{"text": ""}'::jsonb, metadata = '{}'::jsonb, content_removed_at = apply_retention_batch.at
-      from due where c.id = due.id;
+      from due where c.id = due.id and c.content_removed_at is null;
     elsif policy.data_kind = 'interaction_events' and policy.action = 'strip' then
       with due as (
         select e.id from public.interaction_events e
@@ -362,7 +425,7 @@ begin
       )
       update public.interaction_events e
       set payload = '{}'::jsonb, category = null, content_removed_at = apply_retention_batch.at
-      from due where e.id = due.id;
+      from due where e.id = due.id and e.content_removed_at is null;
     elsif policy.data_kind = 'interaction_events' then
       with due as (
         select e.id from public.interaction_events e
@@ -384,7 +447,7 @@ begin
       )
       update public.stage_responses r
       set responses = '{}'::jsonb, content_removed_at = apply_retention_batch.at
-      from due where r.id = due.id;
+      from due where r.id = due.id and r.content_removed_at is null;
     else
       with due as (
         select r.id from public.stage_responses r
@@ -441,6 +504,8 @@ begin
   if run_retention.max_batches is null or run_retention.max_batches not between 1 and 10000 then
     raise exception 'max_batches must be between 1 and 10000' using errcode = '22023';
   end if;
+  -- One run at a time: a second waits for the first to commit, then finds what is left.
+  perform pg_advisory_xact_lock(hashtextextended('retention-run', 0));
   for policy in select p.* from public.retention_policies p order by p.data_kind loop
     total := 0;
     batches := 0;

@@ -1,14 +1,15 @@
--- Purpose: the right of access, part 3 of issue 16. public.export_user_data returns what
+-- Purpose: the right of access, part 3 of issue 16. private.export_user_data returns what
 -- Coach Ledger holds about one person, section by section, in one statement (so in one
--- snapshot): their account and profile, coach assignments, interactions, events, sessions
+-- snapshot): their account and profile, identities, coach assignments, interactions, events, sessions
 -- with their stages, action plans with milestones, assessments, applications with their
 -- check-ins and proposed state changes, opportunities they added, session media metadata,
--- nudges and the emails sent for them, and every read of their data in the PHI access log.
--- A user exports their own data; the service role exports anyone's. The export-my-data
--- function streams it; public.record_data_export audits each export in audit.privacy_log
--- before any of it is read.
--- Objects: functions private.data_export_target, public.record_data_export,
--- public.export_user_data; rows of private.rate_limit_policies for export-my-data.
+-- nudges and the emails sent for them, organisations they belong to, their daily metrics,
+-- and every read of their data in the PHI access log. A user exports their own data; the
+-- service role exports anyone's. Both functions are in private, which the Data API does not
+-- serve: only export-my-data calls them (as its caller), recording each export in
+-- audit.privacy_log (private.record_data_export) before it reads any of it.
+-- Objects: functions private.data_export_target, private.record_data_export,
+-- private.export_user_data; rows of private.rate_limit_policies for export-my-data.
 -- Destructive: none.
 
 create or replace function private.data_export_target(user_id uuid)
@@ -47,8 +48,8 @@ comment on function private.data_export_target(uuid) is
 revoke execute on function private.data_export_target(uuid) from public, anon;
 grant execute on function private.data_export_target(uuid) to authenticated, service_role;
 
-create or replace function public.record_data_export(user_id uuid default null)
-returns bigint
+create or replace function private.record_data_export(user_id uuid default null)
+returns table (export_id bigint, subject_user_id uuid)
 language plpgsql
 volatile
 security definer
@@ -59,16 +60,16 @@ as $$
 declare
   target uuid := private.data_export_target(record_data_export.user_id);
 begin
-  return private.log_privacy_operation('data_exported', target, null, null,
-    jsonb_build_object('format', 'coach-ledger-export/1'));
+  return query select private.log_privacy_operation('data_exported', target, null, null,
+    jsonb_build_object('format', 'coach-ledger-export/1')), target;
 end;
 $$;
-comment on function public.record_data_export(uuid) is
-  'Records, in audit.privacy_log, an export of a user''s data (data_exported: whose, by whom, when) and returns the log row''s id. A user records their own (user_id null or theirs); the service role anyone''s. export-my-data calls it, committed, before it reads anything.';
-revoke execute on function public.record_data_export(uuid) from public, anon;
-grant execute on function public.record_data_export(uuid) to authenticated, service_role;
+comment on function private.record_data_export(uuid) is
+  'Records, in audit.privacy_log, an export of a user''s data (data_exported: whose, by whom, when) and returns the log row''s id and whose data it is. A user records their own (user_id null or theirs); the service role anyone''s. export-my-data calls it, committed, before it reads anything.';
+revoke execute on function private.record_data_export(uuid) from public, anon;
+grant execute on function private.record_data_export(uuid) to authenticated, service_role;
 
-create or replace function public.export_user_data(user_id uuid default null)
+create or replace function private.export_user_data(user_id uuid default null)
 returns table (section text, item jsonb)
 language plpgsql
 stable
@@ -84,9 +85,17 @@ begin
   return query
   select 'profile', jsonb_build_object(
     'account', (select jsonb_build_object('email', u.email, 'phone', u.phone, 'created_at', u.created_at,
-                                          'last_sign_in_at', u.last_sign_in_at)
+                                          'last_sign_in_at', u.last_sign_in_at, 'user_metadata', u.raw_user_meta_data)
                 from auth.users u where u.id = target),
     'profile', (select to_jsonb(p) from public.profiles p where p.id = target));
+
+  -- How they sign in: Auth's identities (provider and its data) and other providers' subjects.
+  return query
+  select 'identities', jsonb_build_object('provider', i.provider, 'identity_data', i.identity_data, 'created_at', i.created_at)
+  from auth.identities i where i.user_id = target
+  union all
+  select 'identities', jsonb_build_object('issuer', x.issuer, 'subject', x.subject, 'created_at', x.created_at)
+  from private.external_identities x where x.user_id = target;
 
   return query
   select 'coach_assignments', to_jsonb(a) || jsonb_build_object('as', case when a.client_id = target then 'client' else 'coach' end)
@@ -141,6 +150,14 @@ begin
   where n.user_id = target
   order by o.created_at, o.id;
 
+  return query
+  select 'tenant_memberships', to_jsonb(m) from public.tenant_members m where m.user_id = target order by m.created_at;
+
+  -- Their metrics, per day (counts, tokens, cost, response times; no content).
+  return query
+  select 'daily_metrics', to_jsonb(d) - 'response_time_buckets' - 'response_time_counts'
+  from analytics.coach_interaction_metrics d where d.user_id = target order by d.day;
+
   -- Who read their data: the access log's facts, without its hash chain.
   return query
   select 'data_access', jsonb_build_object('accessed_at', l.accessed_at, 'actor_id', l.actor_id, 'actor_role', l.actor_role,
@@ -149,10 +166,10 @@ begin
   order by l.chain_seq;
 end;
 $$;
-comment on function public.export_user_data(uuid) is
-  'Everything Coach Ledger holds about one user, as (section, item) rows in this order: profile (account and profile), coach_assignments, interactions, events, sessions (with stages), action_plans (with milestones), assessments, applications (with check_ins and state_proposals), opportunities (those they added), media (metadata), notifications, emails, data_access (every read of their data in the PHI access log). A user exports their own; the service role anyone''s (user_id). Read in one snapshot. export-my-data streams it as one JSON document.';
-revoke execute on function public.export_user_data(uuid) from public, anon;
-grant execute on function public.export_user_data(uuid) to authenticated, service_role;
+comment on function private.export_user_data(uuid) is
+  'Everything Coach Ledger holds about one user, as (section, item) rows in this order: profile (account with user metadata, and profile), identities, coach_assignments, interactions, events, sessions (with stages), action_plans (with milestones), assessments, applications (with check_ins and state_proposals), opportunities (those they added), media (metadata), notifications, emails, tenant_memberships, daily_metrics, data_access (every read of their data in the PHI access log). A user exports their own; the service role anyone''s (user_id). Read in one snapshot. Not served by the Data API: export-my-data records each export, then streams this as one JSON document.';
+revoke execute on function private.export_user_data(uuid) from public, anon;
+grant execute on function private.export_user_data(uuid) to authenticated, service_role;
 
 insert into private.rate_limit_policies (endpoint, role, quota, window_seconds) values
   ('export-my-data', 'authenticated', 10, 3600),

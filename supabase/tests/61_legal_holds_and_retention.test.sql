@@ -4,7 +4,7 @@
 -- idempotent, resumed after a hold is released), the append-only guard letting exactly
 -- retention's change through and nothing else, and the audit log itself, as each named role.
 begin;
-select plan(67);
+select plan(75);
 
 -- Three users with old rows (2020-06-01, past a 730-day window at 2023-01-01) and new rows
 -- (2022-12-01): Hank will be held whole, Ivy not at all, Jo on one session.
@@ -62,17 +62,18 @@ select throws_ok($$ select public.place_legal_hold(gen_random_uuid(), 'litigatio
   'user_id does not name a user', 'A hold names a user that exists');
 select throws_ok($$ select public.place_legal_hold((select hank from u61), 'litigation', (select jo_held_session from u61)) $$, '23503',
   'session_id does not name a coaching session of this user', 'A session hold names a session of that user');
-create temporary table h61 as select (public.place_legal_hold((select hank from u61), 'Litigation 2022-17')).*;
-grant select on h61 to service_role;
-select is((select (public.place_legal_hold((select hank from u61), 'again')).id), (select id from h61),
-  'Placing the same hold again returns the hold already in place');
+create temporary table h61 as select * from public.place_legal_hold((select hank from u61), 'Litigation 2022-17');
+create temporary table h61b as select * from public.place_legal_hold((select hank from u61), 'Regulator inquiry 2022-18');
+grant select on h61, h61b to service_role;
+select isnt((select id from h61b), (select id from h61), 'A second matter''s hold on the same user is a hold of its own');
 select is((select count(*)::int from audit.privacy_log where operation = 'legal_hold_placed' and subject_user_id = (select hank from u61)
             and actor_role = 'service_role' and reason = 'Litigation 2022-17' and details ->> 'hold_id' = (select id::text from h61)), 1,
   'It is audited once, with who placed it and why');
-select lives_ok($$ select public.place_legal_hold((select jo from u61), 'Complaint about one session', (select jo_held_session from u61)) $$,
-  'The service role places a hold on one session');
-select is((select count(*)::int from public.legal_holds where released_at is null and user_id in ((select hank from u61), (select jo from u61))), 2,
-  'The service role reads the holds: one user-wide, one per session');
+create temporary table h61j as select * from public.place_legal_hold((select jo from u61), 'Complaint about one session', (select jo_held_session from u61));
+grant select on h61j to service_role;
+select is((select session_id from h61j), (select jo_held_session from u61), 'The service role places a hold on one session');
+select is((select count(*)::int from public.legal_holds where released_at is null and user_id in ((select hank from u61), (select jo from u61))), 3,
+  'The service role reads the holds: two user-wide, one per session');
 
 select tests.authenticate_as('hank61@example.com');
 select throws_ok($$ select * from public.legal_holds $$, '42501', null, 'A user cannot read legal holds, not even their own');
@@ -88,6 +89,8 @@ select throws_ok($$ delete from auth.users where id = (select hank from u61) $$,
   'Deleting a held user''s auth.users row (erasure) is refused');
 select throws_ok($$ delete from auth.users where id = (select jo from u61) $$, '55000', null,
   'A hold on one of their sessions refuses it too');
+select throws_ok($$ delete from public.coaching_sessions where id = (select jo_held_session from u61) $$, '55000', null,
+  'A held session cannot be deleted (its hold would go with it)');
 
 -- Retention at a fixed clock --------------------------------------------------------------
 
@@ -121,6 +124,23 @@ select results_eq(
   'A held user''s message, a message inside the window and a message of a held session are untouched');
 select tests.authenticate_as_service_role();
 select is(private.apply_retention_batch('interaction_content', 1000, (select at from u61)), 0, 'A second batch finds nothing: retention is idempotent');
+
+-- A backfill: an old message of Ivy's written after retention passed her by.
+select tests.clear_authentication();
+insert into public.coach_interactions (user_id, request_id, sender, content, metadata, model, actor_role, created_at)
+values ((select ivy from u61), 'i-backfill', 'ai_coach', '{"text": "Backfilled words"}', '{"k": 1}', 'gpt-4o-mini', 'postgres', '2020-06-05 10:00:00+00');
+-- In this transaction retention has registered coach_interactions: only its exact change passes.
+select throws_ok($$ update public.coach_interactions set content = '{"text": ""}', metadata = '{}', content_removed_at = (select at from u61),
+                      model = 'gpt-4o' where request_id = 'i-backfill' $$, '42501',
+  'public.coach_interactions is append-only: rows cannot be updated or deleted',
+  'A strip that changes anything else (the model) is refused, even for an old, unheld row');
+select throws_ok($$ update public.coach_interactions set content = '{"text": ""}', content_removed_at = (select at from u61)
+                    where request_id = 'i-backfill' $$, '42501',
+  'public.coach_interactions is append-only: rows cannot be updated or deleted',
+  'So is a strip that keeps the metadata');
+select tests.authenticate_as_service_role();
+select is(private.apply_retention_batch('interaction_content', 1000, (select at from u61)), 1,
+  'Retention reaches the backfilled message although it had passed Ivy by');
 
 select analytics.aggregate_interaction_metrics('2020-06-01');
 select results_eq(
@@ -234,8 +254,14 @@ select throws_ok($$ select public.release_legal_hold((select id from h61), 'agai
   'This legal hold was already released', 'A released hold cannot be released again');
 select is((select count(*)::int from audit.privacy_log where operation = 'legal_hold_released' and subject_user_id = (select hank from u61)
             and reason = 'Case closed' and details ->> 'hold_id' = (select id::text from h61)), 1, 'The release is audited');
+select is(private.apply_retention_batch('interaction_content', 1000, (select at from u61)), 0,
+  'Hank''s second hold still keeps his message');
+select lives_ok($$ select public.release_legal_hold((select id from h61b), 'Inquiry closed') $$, 'The second hold is released too');
 select is(private.apply_retention_batch('interaction_content', 1000, (select at from u61)), 1,
-  'Once released, retention reaches what the hold kept: Hank''s old message');
+  'Once no hold applies, retention reaches what the holds kept: Hank''s old message');
+select lives_ok($$ select public.release_legal_hold((select id from h61j), 'Complaint resolved') $$, 'Jo''s session hold is released');
+select is(private.apply_retention_batch('interaction_content', 1000, (select at from u61)), 1,
+  'and retention goes back over Jo''s rows it had passed: her held session''s message');
 
 -- The job and the log ---------------------------------------------------------------------
 
@@ -261,8 +287,8 @@ select tests.clear_authentication();
 select throws_ok($$ update audit.privacy_log set reason = 'edited' $$, '42501', null, 'The privacy log cannot be edited');
 select throws_ok($$ delete from audit.privacy_log $$, '42501', null, 'nor emptied');
 select lives_ok($$ delete from auth.users where id = (select hank from u61) $$, 'With the hold released, Hank can be erased');
-select is((select count(*)::int from audit.privacy_log where subject_user_id = (select hank from u61)), 2,
-  'and the log of his hold stays after his erasure');
+select is((select count(*)::int from audit.privacy_log where subject_user_id = (select hank from u61)), 4,
+  'and the log of his holds stays after his erasure');
 
 select * from finish();
 rollback;

@@ -56,7 +56,7 @@ describe("export-my-data", () => {
     const doc = await exportOf(me);
     expect(doc.user_id).toBe(id);
     expect(doc.profile).toMatchObject({
-      account: { email },
+      account: { email, user_metadata: expect.objectContaining({ full_name: "Pat Privacy" }) },
       profile: { ...profile.data, id, display_name: "Pat", timezone: "Europe/Berlin", preferences: { reminders: "evening" } },
     });
     // Each interaction and the event exactly as the functions answered when they stored them.
@@ -65,7 +65,8 @@ describe("export-my-data", () => {
     const sessions = doc.sessions as { id: string; theme: string; stages: { stage_number: number; responses: unknown }[] }[];
     expect(sessions.map((s) => [s.id, s.theme])).toEqual([[session.data!.id, "Sleep"]]);
     expect(sessions[0].stages.map((s) => [s.stage_number, s.responses])).toEqual([[1, stage1]]);
-    for (const empty of ["coach_assignments", "action_plans", "assessments", "applications", "opportunities", "media", "notifications", "emails", "data_access"]) {
+    expect(doc.identities).toEqual([expect.objectContaining({ provider: "email", identity_data: expect.objectContaining({ email }) })]);
+    for (const empty of ["coach_assignments", "action_plans", "assessments", "applications", "opportunities", "media", "notifications", "emails", "tenant_memberships", "data_access"]) {
       expect(doc[empty], empty).toEqual([]);
     }
 
@@ -74,6 +75,9 @@ describe("export-my-data", () => {
     const refused = await stranger.me.functions.invoke(`export-my-data?user_id=${id}`, { method: "GET" });
     expect((refused.error as { context: Response }).context.status).toBe(403);
     expect((await exportOf(service(), id)).interactions).toEqual(written);
+    // The Data API does not serve the export's SQL: an unrecorded export is not possible.
+    const direct = await me.rpc("export_user_data" as never);
+    expect(direct.error).toMatchObject({ code: "PGRST202" });
     const log = await sql`select actor_id, actor_role from audit.privacy_log where operation = 'data_exported' and subject_user_id = ${id} order by id`;
     expect(log.map((r) => ({ ...r }))).toEqual([{ actor_id: id, actor_role: "authenticated" }, { actor_id: null, actor_role: "service_role" }]);
   });

@@ -1932,13 +1932,6 @@ export type Database = {
           };
           Returns: string;
         };
-      "export_user_data": {
-        Args: { "user_id"?: string };
-        Returns: {
-          "item": Json;
-          "section": string;
-        }[];
-      };
       "get_coaching_session": { Args: { "session_id": string }; Returns: Json };
       "get_game_plan": {
         Args: { "at"?: string; "user_id"?: string };
@@ -2402,7 +2395,6 @@ export type Database = {
           isSetofReturn: false;
         };
       };
-      "record_data_export": { Args: { "user_id"?: string }; Returns: number };
       "record_email_delivery": {
         Args: {
           "attempt"?: number;

@@ -3,9 +3,9 @@
  * (the right of access; issue 16). A signed-in user gets their own; the service role gets
  * anyone's, named by `user_id` in the query string.
  *
- * The export is first recorded in audit.privacy_log (public.record_data_export, committed on
+ * The export is first recorded in audit.privacy_log (private.record_data_export, committed on
  * its own, so an export that fails half-way is still on record), then streamed:
- * public.export_user_data returns (section, item) rows in one snapshot, read through a
+ * private.export_user_data (in private: the Data API cannot serve it unrecorded) returns (section, item) rows in one snapshot, read through a
  * cursor 500 rows at a time, each written as soon as it is read, so a person with 100,000
  * interactions never sits in the function's memory whole. The document ends with
  * `"complete": true`; a failure after the first byte aborts the stream, so a client that
@@ -20,8 +20,8 @@ import { parseOrThrow, queryOf } from "../_shared/validate.ts";
 
 /** The document's sections, in the order public.export_user_data returns them. */
 export const SECTIONS = [
-  "profile", "coach_assignments", "interactions", "events", "sessions", "action_plans", "assessments",
-  "applications", "opportunities", "media", "notifications", "emails", "data_access",
+  "profile", "identities", "coach_assignments", "interactions", "events", "sessions", "action_plans", "assessments",
+  "applications", "opportunities", "media", "notifications", "emails", "tenant_memberships", "daily_metrics", "data_access",
 ] as const;
 
 /** The version of the document's shape. */
@@ -50,19 +50,17 @@ export function handler(req: Request): Promise<Response> {
         errors: [{ field: "user_id", message: "Required for the service role" }],
       });
     }
-    if (isUser && q.user_id && q.user_id !== claims.sub) {
-      throw new HttpError(403, "Forbidden", "A user can export only their own data.");
-    }
-    const target = q.user_id ?? (claims.sub as string);
 
-    // On record before anything is read; the database checks again who may export whose data.
+    // On record before anything is read; the database decides whose data it is (the caller's
+    // Coach Ledger id, whatever provider signed the token) and checks who may export it.
     const [recorded] = await ctx.timing.measure("audit", () =>
-      withUser(claims, (tx) => tx`select public.record_data_export(${q.user_id ?? null}::uuid) as id`, {
+      withUser(claims, (tx) => tx`select export_id::text, subject_user_id from private.record_data_export(${q.user_id ?? null}::uuid)`, {
         traceId: ctx.traceId, rateLimit: rateLimitFor("export-my-data", ctx),
       }));
+    const target = recorded.subject_user_id as string;
 
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-    stream(claims, target, String(recorded.id), ctx.traceId, writable.getWriter(), req.signal);
+    stream(claims, target, recorded.export_id as string, ctx.traceId, writable.getWriter(), req.signal);
     const day = new Date().toISOString().slice(0, 10);
     return new Response(readable, {
       status: 200,
@@ -105,7 +103,10 @@ async function stream(
       return out;
     };
     await withUser(claims, async (tx) => {
-      const cursor = tx`select section, item::text as item from public.export_user_data(${claims.role === "service_role" ? target : null}::uuid)`
+      // A client that stops reading leaves the transaction idle between fetches: after 30 s
+      // PostgreSQL ends the session, the stream is aborted and the connection goes back.
+      await tx`select set_config('idle_in_transaction_session_timeout', '30s', true)`;
+      const cursor = tx`select section, item::text as item from private.export_user_data(${claims.role === "service_role" ? target : null}::uuid)`
         .cursor(CURSOR_ROWS);
       for await (const rows of cursor) {
         if (signal.aborted) throw new Error("the client went away");
