@@ -290,6 +290,11 @@ export function rebuildDatabase(cfg: StackConfig): void {
   rmSync(join(cfg.stateDir, "storage"), { recursive: true, force: true });
   psqlAdmin(cfg, { command: "create database postgres" }, "template1");
   migrate(cfg);
+  // pg_cron's scheduler is a background worker of the server, connected to this database:
+  // dropping it ended the scheduler for good ("pg_cron scheduler shutting down", exit 0, so
+  // the server does not start it again). A restart starts it on the new database.
+  runPg("pg_ctl", ["-D", paths(cfg).data, "-m", "fast", "-w", "stop"]);
+  startDb(cfg);
 }
 
 /** Starts (creating on first use) the database; applies platform.sql, migrations and seed. */
