@@ -9,7 +9,8 @@
  * reference it. Every drawn table must be classified in CLASSIFICATION below (PHI or not,
  * and why): an unclassified table fails the generation, so a new table cannot reach the
  * diagram, or pass `npm test`, without someone deciding whether it holds PHI. Retention
- * comes from public.retention_policies when that table exists ("none" otherwise).
+ * comes from public.retention_policies when that table exists ("none" otherwise), and for
+ * session media from public.media_retention_settings.
  *
  * The output is sorted and carries no timestamp, so the files change only when the schema
  * (or the classification) does. `npm test` regenerates both from its throwaway stack and
@@ -188,14 +189,24 @@ async function readSchema(url: string): Promise<Schema> {
       ? (await sql<{ data_kind: string; table_name: string; retain_for: string; action: string }[]>`
           select data_kind, table_name, retain_for::text as retain_for, action from public.retention_policies`)
         .map((p) => ({ dataKind: p.data_kind, tableName: p.table_name, retainFor: p.retain_for, action: p.action }))
-        .sort(byText((p) => `${p.tableName} ${p.dataKind} ${p.action}`))
       : null;
+    // Session media keep their own windows (public.media_retention_settings, applied by the
+    // media-retention function): one policy per kind, "kept" when the kind has no window.
+    const media = (await sql<{ yes: boolean }[]>`select to_regclass('public.media_retention_settings') is not null as yes`)[0].yes
+      ? (await sql<{ kind: string; retain_days: number | null }[]>`select kind, retain_days from public.media_retention_settings`)
+        .map((m) => ({
+          dataKind: `media ${m.kind}`, tableName: "public.session_media",
+          retainFor: m.retain_days === null ? "no window" : `${m.retain_days} days`, action: m.retain_days === null ? "kept" : "delete",
+        }))
+      : [];
+    const allPolicies = policies === null && media.length === 0 ? null
+      : [...(policies ?? []), ...media].sort(byText((p) => `${p.tableName} ${p.dataKind} ${p.action}`));
 
     return {
       tables: [...tables.values()].sort(byText((t) => t.name)),
       fks: fks.map((f) => ({ from: f.from, to: f.to, columns: f.columns, optional: f.optional, oneToOne: f.one_to_one, identifying: f.identifying }))
         .sort(byText((f) => `${f.from} ${f.columns.join(",")} ${f.to}`)),
-      policies,
+      policies: allPolicies,
     };
   } finally {
     await sql.end();
@@ -322,7 +333,7 @@ function markdown(schema: Schema): string {
     "",
     schema.policies === null
       ? "`public.retention_policies` does not exist yet: no table has a retention policy."
-      : "Retention policies are the rows of `public.retention_policies` naming the table.",
+      : "Retention policies are the rows of `public.retention_policies` naming the table, and for `public.session_media` those of `public.media_retention_settings` (the `media-retention` function deletes a kind's files when its window ends).",
     "",
     "| Table | PHI | Retention (data kind: window, action) | What it holds |",
     "| --- | --- | --- | --- |",
