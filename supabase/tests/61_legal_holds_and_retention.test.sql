@@ -4,7 +4,7 @@
 -- idempotent, resumed after a hold is released), the append-only guard letting exactly
 -- retention's change through and nothing else, and the audit log itself, as each named role.
 begin;
-select plan(75);
+select plan(78);
 
 -- Three users with old rows (2020-06-01, past a 730-day window at 2023-01-01) and new rows
 -- (2022-12-01): Hank will be held whole, Ivy not at all, Jo on one session.
@@ -238,6 +238,19 @@ select results_eq($$ select reason, user_id from c61 order by reason $$,
   'Media retention returns Ivy''s expired recording and stray object for deletion');
 select is_empty($$ select 1 from c61 where user_id in ((select jo from u61), (select hank from u61)) $$,
   'but not the held session''s recording, nor a stray object under a held user''s key');
+-- Nor may a held person delete their recording themselves (the storage policy).
+select tests.authenticate_as('jo61@example.com');
+select lives_ok($$ delete from storage.objects where bucket_id = 'session-media' and name like 'u/' || (select jo from u61) || '/%' $$,
+  'Jo''s delete of her held session''s recording runs');
+select tests.authenticate_as('ivy61@example.com');
+select lives_ok($$ delete from storage.objects where bucket_id = 'session-media' and name like 'u/' || (select ivy from u61) || '/s/' || (select ivy_session from u61) || '/%' $$,
+  'Ivy deletes her own recording');
+select tests.clear_authentication();
+select results_eq(
+  $$ select split_part(name, '/', 2)::uuid from storage.objects where bucket_id = 'session-media'
+     and name like any (array['u/' || (select jo from u61) || '/%', 'u/' || (select ivy from u61) || '/s/' || (select ivy_session from u61) || '/%']) $$,
+  $$ values ((select jo from u61)) $$,
+  'Ivy''s recording is gone; Jo''s, under the hold, is still there');
 
 -- Releasing a hold ------------------------------------------------------------------------
 
