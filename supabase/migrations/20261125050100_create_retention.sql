@@ -419,7 +419,9 @@ begin
       with due as (
         select e.id from public.interaction_events e
         where e.user_id = u.id and e.created_at >= u.done_before and e.created_at < cutoff and e.content_removed_at is null
-          and (e.session_id is null or not private.legal_hold_applies(u.id, e.session_id))
+          -- An event's session is its own, else its interaction's (a rating of a message).
+          and not private.legal_hold_applies(u.id, coalesce(e.session_id,
+                (select i.session_id from public.coach_interactions i where i.id = e.interaction_id)))
         order by e.created_at
         limit remaining
       )
@@ -430,7 +432,9 @@ begin
       with due as (
         select e.id from public.interaction_events e
         where e.user_id = u.id and e.created_at >= u.done_before and e.created_at < cutoff
-          and (e.session_id is null or not private.legal_hold_applies(u.id, e.session_id))
+          -- An event's session is its own, else its interaction's (a rating of a message).
+          and not private.legal_hold_applies(u.id, coalesce(e.session_id,
+                (select i.session_id from public.coach_interactions i where i.id = e.interaction_id)))
         order by e.created_at
         limit remaining
       )

@@ -4,7 +4,7 @@
 -- idempotent, resumed after a hold is released), the append-only guard letting exactly
 -- retention's change through and nothing else, and the audit log itself, as each named role.
 begin;
-select plan(78);
+select plan(79);
 
 -- Three users with old rows (2020-06-01, past a 730-day window at 2023-01-01) and new rows
 -- (2022-12-01): Hank will be held whole, Ivy not at all, Jo on one session.
@@ -38,6 +38,10 @@ values ((select ivy from u61), null, 'rating', 'helpful', 4, '{"note": "Ivy''s o
        ((select ivy from u61), null, 'feedback', 'tone', null, '{"note": "more Ivy words"}', 'postgres', '2020-06-03 10:00:00+00'),
        ((select ivy from u61), null, 'read', null, null, '{}', 'postgres', '2022-12-02 10:00:00+00'),
        ((select jo from u61), (select jo_held_session from u61), 'feedback', 'tone', null, '{"note": "Jo"}', 'postgres', '2020-06-02 10:00:00+00');
+-- A rating of Jo's message in the held session, naming the message but not the session.
+insert into public.interaction_events (user_id, interaction_id, kind, score, payload, actor_role, created_at)
+values ((select jo from u61), (select id from public.coach_interactions where request_id = 'j-held'), 'rating', 2,
+        '{"note": "Jo rates the held message"}', 'postgres', '2020-06-02 11:00:00+00');
 insert into public.stage_responses (session_id, stage_number, responses, created_at, updated_at)
 values ((select ivy_session from u61), 1, '{"feeling": "tired"}', '2020-06-01 11:00:00+00', '2020-06-01 11:00:00+00'),
        ((select jo_held_session from u61), 1, '{"feeling": "fine"}', '2020-06-01 12:00:00+00', '2020-06-01 12:00:00+00');
@@ -157,10 +161,13 @@ select is(array[private.apply_retention_batch('interaction_events', 1, (select a
 select tests.clear_authentication();
 select results_eq(
   $$ select kind, category, score, payload, content_removed_at is not null from public.interaction_events
-     where user_id in ((select ivy from u61), (select jo from u61)) order by created_at, user_id = (select jo from u61) $$,
+     where user_id in ((select ivy from u61), (select jo from u61)) and interaction_id is null
+     order by created_at, user_id = (select jo from u61) $$,
   $$ values ('rating', null::text, 4::smallint, '{}'::jsonb, true), ('feedback', 'tone', null, '{"note": "Jo"}'::jsonb, false),
             ('feedback', null, null, '{}'::jsonb, true), ('read', null, null, '{}'::jsonb, false) $$,
   'A stripped event keeps its kind and score; the held session''s and the recent one are untouched');
+select is((select payload ->> 'note' from public.interaction_events where kind = 'rating' and user_id = (select jo from u61)),
+  'Jo rates the held message', 'A rating of a message in the held session is kept too, though it names only the message');
 select tests.authenticate_as_service_role();
 select is(private.apply_retention_batch('stage_responses', 1000, (select at from u61)), 1, 'One old stage answer is emptied');
 select tests.clear_authentication();
