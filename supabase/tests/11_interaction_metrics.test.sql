@@ -4,6 +4,10 @@
 -- across midnight; idempotency; late data; erasure; who may run and read it.
 begin;
 select plan(24);
+-- Hold the rollup lock for the whole file, as the rollup functions do before they touch the
+-- change log and the metrics: pg_cron's refresh (every 2 minutes) then waits for this file
+-- instead of deadlocking with it over rows this file changed.
+select pg_advisory_xact_lock(hashtextextended('analytics.aggregate_interaction_metrics', 0));
 
 select tests.create_supabase_user('mia@example.com');
 create temporary table mia as select u.id, private.user_key(u.id) as key from (select tests.get_user_id('mia@example.com') as id) u;

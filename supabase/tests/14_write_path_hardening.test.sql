@@ -3,6 +3,10 @@
 -- idempotency over the normalised request with keys scoped by actor.
 begin;
 select plan(59);
+-- Hold the rollup lock for the whole file, as the rollup functions do before they touch the
+-- change log and the metrics: pg_cron's refresh (every 2 minutes) then waits for this file
+-- instead of deadlocking with it over rows this file changed.
+select pg_advisory_xact_lock(hashtextextended('analytics.aggregate_interaction_metrics', 0));
 
 select tests.create_supabase_user('hank@example.com', null, 'Hank Hostile');
 select tests.create_supabase_user('ivy@example.com', null, 'Ivy Ivers');
