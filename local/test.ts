@@ -16,7 +16,7 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import {
   dbUrl, ensureSystemPackages, gatewayEnv, root, startThrowawayStack, statusEnv, type StackConfig,
 } from "./stack.ts";
@@ -27,6 +27,8 @@ interface Tally {
   suite: string;
   passed: number;
   failed: number;
+  /** What failed, repeated in the summary so that the end of a long log names it. */
+  failures?: string[];
 }
 
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
@@ -143,7 +145,11 @@ async function pgtap(cfg: StackConfig): Promise<Tally> {
   const passed = (out.match(/^\s*ok \d+/gm) ?? []).length;
   let failed = (out.match(/^\s*not ok \d+/gm) ?? []).length;
   if (code !== 0 && failed === 0) failed = 1;
-  return { suite: "pgtap", passed, failed };
+  // pg_prove's report names each failing file and test; psql's ERROR lines say why a file stopped.
+  const report = out.split(/^Test Summary Report\n-+\n/m)[1]?.split(/^Files=/m)[0] ?? "";
+  const failures = [...report.split("\n"), ...out.split("\n").filter((l) => /\bERROR:|^DETAIL:/.test(l))]
+    .map((l) => l.trim()).filter(Boolean);
+  return { suite: "pgtap", passed, failed, failures };
 }
 
 async function denoTests(cfg: StackConfig): Promise<Tally> {
@@ -153,15 +159,20 @@ async function denoTests(cfg: StackConfig): Promise<Tally> {
   // Count steps where a test has them, else tests: "ok | 13 passed (6 steps) | 0 failed".
   let passed = 0;
   let failed = 0;
+  const failures: string[] = [];
   for (const line of plain(out).split("\n")) {
     const m = /^\s*(\S.*?) \.\.\. (ok|FAILED)\b/.exec(line);
     if (!m) continue;
     const isParentWithSteps = new RegExp(`^${m[1].replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\.\\.\\.$`, "m").test(plain(out));
     if (isParentWithSteps) continue;
-    m[2] === "ok" ? passed++ : failed++;
+    if (m[2] === "ok") passed++;
+    else {
+      failed++;
+      failures.push(m[1]);
+    }
   }
   if (code !== 0 && failed === 0) failed = 1;
-  return { suite: "deno", passed, failed };
+  return { suite: "deno", passed, failed, failures };
 }
 
 async function vitest(cfg: StackConfig): Promise<Tally> {
@@ -178,8 +189,16 @@ async function vitest(cfg: StackConfig): Promise<Tally> {
     join(root, "node_modules", "vitest", "vitest.mjs"), "run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`,
   ], env);
   try {
-    const r = JSON.parse(readFileSync(report, "utf8")) as { numPassedTests: number; numFailedTests: number };
-    return { suite: "vitest", passed: r.numPassedTests, failed: r.numFailedTests + (code !== 0 && r.numFailedTests === 0 ? 1 : 0) };
+    const r = JSON.parse(readFileSync(report, "utf8")) as {
+      numPassedTests: number;
+      numFailedTests: number;
+      testResults: { name: string; message?: string; assertionResults: { fullName: string; status: string }[] }[];
+    };
+    const failures = r.testResults.flatMap((f) => [
+      ...f.assertionResults.filter((a) => a.status === "failed").map((a) => `${relative(root, f.name)}: ${a.fullName}`),
+      ...(f.message ? [`${relative(root, f.name)}: ${f.message.split("\n")[0]}`] : []),
+    ]);
+    return { suite: "vitest", passed: r.numPassedTests, failed: r.numFailedTests + (code !== 0 && r.numFailedTests === 0 ? 1 : 0), failures };
   } catch {
     return { suite: "vitest", passed: 0, failed: 1 };
   }
@@ -227,7 +246,10 @@ async function main(): Promise<number> {
   }
 
   heading("summary");
-  for (const t of tallies) console.log(`${t.suite.padEnd(10)} ${t.passed} passed, ${t.failed} failed`);
+  for (const t of tallies) {
+    console.log(`${t.suite.padEnd(10)} ${t.passed} passed, ${t.failed} failed`);
+    if (t.failed > 0) for (const f of (t.failures ?? []).slice(0, 20)) console.log(`  ${f}`);
+  }
   const passed = tallies.reduce((n, t) => n + t.passed, 0);
   const failed = tallies.reduce((n, t) => n + t.failed, 0);
   console.log(`time: ${((performance.now() - started) / 1000).toFixed(1)}s`);
