@@ -38,17 +38,18 @@ const SCHEMAS = ["public", "private", "audit", "analytics"];
  * and an organisation's business data are not PHI.
  */
 export const CLASSIFICATION: Record<string, { phi: boolean; note: string }> = {
-  "analytics.coach_interaction_metrics": { phi: false, note: "Per-user daily counts, tokens, cost and averages; no content" },
-  "analytics.coach_interaction_metrics_hourly": { phi: false, note: "Per-user hourly sums behind the daily rollup; no content" },
+  "analytics.coach_interaction_metrics": { phi: false, note: "Per-user daily counts, tokens, cost and averages; no content; erased users' under a random pseudonym" },
+  "analytics.coach_interaction_metrics_hourly": { phi: false, note: "Per-user hourly sums behind the daily rollup; no content; erased users' under a random pseudonym" },
   "analytics.coach_model_usage_hourly": { phi: false, note: "Calls, tokens and cost per model and hour; no user dimension" },
   "audit.phi_access_chain_head": { phi: false, note: "Position and hash of the access log's last row" },
   "audit.phi_access_checkpoints": { phi: false, note: "Signed hashes of the access log's chain head" },
   "audit.phi_access_log": { phi: true, note: "Who read whose data, when and why" },
-  "audit.privacy_log": { phi: true, note: "Privacy operations on a person's data (holds, retention), with free-text reasons" },
+  "audit.privacy_log": { phi: true, note: "Privacy operations on a person's data (holds, retention, exports, erasure tombstones), with free-text reasons" },
   "auth.users": { phi: true, note: "Supabase Auth's accounts (email, phone, metadata); drawn as a stub" },
   "private.business_data_cache": { phi: false, note: "A tenant's cached business summary (figures and counts)" },
   "private.email_outbox": { phi: true, note: "Nudge emails: recipient address, subject and body" },
   "private.erased_sessions": { phi: false, note: "Ids of sessions being erased and the erasing transaction" },
+  "private.erased_model_usage": { phi: false, note: "Erased users' LLM calls, tokens and cost per model and hour, summed; no user dimension" },
   "private.event_requests": { phi: false, note: "Idempotency keys: ids and a hash of the payload" },
   "private.external_identities": { phi: true, note: "A person's identity at a third-party provider (issuer, subject)" },
   "private.interaction_metrics_changes": { phi: false, note: "Which (user, hour) the rollup must recompute" },

@@ -347,8 +347,36 @@ select private.run_nudge_scheduler();
 -- content goes; model, tokens and cost stay).
 select public.place_legal_hold(user_id => 'b0b00000-0000-4000-8000-000000000002',
   reason => 'Complaint about this session under review (seed)', session_id => 'b0b00000-5e55-4000-8000-000000000002');
+-- (Once: on a second run its created_at, three years before now, would differ from the first.)
 select public.log_coach_interaction(
   sender => 'ai_coach', content => '{"text": "Last winter you slept better after evening walks, Alice."}', request_id => 'seed-old-1',
   user_id => 'a11ce000-0000-4000-8000-000000000001', coach_persona => 'Coach Ana', model => 'gpt-4o-mini',
-  latency_ms => 850, prompt_tokens => 600, completion_tokens => 45, created_at => now() - interval '3 years');
+  latency_ms => 850, prompt_tokens => 600, completion_tokens => 45, created_at => now() - interval '3 years')
+where not exists (select 1 from public.coach_interactions where request_id = 'seed-old-1');
 select private.run_retention();
+
+-- An erased person: Dave talked to the AI coach yesterday, then asked to be forgotten. His
+-- rows are gone; his metrics and cost stay under a random pseudonym (erased rows in
+-- analytics), and audit.privacy_log holds the tombstone. Once only: a second run finds the
+-- tombstone and does nothing.
+do $$
+begin
+  if exists (select 1 from audit.privacy_log where operation = 'user_erased' and subject_user_id = 'da7e0000-0000-4000-8000-000000000004') then
+    return;
+  end if;
+  insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+                          raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+  values ('00000000-0000-0000-0000-000000000000', 'da7e0000-0000-4000-8000-000000000004', 'authenticated', 'authenticated',
+          'dave@example.com', extensions.crypt('password123', extensions.gen_salt('bf')), now() - interval '2 days',
+          '{"provider": "email", "providers": ["email"]}', '{"full_name": "Dave Dunn"}', now() - interval '2 days', now() - interval '2 days');
+  perform public.log_coach_interaction(
+    sender => m.sender, user_id => 'da7e0000-0000-4000-8000-000000000004', content => jsonb_build_object('text', m.text),
+    request_id => m.request_id, conversation_id => 'da7e0000-c0a1-4000-8000-000000000001', coach_persona => m.persona,
+    model => m.model, latency_ms => m.latency, prompt_tokens => m.pt, completion_tokens => m.ct,
+    created_at => now() - interval '1 day' + m.at)
+  from (values ('user', 'I want to run a 10k, Dave here.', 'seed-dave-1', null, null, null, null, null, interval '0'),
+               ('ai_coach', 'Three runs a week for eight weeks, Dave.', 'seed-dave-2', 'Coach Ana', 'gpt-4o-mini', 900, 520, 40, interval '2 seconds'))
+       as m(sender, text, request_id, persona, model, latency, pt, ct, at);
+  perform public.erase_user('da7e0000-0000-4000-8000-000000000004', 'Erasure request by email (seed)');
+end;
+$$;

@@ -1932,6 +1932,10 @@ export type Database = {
           };
           Returns: string;
         };
+      "erase_user": {
+        Args: { "reason": string; "user_id": string };
+        Returns: Json;
+      };
       "get_coaching_session": { Args: { "session_id": string }; Returns: Json };
       "get_game_plan": {
         Args: { "at"?: string; "user_id"?: string };

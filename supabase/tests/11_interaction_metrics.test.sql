@@ -105,7 +105,7 @@ select results_eq($$ select ai_calls, latency_p95, errors, error_rate from analy
 select tests.clear_authentication();
 delete from auth.users where email = 'mia@example.com';
 select is_empty($$ select 1 from analytics.coach_interaction_metrics where user_key = private.user_key((select id from mia)) $$,
-  'Deleting a user removes their metrics');
+  'Deleting a user leaves no metrics row under their key (erasure keeps them under a pseudonym, pgTAP 63)');
 
 select * from finish();
 rollback;

@@ -2,7 +2,7 @@
 -- hourly rollup, as each named user. Writes log their (user, hour) in their own transaction;
 -- a refresh recomputes those hours and rebuilds the touched daily rows; a day merged from its
 -- hours equals the full recompute from raw rows; a backdated row and a message logged before
--- a coach's reply are picked up; erasure removes the rows; the histogram estimator; the
+-- a coach's reply are picked up; erasure takes the user's key off the rows; the histogram estimator; the
 -- analysts' reads; who may run and read what.
 begin;
 select plan(41);
@@ -167,10 +167,10 @@ select tests.clear_authentication();
 select is((select count(*)::int from private.interaction_metrics_changes where user_id = tests.get_user_id('alice@example.com')), 1,
   'Alice''s write logged her hour');
 
--- Erasure: the user's rollup rows go with her.
+-- Erasure: no rollup row keeps her key (they live on under a pseudonym: pgTAP 63).
 delete from auth.users where email = 'nia@example.com';
 select is((select count(*)::int from analytics.coach_interaction_metrics_hourly h join nia n on n.key = h.user_key), 0,
-  'Erasure removes the user''s hourly rows');
+  'After erasure no hourly row keeps the user''s key');
 
 select results_eq($$ select jobname, schedule from cron.job where jobname in ('coach-interactions-refresh', 'coach-interactions-daily-rollup') order by 1 $$,
   $$ values ('coach-interactions-daily-rollup'::name, '15 0 * * *'::text), ('coach-interactions-refresh', '*/2 * * * *') $$,

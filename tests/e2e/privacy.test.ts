@@ -1,7 +1,10 @@
 /**
  * Privacy operations end to end (issue 16) with supabase-js: a new user's export compared
  * field by field with what they wrote; retention at a fixed clock for a held and an unheld
- * user, seen through their exports; erasure through the Auth admin API refused under a hold.
+ * user, seen through their exports; erasure through the Auth admin API refused under a hold;
+ * erase_user through the Data API: nothing personal left to export, media deleted through the
+ * Storage API, and the person's share of the rollups the same before and after, and after a
+ * recompute, under a pseudonym.
  */
 import postgres from "postgres";
 import { createClient } from "@supabase/supabase-js";
@@ -121,6 +124,119 @@ describe("retention and legal holds", () => {
     expect((await admin.deleteUser(held.id)).error).toBeNull();
     expect(await sql`select 1 from auth.users where id = ${held.id}`).toHaveLength(0);
     const trail = await sql`select operation from audit.privacy_log where subject_user_id = ${held.id} order by id`;
-    expect(trail.map((r) => r.operation)).toEqual(["legal_hold_placed", "data_exported", "legal_hold_released", "data_exported"]);
+    expect(trail.map((r) => r.operation)).toEqual(["legal_hold_placed", "data_exported", "legal_hold_released", "data_exported", "user_erased"]);
+    // deleteUser gives no reason: the tombstone says how the user went.
+    const [tomb] = await sql`select actor_role, reason, details->>'via' as via from audit.privacy_log where operation = 'user_erased' and subject_user_id = ${held.id}`;
+    expect({ ...tomb }).toEqual({ actor_role: "supabase_auth_admin", reason: null, via: "auth.users delete" });
+  });
+});
+
+/**
+ * One person's share of the rollups: their daily rows (found by `where`) and the model-usage
+ * rows of a model only they used. Other test files write at the same time, so the totals of
+ * all users would move under this test.
+ */
+async function shareOf(where: postgres.PendingQuery<postgres.Row[]>, model: string): Promise<Record<string, string>> {
+  const [t] = await sql`
+    select (select sum(total_messages) from analytics.coach_interaction_metrics m where ${where})::text as messages,
+           (select sum(response_count) from analytics.coach_interaction_metrics m where ${where})::text as responses,
+           (select sum(satisfaction_count) from analytics.coach_interaction_metrics m where ${where})::text as ratings,
+           (select sum(prompt_tokens + completion_tokens) from analytics.coach_interaction_metrics m where ${where})::text as tokens,
+           (select sum(cost_usd) from analytics.coach_interaction_metrics m where ${where})::text as cost_usd,
+           (select sum(calls) from analytics.coach_model_usage_hourly where model = ${model})::text as llm_calls,
+           (select sum(prompt_tokens + completion_tokens) from analytics.coach_model_usage_hourly where model = ${model})::text as model_tokens`;
+  return { ...t };
+}
+
+describe("erase_user", () => {
+  it("leaves nothing personal to export, deletes media through Storage, keeps the rollup's totals and leaves a tombstone", async () => {
+    const eve = await newUser("Eve Erased");
+    const conversation = crypto.randomUUID();
+    // A persona and a model no one else uses, to find her share of the rollups afterwards.
+    const persona = `e2e-${conversation.slice(0, 8)}`;
+    const model = `e2e-model-${conversation.slice(0, 8)}`;
+    const mine = await eve.me.functions.invoke("log-interaction", { body: { sender: "user", conversation_id: conversation, content: { text: "My knee hurts when I run." } } });
+    expect(mine.error).toBeNull();
+    const reply = await service().functions.invoke("log-interaction", {
+      body: { sender: "ai_coach", user_id: eve.id, conversation_id: conversation, content: { text: "Rest it for a week, Eve." },
+              coach_persona: persona, model, prompt_tokens: 900, completion_tokens: 60, latency_ms: 700 },
+    });
+    expect(reply.error).toBeNull();
+    expect((await eve.me.functions.invoke("events", { body: { kind: "rating", score: 4, interaction_id: reply.data.id } })).error).toBeNull();
+    const session = await eve.me.rpc("start_coaching_session", { session_type: "self_coaching", theme: "Running" });
+    expect(session.error).toBeNull();
+    const transcript = JSON.stringify({ text: "Eve talks about her knee." });
+    const started = await eve.me.functions.invoke("media/upload-url", {
+      body: { session_id: session.data!.id, kind: "transcript", filename: "t.json", content_type: "application/json", bytes: Buffer.byteLength(transcript) },
+    });
+    expect(started.error).toBeNull();
+    const { path, token } = started.data.upload;
+    const put = await eve.me.storage.from("session-media").uploadToSignedUrl(path, token, new Blob([transcript], { type: "application/json" }), { contentType: "application/json" });
+    expect(put.error).toBeNull();
+    expect((await eve.me.functions.invoke("media/complete", { body: { media_id: started.data.media.id } })).error).toBeNull();
+
+    // The rollup as pg_cron leaves it; what it adds up to.
+    await sql`select * from analytics.refresh_interaction_metrics()`;
+    const before = await shareOf(sql`m.user_id = ${eve.id}`, model);
+    expect(before).toMatchObject({ messages: "2", responses: "1", ratings: "1", tokens: "960", llm_calls: "1", model_tokens: "960" });
+
+    // Only the service role may erase, and only with a reason.
+    expect((await eve.me.rpc("erase_user", { user_id: eve.id, reason: "Mine" })).error).toMatchObject({ code: "42501" });
+    const noReason = await service().rpc("erase_user", { user_id: eve.id, reason: "" });
+    expect(noReason.error).toMatchObject({ code: "22023", message: "reason must be 1 to 1000 characters" });
+    expect(noReason.status).toBe(400);
+    expect(await sql`select 1 from auth.users where id = ${eve.id}`).toHaveLength(1);
+
+    const erased = await service().rpc("erase_user", { user_id: eve.id, reason: "Erasure request 2026-114 (e2e)" });
+    expect(erased.error).toBeNull();
+    const result = erased.data as { media_deletion_request: number } & Record<string, unknown>;
+    expect(result).toMatchObject({
+      user_id: eve.id, replayed: false, media_objects: 1,
+      removed: { interactions: 2, events: 1, sessions: 1, session_media: 1 },
+      metrics_kept: { hourly_rows: 1, daily_rows: 1 },
+    });
+    expect(result.media_deletion_request).toEqual(expect.any(Number));
+
+    // Nothing personal is left: the service role's export finds no such user, and her own
+    // still-valid token exports empty sections.
+    const refused = await service().functions.invoke(`export-my-data?user_id=${eve.id}`, { method: "GET" });
+    expect((refused.error as { context: Response }).context.status).toBe(404);
+    const doc = await exportOf(eve.me);
+    expect(doc.profile).toEqual({ account: null, profile: null });
+    for (const section of ["identities", "coach_assignments", "interactions", "events", "sessions", "action_plans", "assessments", "applications",
+      "opportunities", "media", "notifications", "emails", "tenant_memberships", "daily_metrics", "data_access"]) {
+      expect(doc[section], section).toEqual([]);
+    }
+    // Her share of the rollups is still there, under a pseudonym (her rows are the erased ones
+    // with her persona), and again after the refresh and a recompute of her days from raw rows.
+    const pseudonymous = sql`m.erased and m.coach_persona_counts ? ${persona}`;
+    expect(await shareOf(pseudonymous, model)).toEqual(before);
+    await sql`select * from analytics.refresh_interaction_metrics()`;
+    await sql`select * from analytics.aggregate_interaction_metrics(current_date - 1, current_date)`;
+    expect(await shareOf(pseudonymous, model)).toEqual(before);
+    expect(await shareOf(sql`m.user_id = ${eve.id}`, model)).toMatchObject({ messages: null, tokens: null });
+    // The pseudonym is neither her id nor her analytics key.
+    const [kept] = await sql`select m.user_id, m.user_key, encode(extensions.digest('coach-ledger-user:' || ${eve.id}, 'sha256'), 'hex') as her_key
+                             from analytics.coach_interaction_metrics m where ${pseudonymous}`;
+    expect(kept.user_id).not.toBe(eve.id);
+    expect(kept.user_key).not.toBe(kept.her_key);
+
+    // The media-retention function, invoked through pg_net at commit, deleted her object through Storage.
+    const deadline = Date.now() + 15_000;
+    while ((await sql`select 1 from storage.objects where name = ${path}`).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    expect(await sql`select 1 from storage.objects where name = ${path}`).toHaveLength(0);
+    let answer: { status_code: number; content: string } | undefined;
+    while (!answer && Date.now() < deadline) {
+      [answer] = await sql<{ status_code: number; content: string }[]>`select status_code, content from net._http_response where id = ${result.media_deletion_request}`;
+      if (!answer) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(answer!.status_code).toBe(200);
+    expect(JSON.parse(answer!.content)).toMatchObject({ erased: 1, failed: 0 });
+
+    // The tombstone: who erased whom, when and why; a retry gets the same answer.
+    const [tomb] = await sql`select actor_role, reason, details->>'via' as via from audit.privacy_log where operation = 'user_erased' and subject_user_id = ${eve.id}`;
+    expect({ ...tomb }).toEqual({ actor_role: "service_role", reason: "Erasure request 2026-114 (e2e)", via: "erase_user" });
+    const again = await service().rpc("erase_user", { user_id: eve.id, reason: "Erasure request 2026-114 (e2e)" });
+    expect(again.data).toEqual({ ...result, replayed: true });
   });
 });

@@ -6,16 +6,18 @@
  * Each round claims up to `batch_size` objects of each reason
  * (public.claim_due_session_media, which first brings the sessions concerned in step with
  * storage.objects): stored objects whose expires_at has passed (expired), objects whose size
- * or type did not fit their upload (rejected), and hour-old objects no row can follow
- * (orphans). It deletes them through the Storage API (never by SQL, which hosted Supabase
- * refuses) with the caller's service-role token, and marks the expired rows
+ * or type did not fit their upload (rejected), objects under the key of an erased user
+ * (erased: public.erase_user invokes this function through pg_net when the user had media),
+ * and hour-old objects no row can follow (orphans). It deletes them through the Storage API
+ * (never by SQL, which hosted Supabase refuses) with the caller's service-role token, and
+ * marks the expired rows
  * (public.record_session_media_expiry, which marks only rows whose objects are gone, so a
  * failed delete leaves them due for the next run). Rounds go on until nothing is due or the
  * run's time budget is spent. Transcripts are kept unless their window says otherwise
  * (public.media_retention_settings).
  *
  * Idempotent: a second run finds nothing due; a row whose object is already gone is marked
- * expired (the delete finds nothing). Answers 200 {expired, rejected, orphans, failed,
+ * expired (the delete finds nothing). Answers 200 {expired, rejected, erased, orphans, failed,
  * rounds, more}: `failed` counts objects still there after their delete (recorded in
  * private.storage_operations, which raises the storage alert); `more` is true when objects
  * are still due (the budget ran out, or deletes failed). Two runs at once may both claim an
@@ -41,7 +43,7 @@ interface Due {
   id: string | null;
   bucket_id: string;
   storage_path: string;
-  reason: "expired" | "rejected" | "orphan";
+  reason: "expired" | "rejected" | "erased" | "orphan";
 }
 
 /** Handles /functions/v1/media-retention. */
@@ -54,7 +56,7 @@ export function handler(req: Request): Promise<Response> {
     const body = parseOrThrow(BodySchema, req.body === null ? {} : await readJson(req, 4096));
     const token = bearerToken(req)!;
     const started = performance.now();
-    const counts = { expired: 0, rejected: 0, orphans: 0, failed: 0 };
+    const counts = { expired: 0, rejected: 0, erased: 0, orphans: 0, failed: 0 };
     let rounds = 0;
     let more = false;
     const tried = new Set<string>();
@@ -98,6 +100,7 @@ export function handler(req: Request): Promise<Response> {
           if (left.has(r.storage_path)) counts.failed++;
           else if (r.reason === "expired") counts.expired++;
           else if (r.reason === "rejected") counts.rejected++;
+          else if (r.reason === "erased") counts.erased++;
           else counts.orphans++;
         }
       }
