@@ -47,18 +47,6 @@ insert into public.tenants (id, name, created_by) values ('63000000-7e4a-4000-80
 -- The rollup as pg_cron leaves it (every pending day: the seed's go back years), then one more
 -- message of Eric's that no refresh has seen.
 select * from analytics.refresh_interaction_metrics(36500);
-create temporary table totals_before as
-select (select sum(messages) from analytics.coach_usage_daily) as messages,
-       (select sum(cost_usd) from analytics.coach_usage_daily) as cost_usd,
-       (select sum(satisfaction_count) from analytics.coach_usage_daily) as ratings,
-       (select sum(response_count) from analytics.coach_interaction_metrics) as responses,
-       (select sum(calls) from analytics.coach_model_usage_hourly) as llm_calls,
-       (select sum(cost_usd) from analytics.coach_model_usage_hourly) as model_cost_usd,
-       (select sum(prompt_tokens + completion_tokens) from analytics.coach_model_usage_hourly) as tokens;
-select public.log_coach_interaction(sender => 'ai_coach', user_id => (select eric from u63), content => '{"text": "Ice it."}',
-  conversation_id => (select conversation from u63), coach_persona => 'encourager', model => 'house-model', latency_ms => 500,
-  prompt_tokens => 100, completion_tokens => 10, cost_usd => 0.5,
-  created_at => (select today from u63)::timestamp at time zone 'UTC' + interval '02:00');
 create view pg_temp.totals_now as
 select (select sum(messages) from analytics.coach_usage_daily) as messages,
        (select sum(cost_usd) from analytics.coach_usage_daily) as cost_usd,
@@ -67,6 +55,11 @@ select (select sum(messages) from analytics.coach_usage_daily) as messages,
        (select sum(calls) from analytics.coach_model_usage_hourly) as llm_calls,
        (select sum(cost_usd) from analytics.coach_model_usage_hourly) as model_cost_usd,
        (select sum(prompt_tokens + completion_tokens) from analytics.coach_model_usage_hourly) as tokens;
+create temporary table totals_before as select * from pg_temp.totals_now;
+select public.log_coach_interaction(sender => 'ai_coach', user_id => (select eric from u63), content => '{"text": "Ice it."}',
+  conversation_id => (select conversation from u63), coach_persona => 'encourager', model => 'house-model', latency_ms => 500,
+  prompt_tokens => 100, completion_tokens => 10, cost_usd => 0.5,
+  created_at => (select today from u63)::timestamp at time zone 'UTC' + interval '02:00');
 -- What the rollup must add up to once that message is in: one message, one response (an AI reply
 -- with its latency), one call, 110 tokens, $0.50 more.
 create temporary table totals_expected as
