@@ -22,8 +22,10 @@
 -- private.user_has_rows_in_hour, private.media_key_of_erased_user (new),
 -- analytics.refresh_interaction_metrics, private.model_usage_for_range,
 -- private.recompute_interaction_hours, private.derive_daily_interaction_metrics,
--- private.trigger_register_erasure, public.claim_due_session_media (bodies);
--- private.trigger_deidentify_erased_profile and its trigger on profiles; public.erase_user;
+-- private.trigger_register_erasure (waits for a retention run), public.claim_due_session_media
+-- (bodies); private.trigger_deidentify_erased_profile and its trigger on profiles (which also
+-- refuses a profile's deletion outside an erasure); public.erase_user; the service role's
+-- SELECT on the two metric tables, now column by column;
 -- trigger coach_interactions_log_metrics_erasure and its function dropped.
 -- Destructive: drops two foreign keys and one trigger; no data is removed.
 
@@ -42,6 +44,21 @@ comment on column analytics.coach_interaction_metrics_hourly.erased is
 comment on column analytics.coach_interaction_metrics.erased is
   'True for the rows of an erased user, kept under a random pseudonym (see coach_interaction_metrics_hourly.erased).';
 grant select (erased) on analytics.coach_interaction_metrics_hourly, analytics.coach_interaction_metrics to coach_analyst;
+-- The service role reads these tables column by column: a table-level grant would also show
+-- the system columns, and xmin is the same on an erased user's re-keyed rows and on their
+-- tombstone (one transaction), which would link the pseudonym back to them. With column
+-- grants, system columns cannot be read. (A column added later needs its own grant.)
+do $grants$
+declare t text;
+begin
+  foreach t in array array['analytics.coach_interaction_metrics_hourly', 'analytics.coach_interaction_metrics'] loop
+    execute format('revoke select on %s from service_role', t);
+    execute format('grant select (%s) on %s to service_role',
+      (select string_agg(quote_ident(a.attname), ', ' order by a.attnum) from pg_attribute a
+       where a.attrelid = t::regclass and a.attnum > 0 and not a.attisdropped), t);
+  end loop;
+end
+$grants$;
 -- A pseudonym is no profile: erasure re-keys the rows instead of the cascade removing them.
 alter table analytics.coach_interaction_metrics_hourly drop constraint coach_interaction_metrics_hourly_user_id_fkey;
 alter table analytics.coach_interaction_metrics drop constraint coach_interaction_metrics_user_id_fkey;
@@ -190,7 +207,8 @@ comment on function private.recompute_interaction_hours(timestamptz[]) is
   'Brings the hourly and model-usage rows of the given UTC hours in line with the raw interactions and ratings (changed rows replaced, vanished rows removed, equal rows kept; erased users'' rows and model usage kept); returns the (user, day) pairs whose hourly rows changed. Caller holds the rollup lock.';
 revoke execute on function private.recompute_interaction_hours(timestamptz[]) from public, anon, authenticated;
 
--- As in 20261125030003, and a daily row is erased when its hourly rows are.
+-- As in 20261125030003, and a daily row is erased when its hourly rows are (computed_at then
+-- the end of its day).
 create or replace function private.derive_daily_interaction_metrics(user_ids uuid[], days date[])
 returns integer
 language plpgsql
@@ -256,7 +274,8 @@ begin
          round(s.satisfaction_sum::numeric / nullif(s.satisfaction_count, 0), 2), s.satisfaction_count,
          coalesce(p.mix, '{}'), s.prompt_tokens, s.completion_tokens, s.cached_tokens, s.cost_usd, s.error_count,
          case when s.total_messages = 0 then 0 else round(s.error_count::numeric / s.total_messages, 4) end,
-         now(), s.response_time_sum_ms, s.response_time_min_ms, s.response_time_max_ms, coalesce(hi.buckets, '{}'),
+         -- An erased user's day is final; its time stamp is the day's end, not when it was merged.
+         case when s.erased then (s.day + 1)::timestamp at time zone 'UTC' else now() end, s.response_time_sum_ms, s.response_time_min_ms, s.response_time_max_ms, coalesce(hi.buckets, '{}'),
          coalesce(hi.counts, '{}'), s.satisfaction_sum, coalesce(p.counts, '{}'), s.erased
   from sums s
   left join histograms hi on hi.user_id = s.user_id and hi.day = s.day
@@ -416,6 +435,13 @@ declare
   media_request bigint;
   via text := coalesce(nullif(current_setting('coach_ledger.erasure_via', true), ''), 'auth.users delete');
 begin
+  -- A profile goes only with its user: the erasure registered by the auth.users trigger in
+  -- this transaction. A profile deleted on its own would leave its metrics keyed to the
+  -- person (they no longer reference profiles) and a tombstone for an account still there.
+  if not exists (select 1 from private.user_erasures e where e.user_id = old.id and e.xact_id = pg_current_xact_id()) then
+    raise exception 'A profile is deleted only with its user: use public.erase_user (or delete the auth.users row)'
+      using errcode = '42501';
+  end if;
   -- What goes, counted before it goes (for the tombstone; counts only).
   select jsonb_build_object(
     'interactions', (select count(*) from public.coach_interactions x where x.user_id = old.id),
@@ -446,12 +472,14 @@ begin
     calls = e.calls + excluded.calls, prompt_tokens = e.prompt_tokens + excluded.prompt_tokens,
     completion_tokens = e.completion_tokens + excluded.completion_tokens,
     cached_tokens = e.cached_tokens + excluded.cached_tokens, cost_usd = e.cost_usd + excluded.cost_usd;
+  -- computed_at becomes the end of the row's hour or day, so that it does not point at the
+  -- moment of this erasure (and so at the tombstone).
   update analytics.coach_interaction_metrics_hourly h
-  set user_id = pseudonym, user_key = pseudonym_key, erased = true
+  set user_id = pseudonym, user_key = pseudonym_key, erased = true, computed_at = h.hour + interval '1 hour'
   where h.user_id = old.id;
   get diagnostics hourly_rows = row_count;
   update analytics.coach_interaction_metrics m
-  set user_id = pseudonym, user_key = pseudonym_key, erased = true
+  set user_id = pseudonym, user_key = pseudonym_key, erased = true, computed_at = (m.day + 1)::timestamp at time zone 'UTC'
   where m.user_id = old.id;
   get diagnostics daily_rows = row_count;
 
@@ -460,6 +488,8 @@ begin
   delete from private.retention_progress p where p.user_id = old.id;
   delete from private.interaction_metrics_changes c where c.user_id = old.id;
   update public.tenants t set created_by = null where t.created_by = old.id;
+  -- Realtime's copies of their messages and nudges (each broadcast stores the row it sent).
+  delete from realtime.messages r where r.topic in ('coach_interactions:' || old.id::text, 'nudges:' || old.id::text);
 
   -- Their media objects lose their rows in the cascade; the media-retention function deletes
   -- them through the Storage API (claim_due_session_media returns them as 'erased' at once).
@@ -479,10 +509,11 @@ begin
 end;
 $$;
 comment on function private.trigger_deidentify_erased_profile() is
-  'Trigger on profiles (before delete: the cascade of an erasure): applies the user''s pending rollup changes, moves their hourly and daily metrics under a random pseudonym (marked erased) and their LLM usage into private.erased_model_usage, clears what refers to them outside foreign keys, asks the media-retention function (through pg_net) to delete their media objects, and appends the tombstone (user_erased) to audit.privacy_log.';
+  'Trigger on profiles (before delete: the cascade of an erasure; any other delete is refused): applies the user''s pending rollup changes, moves their hourly and daily metrics under a random pseudonym (marked erased) and their LLM usage into private.erased_model_usage, clears what refers to them outside foreign keys, asks the media-retention function (through pg_net) to delete their media objects, and appends the tombstone (user_erased) to audit.privacy_log.';
 revoke execute on function private.trigger_deidentify_erased_profile() from public, anon, authenticated;
 
-create trigger profiles_deidentify_erased
+-- Named to fire after profiles_refuse_delete_under_hold (triggers fire in name order).
+create trigger profiles_retain_deidentified_metrics
   before delete on public.profiles
   for each row execute function private.trigger_deidentify_erased_profile();
 
@@ -586,6 +617,39 @@ $$;
 comment on function public.claim_due_session_media(timestamptz, integer) is
   'Service role, the retention job''s first step: brings sessions with overdue uploads, objects under ended rows or row-less objects in step, then returns objects to delete through the Storage API (up to batch_size, 1..1000, of each reason): expired (stored, expires_at passed at `at`), rejected (the object of a rejected row), erased (any object under the key of an erased user, at once) and orphan (an hour-old object no row can follow); never what a legal hold covers (the user, or the session, by row or by key).';
 
+-- The erasure's first step ------------------------------------------------------------
+
+-- As in 20261125050000, and it waits for a retention run under way first: both change the
+-- user's retention progress, and the run holds its lock for its whole transaction.
+create or replace function private.trigger_register_erasure()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  -- Security definer: runs as whoever deletes the user (supabase_auth_admin on Supabase),
+  -- which has no rights in private or on legal_holds.
+  -- Lock order, as in erase_user: the retention run's lock, then the profile. The profile row
+  -- is locked before the holds are read: a hold being placed (its insert holds a key-share
+  -- lock on the profile) commits before this check reads the holds, so it cannot be lost to
+  -- the cascade.
+  perform pg_advisory_xact_lock(hashtextextended('retention-run', 0));
+  perform 1 from public.profiles p where p.id = old.id for update;
+  if exists (select 1 from public.legal_holds h where h.user_id = old.id and h.released_at is null) then
+    raise exception 'User % is under a legal hold: erasure is suspended until it is released', old.id
+      using errcode = '55000', hint = 'Release the hold with public.release_legal_hold first.';
+  end if;
+  insert into private.user_erasures (user_id) values (old.id) on conflict do nothing;
+  insert into private.erased_sessions (session_id)
+  select s.id from public.coaching_sessions s where s.user_id = old.id
+  on conflict do nothing;
+  return old;
+end;
+$$;
+comment on function private.trigger_register_erasure() is
+  'Trigger on auth.users: waits for a retention run under way, then refuses to delete a user under an active legal hold (any hold on them or one of their sessions); otherwise records the erasure of the user and of their coaching sessions for this transaction, so the cascade may remove their append-only rows and clear others'' references to their sessions.';
+
 -- erase_user ---------------------------------------------------------------------------
 
 create or replace function public.erase_user(user_id uuid, reason text)
@@ -625,6 +689,10 @@ begin
     raise exception 'user_id does not name a user' using errcode = 'PT404';
   end if;
 
+  -- Lock order, as in the retention run: its lock, then the legal-hold lock (shared: a hold
+  -- being placed waits for this erasure, and every hold committed before is seen here).
+  perform pg_advisory_xact_lock(hashtextextended('retention-run', 0));
+  perform pg_advisory_xact_lock_shared(hashtextextended('legal-hold', 0));
   select count(*) into holds from public.legal_holds h where h.user_id = erase_user.user_id and h.released_at is null;
   if holds > 0 then
     raise exception 'User % is under % active legal hold(s): erasure is refused', erase_user.user_id, holds
@@ -638,8 +706,17 @@ begin
   perform set_config('coach_ledger.erasure_via', '', true);
 
   select * into tombstone from audit.privacy_log l
-  where l.operation = 'user_erased' and l.subject_user_id = erase_user.user_id
+  where l.operation = 'user_erased' and l.subject_user_id = erase_user.user_id and l.at = now()
   order by l.id desc limit 1;
+  if tombstone.id is null then
+    -- An account without a profile: nothing of theirs was stored, but the erasure is on record.
+    perform private.log_privacy_operation('user_erased', erase_user.user_id, null, erase_user.reason,
+      jsonb_build_object('via', 'erase_user', 'removed', '{}'::jsonb, 'metrics_kept', '{}'::jsonb, 'media_objects', 0,
+                         'media_deletion_request', null));
+    select * into tombstone from audit.privacy_log l
+    where l.operation = 'user_erased' and l.subject_user_id = erase_user.user_id
+    order by l.id desc limit 1;
+  end if;
   return jsonb_build_object('user_id', erase_user.user_id, 'erased_at', tombstone.at, 'replayed', false,
                             'tombstone_id', tombstone.id) || (tombstone.details - 'via');
 end;

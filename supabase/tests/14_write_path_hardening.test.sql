@@ -148,7 +148,7 @@ select throws_ok($$ delete from public.coaching_sessions where id = (select id f
   'Deleting a session with interactions is refused: its rows are not erased by it');
 select tests.clear_authentication();
 select throws_ok($$ delete from public.profiles where id = tests.get_user_id('hank@example.com') $$,
-  '42501', 'public.coach_interactions is append-only: rows cannot be updated or deleted',
+  '42501', 'A profile is deleted only with its user: use public.erase_user (or delete the auth.users row)',
   'Deleting a profile without erasing the user is refused too');
 select is((select count(*)::int from public.coach_interactions where user_id = 'b0b00000-0000-4000-8000-000000000002' and session_id = (select id from bob_session)), 1,
   'Bob''s session row is still there');

@@ -6,7 +6,7 @@
 -- erased whom, when and why, and a retry gets the same answer. Deleting the auth.users row
 -- directly (Auth's deleteUser) takes the same path and leaves a tombstone without a reason.
 begin;
-select plan(45);
+select plan(50);
 -- Hold the rollup lock for the whole file (see 60): pg_cron's refresh waits for this file.
 select pg_advisory_xact_lock(hashtextextended('analytics.aggregate_interaction_metrics', 0));
 
@@ -96,11 +96,18 @@ select throws_ok($$ select public.erase_user(null, 'gone') $$, '22023', 'user_id
 select throws_ok($$ select public.erase_user('63000000-0000-4000-8000-00000000dead', 'gone') $$, 'PT404', 'user_id does not name a user',
   'An unknown user is PT404');
 select public.place_legal_hold((select hana from u63), 'Litigation 63');
-select throws_ok($$ select public.erase_user((select hana from u63), 'gone') $$, 'PT409', null, 'A user under a legal hold is refused with PT409');
+select throws_ok($$ select public.erase_user((select hana from u63), 'gone') $$, 'PT409',
+  format('User %s is under 1 active legal hold(s): erasure is refused', (select hana from u63)),
+  'A user under a legal hold is refused with PT409');
+select throws_ok($$ delete from public.profiles where id = tests.get_user_id('stan63@example.com') $$, '42501',
+  'A profile is deleted only with its user: use public.erase_user (or delete the auth.users row)',
+  'The service role cannot delete a profile on its own (it would take no metrics and leave a false tombstone)');
 select tests.clear_authentication();
 select ok(exists (select 1 from auth.users where id = (select hana from u63))
           and exists (select 1 from public.coach_interactions where user_id = (select hana from u63))
-          and not exists (select 1 from audit.privacy_log where operation = 'user_erased' and subject_user_id in ((select hana from u63), (select eric from u63))),
+          and exists (select 1 from public.profiles where id = tests.get_user_id('stan63@example.com'))
+          and not exists (select 1 from audit.privacy_log where operation = 'user_erased'
+                          and subject_user_id in ((select hana from u63), (select eric from u63), tests.get_user_id('stan63@example.com'))),
   'The refusals erased nothing and left no tombstone');
 
 -- Erasure -------------------------------------------------------------------------------
@@ -123,34 +130,34 @@ select is((select count(*)::int from net.http_request_queue
 
 -- The tombstone.
 select results_eq(
-  $$ select actor_role, subject_user_id, reason, details ->> 'via', at = now() from audit.privacy_log where operation = 'user_erased' and subject_user_id = (select eric from u63) $$,
-  $$ values ('service_role'::text, (select eric from u63), 'Erasure request 2026-114 by email'::text, 'erase_user'::text, true) $$,
+  $$ select actor_role, subject_user_id, reason, details ->> 'via' from audit.privacy_log where operation = 'user_erased' and subject_user_id = (select eric from u63) $$,
+  $$ values ('service_role'::text, (select eric from u63), 'Erasure request 2026-114 by email'::text, 'erase_user'::text) $$,
   'One tombstone: the service role erased Eric now, with its reason');
 select is((select id from audit.privacy_log where operation = 'user_erased' and subject_user_id = (select eric from u63)), (select (r ->> 'tombstone_id')::bigint from result63),
   'The answer names the tombstone');
 select is((select details -> 'removed' from audit.privacy_log where operation = 'user_erased' and subject_user_id = (select eric from u63)), (select r -> 'removed' from result63),
   'The tombstone keeps the counts');
 
--- No row names Eric any more, in any table of the app's schemas, besides the tombstone and
--- the erasure's own registration (which the append-only guard reads).
+-- No row names Eric any more, anywhere in any table of the app's and the platform's schemas
+-- (whole rows read as text, so JSON and Realtime's copies count), besides the erasure's own
+-- registration (which the append-only guard reads) and the media object; the audit schema
+-- keeps his id by design (the tombstone, who read his data).
 create function pg_temp.rows_naming(target uuid) returns table (tbl text, n bigint) language plpgsql as $$
-declare c record;
+declare t record;
 begin
-  for c in select table_schema, table_name, column_name from information_schema.columns col
-           join information_schema.tables t using (table_schema, table_name)
-           where col.table_schema in ('public', 'private', 'analytics', 'storage', 'auth') and t.table_type = 'BASE TABLE'
-             and col.data_type in ('uuid', 'text')
-             and (col.column_name ~ '(^|_)(user|owner|subject|actor|coach|client|member|created_by|placed_by|released_by|proposed_by)(_id)?$'
-                  or col.column_name in ('id', 'name', 'owner'))
+  for t in select c.relnamespace::regnamespace::text as schema_name, c.relname::text as table_name
+           from pg_class c
+           where c.relkind in ('r', 'p') and not c.relispartition
+             and c.relnamespace::regnamespace::text in ('public', 'private', 'analytics', 'storage', 'auth', 'realtime', 'net', 'vault')
   loop
-    return query execute format('select %L, count(*) from %I.%I where %I::text like %L',
-      c.table_schema || '.' || c.table_name || '.' || c.column_name, c.table_schema, c.table_name, c.column_name, '%' || target || '%');
+    return query execute format('select %L, count(*) from %I.%I t where t::text like %L',
+      t.schema_name || '.' || t.table_name, t.schema_name, t.table_name, '%' || target || '%');
   end loop;
 end;
 $$;
 select results_eq($$ select tbl from pg_temp.rows_naming((select eric from u63)) where n > 0 order by 1 $$,
-  $$ values ('private.user_erasures.user_id'), ('storage.objects.name'), ('storage.objects.owner') $$,
-  'Only the erasure''s registration and the media object (deleted through the Storage API, next) still name Eric');
+  $$ values ('private.user_erasures'), ('storage.objects') $$,
+  'Only the erasure''s registration and the media object (deleted through the Storage API, next) still name Eric: not Realtime''s copies of his messages either');
 select results_eq($$ select id, reason from public.claim_due_session_media() where storage_path like 'u/' || (select eric from u63) || '/%' $$,
   $$ values (null::uuid, 'erased'::text) $$,
   'His media object is due at once (erased), not an hour after its upload as an orphan');
@@ -188,12 +195,22 @@ create temporary table kept63 as
 select user_id, user_key, total_messages, ai_coach_messages, response_count, satisfaction_count, cost_usd
 from analytics.coach_interaction_metrics
 where erased and day = (select today from u63) and user_id not in (select user_id from erased_before);
-grant select on kept63 to coach_analyst;
+grant select on kept63 to coach_analyst, service_role;
 select results_eq($$ select total_messages, ai_coach_messages, response_count, satisfaction_count, cost_usd from kept63 $$,
   $$ values (5, 2, 3, 1, (select cost_usd from analytics.coach_interaction_metrics_hourly
                           where user_id = (select user_id from kept63) and hour = (select today from u63)::timestamp at time zone 'UTC' + interval '1 hour')
                           + 0.5::numeric) $$,
   'His day lives on as one erased row: five messages, two AI replies, three responses (two AI, the coach''s), one rating');
+select is((select computed_at from analytics.coach_interaction_metrics where user_key = (select user_key from kept63)),
+  (select today + 1 from u63)::timestamp at time zone 'UTC',
+  'Its computed_at is the end of its day, not the moment of the erasure (which would point at the tombstone)');
+select tests.authenticate_as_service_role();
+select throws_ok($$ select xmin from analytics.coach_interaction_metrics limit 1 $$, '42501', null,
+  'The service role reads the metrics column by column: not xmin, which the re-keyed rows share with the tombstone');
+select throws_ok($$ select xmin from analytics.coach_interaction_metrics_hourly limit 1 $$, '42501', null, 'nor the hourly rows''');
+select is((select count(*)::int from analytics.coach_interaction_metrics where user_key = (select user_key from kept63)), 1,
+  'but every column of them');
+select tests.clear_authentication();
 select ok((select user_id <> (select eric from u63) and user_key <> private.user_key((select eric from u63))
                   and user_key ~ '^[0-9a-f]{64}$' and not exists (select 1 from public.profiles p where p.id = kept63.user_id)
            from kept63),
@@ -219,8 +236,8 @@ select tests.authenticate_as_service_role();
 select throws_ok($$ delete from audit.privacy_log where operation = 'user_erased' and subject_user_id = (select eric from u63) $$, '42501', null,
   'The service role cannot delete a tombstone');
 select tests.clear_authentication();
-select throws_ok($$ update audit.privacy_log set reason = 'x' where operation = 'user_erased' and subject_user_id = (select eric from u63) $$, null, null,
-  'Nor can anyone change it');
+select throws_ok($$ update audit.privacy_log set reason = 'x' where operation = 'user_erased' and subject_user_id = (select eric from u63) $$,
+  '42501', 'audit.privacy_log is append-only: rows cannot be updated or deleted', 'Nor can its owner change it');
 
 -- Deleting the auth.users row directly (Auth's admin deleteUser) ---------------------------
 
@@ -235,7 +252,7 @@ select results_eq(
   $$ values ('postgres'::text, null::text, 'auth.users delete'::text, 1) $$,
   'A direct delete of the auth.users row leaves a tombstone without a reason, and keeps her metrics');
 select results_eq($$ select * from pg_temp.totals_now $$, $$ select * from totals_dora $$, 'Her share of the totals stays too');
-select is((select count(*)::int from pg_temp.rows_naming((select dora from u63)) where n > 0 and tbl <> 'private.user_erasures.user_id'), 0,
+select is((select count(*)::int from pg_temp.rows_naming((select dora from u63)) where n > 0 and tbl <> 'private.user_erasures'), 0,
   'and nothing else names her');
 
 -- What erasure cleared outside foreign keys.
