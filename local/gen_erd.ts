@@ -44,6 +44,7 @@ export const CLASSIFICATION: Record<string, { phi: boolean; note: string }> = {
   "audit.phi_access_chain_head": { phi: false, note: "Position and hash of the access log's last row" },
   "audit.phi_access_checkpoints": { phi: false, note: "Signed hashes of the access log's chain head" },
   "audit.phi_access_log": { phi: true, note: "Who read whose data, when and why" },
+  "audit.phi_access_log_anchor": { phi: false, note: "Where the access log starts after retention: a checkpoint's position and hash" },
   "audit.privacy_log": { phi: true, note: "Privacy operations on a person's data (holds, retention, exports, erasure tombstones), with free-text reasons" },
   "auth.users": { phi: true, note: "Supabase Auth's accounts (email, phone, metadata); drawn as a stub" },
   "private.business_data_cache": { phi: false, note: "A tenant's cached business summary (figures and counts)" },

@@ -10,6 +10,8 @@
  * (a compact JWS, or JSON with a `jws` field). The public key is a JWK or JWKS file, or the
  * audit-checkpoint function's /jwks URL (public: no token needed); with several keys (after a
  * rotation) each checkpoint is verified with the key its kid names. --db-url defaults to $DB_URL, else the local stack.
+ * A log that retention pruned starts after a checkpoint's position: that checkpoint must be
+ * in the file (it is printed as the anchor); without it, the missing prefix is a break.
  */
 import { readFileSync } from "node:fs";
 import postgres from "postgres";
@@ -62,6 +64,24 @@ async function publicKeys(source: string): Promise<JWK[]> {
   return parsePublicKeys(await res.text());
 }
 
+/** What the verifier prints for a result: what it read, where a pruned log starts, and every problem. */
+export function report(result: Awaited<ReturnType<typeof verifyChain>>, checkpointCount: number): string[] {
+  const last = result.checkpoints.at(-1);
+  const lines = [`Read ${result.rows} rows of audit.phi_access_log and ${checkpointCount} checkpoints` +
+    (last ? ` (the last at position ${last.seq}, signed ${new Date(last.iat * 1000).toISOString()}).` : ".")];
+  if (result.anchor) {
+    lines.push(`The log starts after position ${result.anchor.seq}: retention deleted the rows up to it, through the checkpoint ` +
+      `signed ${new Date(result.anchor.iat * 1000).toISOString()}, which the first row kept chains to.`);
+  }
+  if (result.findings.length === 0) {
+    lines.push("OK: every row's hash recomputes, and the chain matches every checkpoint.");
+    return lines;
+  }
+  for (const f of result.findings) lines.push(`BROKEN${f.seq === null ? "" : ` at position ${f.seq}`}: ${f.problem}`);
+  lines.push(`${result.findings.length} problem(s) found.`);
+  return lines;
+}
+
 /** Runs the verifier; returns the exit code. */
 export async function main(args: string[], print: (line: string) => void = console.log): Promise<number> {
   const checkpointsFile = flag(args, "--checkpoints");
@@ -77,16 +97,8 @@ export async function main(args: string[], print: (line: string) => void = conso
   try {
     const rows = await sql.unsafe<ChainRow[]>(CHAIN_ROWS_SQL);
     const result = await verifyChain(rows, checkpoints, keys);
-    const last = result.checkpoints.at(-1);
-    print(`Read ${result.rows} rows of audit.phi_access_log and ${checkpoints.length} checkpoints` +
-      (last ? ` (the last at position ${last.seq}, signed ${new Date(last.iat * 1000).toISOString()}).` : "."));
-    if (result.findings.length === 0) {
-      print("OK: every row's hash recomputes, and the chain matches every checkpoint.");
-      return 0;
-    }
-    for (const f of result.findings) print(`BROKEN${f.seq === null ? "" : ` at position ${f.seq}`}: ${f.problem}`);
-    print(`${result.findings.length} problem(s) found.`);
-    return 1;
+    for (const line of report(result, checkpoints.length)) print(line);
+    return result.findings.length === 0 ? 0 : 1;
   } finally {
     await sql.end();
   }

@@ -58,7 +58,7 @@ select is((select count(*)::int from public.get_interaction_history(user_id => '
   'The service role reads anyone''s history');
 select results_eq(
   $$ select actor_role, actor_id, resource, row_count, purpose from audit.phi_access_log
-     where subject_user_id = 'a11ce000-0000-4000-8000-000000000001' order by id $$,
+     where subject_user_id = 'a11ce000-0000-4000-8000-000000000001' and accessed_at = now() order by id $$,
   $$ values ('authenticated', 'a11ce000-0000-4000-8000-000000000001'::uuid, 'coach_interactions', 2, 'coaching'),
             ('authenticated', 'a11ce000-0000-4000-8000-000000000001'::uuid, 'coach_interactions', 2, 'coaching'),
             ('authenticated', 'a11ce000-0000-4000-8000-000000000001'::uuid, 'coach_interactions:redacted', 1, 'coaching'),

@@ -99,7 +99,7 @@ select is_empty($$ select 1 from public.coaching_sessions where user_id = 'a11ce
 select is((select count(*)::int from public.list_action_plans(owner_id => 'a11ce000-0000-4000-8000-000000000001')), 0,
   'Carol lists her client Alice''s action plans (none yet)');
 select tests.authenticate_as_service_role();
-select results_eq($$ select actor_id, resource from audit.phi_access_log where subject_user_id = 'a11ce000-0000-4000-8000-000000000001' order by id $$,
+select results_eq($$ select actor_id, resource from audit.phi_access_log where subject_user_id = 'a11ce000-0000-4000-8000-000000000001' and accessed_at = now() order by id $$,
   $$ values ('ca401000-0000-4000-8000-000000000003'::uuid, 'coaching_sessions'), ('ca401000-0000-4000-8000-000000000003'::uuid, 'action_plans') $$,
   'A coach''s reads of a client''s session and plans are in the PHI access log');
 select tests.authenticate_as('dave@example.com');

@@ -2,6 +2,8 @@
  * Checkpoints anchor the PHI access log outside the database owner's reach: a rewrite that
  * recomputes the chain passes the in-database verifier but not the checkpoint verifier
  * (npm run audit:verify), which recomputes every hash itself and holds only the public key.
+ * Retention deletes a prefix only through a checkpoint, which the verifier then takes as the
+ * log's anchor.
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -14,6 +16,7 @@ import { ALICE, stack } from "../helpers.ts";
 import {
   CHAIN_ROWS_SQL, type ChainRow, generateSigningJwk, signCheckpoint, signingKey, verifyChain,
 } from "../../supabase/functions/_shared/audit_chain.ts";
+import { report } from "../../tools/audit-verify.ts";
 
 const sql = postgres(stack().env.DB_URL, { max: 2, onnotice: () => {} });
 afterAll(() => sql.end());
@@ -134,6 +137,57 @@ describe("PHI access log checkpoints", async () => {
       expect.stringMatching(/^a checkpoint does not verify: /),
       "row_hash does not match the row's fields",
     ]);
+  });
+});
+
+describe("PHI access log retention", async () => {
+  const key = await signingKey(JSON.stringify(await generateSigningJwk("retention-key")));
+
+  it("prunes through a recorded checkpoint, which audit:verify's check takes as the anchor; without it the missing prefix is a break", async () => {
+    // Reads, then a checkpoint of the head, signed and recorded as audit-checkpoint does.
+    for (let i = 0; i < 3; i++) {
+      await sql.begin(async (tx) => {
+        await tx`select set_config('role', 'service_role', true), set_config('request.jwt.claims', '{"role":"service_role"}', true)`;
+        await tx`select count(*) from public.get_interaction_history(user_id => ${ALICE}::uuid, page_size => 1, purpose => 'retention test')`;
+      });
+    }
+    const [head] = await sql`select chain_seq::int as seq, row_hash as hash from audit.phi_access_log order by chain_seq desc limit 1`;
+    const jws = await signCheckpoint({ seq: head.seq, hash: head.hash, iat: Math.floor(Date.now() / 1000), iss: "test" }, key.key, key.kid);
+    let pruned: Record<string, unknown> | undefined;
+    let sqlBreaks: unknown;
+    let rows: ChainRow[] = [];
+    await sql.begin(async (tx) => {
+      await tx`insert into audit.phi_access_checkpoints (chain_seq, head_hash, signed_at, key_id, jws)
+               values (${head.seq}, ${head.hash}, now(), ${key.kid}, ${jws})`;
+      // One read after it, so the checkpoint's row is not the last (the last row always stays).
+      await tx`select audit.record_phi_access(${ALICE}::uuid, 'coach_interactions', 1, 'after the checkpoint')`;
+      // Holds (the seed's on Bob) would stop the prefix at his first row: lifted in this transaction only.
+      await tx`update public.legal_holds set released_at = now(), released_by_role = 'postgres', release_reason = 'test' where released_at is null`;
+      // Seven years from now every row is past the six-year window; max_rows makes this checkpoint the furthest in reach.
+      const [anchor] = await tx`select through_seq::int as seq from audit.phi_access_log_anchor`;
+      [pruned] = await tx`select private.prune_phi_access_log(now() + interval '7 years', ${head.seq - anchor.seq}) as r`.then((r) => r.map((x) => x.r));
+      [sqlBreaks] = (await tx`select breaks from audit.verify_phi_access_log()`).map((r) => Number(r.breaks));
+      rows = await readAs(tx);
+      throw new Rollback();
+    }).catch((err) => { if (!(err instanceof Rollback)) throw err; });
+    expect(pruned).toMatchObject({ through_seq: head.seq, done: true });
+    expect(sqlBreaks).toBe(0);
+    expect(Number(rows[0].chain_seq)).toBe(head.seq + 1);
+
+    const result = await verifyChain(rows, [jws], key.publicJwk);
+    expect(result.findings).toEqual([]);
+    expect(result.anchor).toMatchObject({ seq: head.seq, hash: head.hash });
+    expect(report(result, 1)).toEqual([
+      expect.stringMatching(/^Read \d+ rows of audit\.phi_access_log and 1 checkpoints/),
+      expect.stringMatching(new RegExp(`^The log starts after position ${head.seq}: retention deleted the rows up to it, through the checkpoint signed `)),
+      "OK: every row's hash recomputes, and the chain matches every checkpoint.",
+    ]);
+    // Without the checkpoint in the verifier's file, the pruned prefix is a deletion.
+    const bare = await verifyChain(rows, [], key.publicJwk);
+    expect(bare.findings.map((f) => f.problem)).toEqual([
+      `chain positions 1 to ${head.seq} are missing, and no signed checkpoint of position ${head.seq} has the hash the first row kept chains to`,
+    ]);
+    expect(report(bare, 0).at(-1)).toBe("1 problem(s) found.");
   });
 });
 

@@ -130,20 +130,44 @@ export interface Finding {
  * Checks the rows (in chain order) by recomputing every hash, and each checkpoint against
  * them: its signature, and that the row at its position still has the signed hash. Returns
  * every problem found (empty when the log is intact up to its last checkpoint and beyond).
+ *
+ * Retention deletes a prefix of the chain only through a checkpoint
+ * (private.prune_phi_access_log): when the first row is not at position 1, a signed
+ * checkpoint must name the position before it with the hash the row chains to. That
+ * checkpoint is the anchor, returned; checkpoints of positions before it cannot be checked
+ * against rows any more, and are not. A prefix missing without such a checkpoint is a break.
  */
 export async function verifyChain(rows: Iterable<ChainRow>, checkpoints: string[], publicKeys: JWK | JWK[]): Promise<{
   rows: number;
   checkpoints: Checkpoint[];
+  anchor: Checkpoint | null;
   findings: Finding[];
 }> {
   const findings: Finding[] = [];
+  const verified: Checkpoint[] = [];
+  for (const jws of checkpoints) {
+    try {
+      verified.push(await verifyCheckpoint(jws, publicKeys));
+    } catch (err) {
+      findings.push({ seq: null, problem: `a checkpoint does not verify: ${err instanceof Error ? err.message : err}` });
+    }
+  }
   const recomputed = new Map<number, string>();
+  let anchor: Checkpoint | null = null;
   let expectedSeq = 1;
   let prev = GENESIS;
   let n = 0;
   for (const r of rows) {
     n++;
     const seq = Number(r.chain_seq);
+    if (n === 1 && seq > 1) {
+      anchor = verified.find((c) => c.seq === seq - 1 && c.hash === r.prev_hash) ?? null;
+      if (anchor === null) {
+        findings.push({ seq, problem: `chain positions 1 to ${seq - 1} are missing, and no signed checkpoint of position ${seq - 1} has the hash the first row kept chains to` });
+      }
+      expectedSeq = seq;
+      prev = r.prev_hash;
+    }
     if (seq !== expectedSeq) findings.push({ seq, problem: `chain positions ${expectedSeq} to ${seq - 1} are missing` });
     if (r.prev_hash !== prev) findings.push({ seq, problem: "prev_hash is not the previous row's hash" });
     const own = await rowHash(r.prev_hash, r);
@@ -152,17 +176,9 @@ export async function verifyChain(rows: Iterable<ChainRow>, checkpoints: string[
     prev = r.row_hash;
     expectedSeq = seq + 1;
   }
-  const verified: Checkpoint[] = [];
-  for (const jws of checkpoints) {
-    let c: Checkpoint;
-    try {
-      c = await verifyCheckpoint(jws, publicKeys);
-    } catch (err) {
-      findings.push({ seq: null, problem: `a checkpoint does not verify: ${err instanceof Error ? err.message : err}` });
-      continue;
-    }
-    verified.push(c);
-    if (c.seq === 0) continue;
+  for (const c of verified) {
+    // Positions up to the anchor were deleted by retention (the anchor itself matched above).
+    if (c.seq === 0 || (anchor !== null && c.seq <= anchor.seq)) continue;
     const at = recomputed.get(c.seq);
     if (at === undefined) {
       findings.push({ seq: c.seq, problem: `the checkpoint signed at ${new Date(c.iat * 1000).toISOString()} names position ${c.seq}, which is missing` });
@@ -186,7 +202,7 @@ export async function verifyChain(rows: Iterable<ChainRow>, checkpoints: string[
     sameSecondHighest = Math.max(sameSecondHighest, verified[i].seq);
   }
   findings.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
-  return { rows: n, checkpoints: verified, findings };
+  return { rows: n, checkpoints: verified, anchor, findings };
 }
 
 /** A new Ed25519 signing key as a private JWK with a kid (for .env files and the local stack). */

@@ -93,3 +93,51 @@ Deno.test("verifyChain() picks each checkpoint's key by kid (rotation) and order
   assert.deepEqual((await verifyChain([r1, r2], [await at(2, 5), await at(1, 6)], both)).findings.map((f) => f.problem),
     ["a later checkpoint names an earlier position: rows were removed between them"]);
 });
+
+Deno.test("verifyChain() accepts a prefix deleted by retention only through a signed checkpoint of the position before the first row kept", async () => {
+  const key = await signingKey(JSON.stringify(await generateSigningJwk("audit-2026")));
+  const row = async (seq: number, prev: string) => {
+    const r = {
+      hash_version: 3, chain_seq: String(seq), id: String(seq), accessed_at_utc: "2020-01-01T00:00:00.000000", actor_id: null,
+      actor_role: "service_role", subject_user_id: "00000000-0000-4000-8000-000000000001", resource: "r", row_count: 1,
+      purpose: "p", request_id: null, trace_id: null, prev_hash: prev, row_hash: "",
+    };
+    r.row_hash = await rowHash(prev, r);
+    return r;
+  };
+  const chain = [await row(1, "0".repeat(64))];
+  for (let seq = 2; seq <= 5; seq++) chain.push(await row(seq, chain.at(-1)!.row_hash));
+  const sign = (seq: number, iat: number, hash = chain[seq - 1].row_hash) =>
+    signCheckpoint({ seq, hash, iat, iss: "t" }, key.key, key.kid);
+  const early = await sign(1, 10);
+  const anchor = await sign(3, 20);
+  const kept = chain.slice(3); // positions 4 and 5: 1 to 3 were pruned through the checkpoint of 3
+
+  let result = await verifyChain(kept, [early, anchor, await sign(5, 30)], key.publicJwk);
+  assert.deepEqual(result.findings, []);
+  assert.deepEqual(result.anchor, { seq: 3, hash: chain[2].row_hash, iat: 20, iss: "t" });
+  assert.equal(result.rows, 2);
+
+  // Without the anchor's checkpoint the missing prefix is a break, however the rest checks out.
+  result = await verifyChain(kept, [early], key.publicJwk);
+  assert.equal(result.anchor, null);
+  assert.deepEqual(result.findings.map((f) => f.problem), [
+    "the checkpoint signed at 1970-01-01T00:00:10.000Z names position 1, which is missing",
+    "chain positions 1 to 3 are missing, and no signed checkpoint of position 3 has the hash the first row kept chains to",
+  ]);
+  // A checkpoint of that position with another hash anchors nothing either.
+  result = await verifyChain(kept, [await sign(3, 20, "e".repeat(64))], key.publicJwk);
+  assert.equal(result.anchor, null);
+  assert.deepEqual(result.findings.map((f) => f.problem), [
+    "the checkpoint signed at 1970-01-01T00:00:20.000Z names position 3, which is missing",
+    "chain positions 1 to 3 are missing, and no signed checkpoint of position 3 has the hash the first row kept chains to",
+  ]);
+  // A row deleted just after the anchor is found: the first row kept no longer follows it.
+  result = await verifyChain([chain[4]], [anchor], key.publicJwk);
+  assert.deepEqual(result.findings.map((f) => f.problem), [
+    "the checkpoint signed at 1970-01-01T00:00:20.000Z names position 3, which is missing",
+    "chain positions 1 to 4 are missing, and no signed checkpoint of position 4 has the hash the first row kept chains to",
+  ]);
+  // An intact log from position 1 has no anchor.
+  assert.equal((await verifyChain(chain, [anchor], key.publicJwk)).anchor, null);
+});

@@ -1,0 +1,529 @@
+-- Purpose: retention of the PHI access log (issue 16), without losing its verifiability.
+-- The log is a hash chain anchored by signed checkpoints (audit-checkpoint). A policy
+-- ('phi_access_log', delete only; six years by default, the retention HIPAA sets for
+-- compliance documentation, 45 CFR 164.316(b)(2)) lets the hourly retention job delete a
+-- prefix of the chain, and only through a recorded checkpoint: the rows up to and including
+-- a checkpoint's position go, and (position, hash) of that checkpoint becomes the log's
+-- anchor (audit.phi_access_log_anchor). The first row kept chains to it, so the in-database
+-- verifier and npm run audit:verify (which holds the exported checkpoints and the public key)
+-- check the rest from a signed starting point. A prefix stops before the first row that is
+-- not yet past the window, before the first row about a person under a legal hold, and
+-- before the last row. Each prune is recorded in audit.privacy_log (retention_applied).
+-- Objects: retention_policies' kind and action checks and a row for phi_access_log; column
+-- private.retention_xacts.through_seq; table audit.phi_access_log_anchor; functions
+-- private.prune_phi_access_log (new), private.trigger_refuse_change,
+-- audit.phi_access_log_breaks, public.set_retention_policy, private.apply_retention_batch,
+-- private.run_retention (bodies).
+-- Destructive: none by itself; the job deletes log rows older than the window.
+
+-- The policy ------------------------------------------------------------------------------
+
+alter table public.retention_policies drop constraint retention_policies_data_kind_known;
+alter table public.retention_policies add constraint retention_policies_data_kind_known
+  check (data_kind in ('interaction_content', 'interaction_events', 'stage_responses', 'phi_access_log'));
+-- The log is a chain: a row can only go as part of a prefix, never lose its content.
+alter table public.retention_policies add constraint retention_policies_phi_access_log_delete_only
+  check (data_kind <> 'phi_access_log' or action = 'delete');
+insert into public.retention_policies (data_kind, table_name, retain_for, action, description) values
+  ('phi_access_log', 'audit.phi_access_log', interval '6 years', 'delete',
+   'Who read whose data: rows past the window are deleted as a prefix of the hash chain, up to a signed checkpoint, which becomes the chain''s anchor.')
+on conflict (data_kind) do nothing;
+
+-- The anchor ------------------------------------------------------------------------------
+
+create table audit.phi_access_log_anchor (
+  singleton boolean primary key default true,
+  through_seq bigint not null default 0,
+  through_hash text not null default repeat('0', 64),
+  -- The id in audit.phi_access_checkpoints (append-only: no foreign key needed to keep it).
+  checkpoint_id bigint,
+  pruned_at timestamptz,
+  constraint phi_access_log_anchor_singleton check (singleton),
+  constraint phi_access_log_anchor_seq_nonnegative check (through_seq >= 0),
+  constraint phi_access_log_anchor_hash_format check (through_hash ~ '^[0-9a-f]{64}$'),
+  constraint phi_access_log_anchor_checkpointed check ((through_seq = 0) = (checkpoint_id is null))
+);
+alter table audit.phi_access_log_anchor enable row level security;
+revoke all on audit.phi_access_log_anchor from public, anon, authenticated, service_role;
+grant select on audit.phi_access_log_anchor to service_role;
+create policy "The PHI access log's anchor is readable by the service role"
+  on audit.phi_access_log_anchor for select to service_role
+  using (true);
+comment on table audit.phi_access_log_anchor is
+  'Where audit.phi_access_log starts after retention: rows up to through_seq were deleted, and the first row kept has prev_hash through_hash, the hash of the recorded checkpoint checkpoint_id. (0, zeros) while nothing has been deleted. Written only by private.prune_phi_access_log.';
+insert into audit.phi_access_log_anchor default values;
+
+alter table private.retention_xacts add column through_seq bigint;
+comment on column private.retention_xacts.through_seq is
+  'For audit.phi_access_log: the last chain position this transaction may delete (its new anchor).';
+
+-- The guard -------------------------------------------------------------------------------
+
+-- As in 20261125050100, with one more delete let through: a prefix of the PHI access log
+-- in the transaction that prunes it, up to the position it registered, past the window, and
+-- about no one under a legal hold.
+create or replace function private.trigger_refuse_change()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  old_row jsonb := to_jsonb(old);
+  retention private.retention_xacts;
+begin
+  -- The deletes allowed: the rows of a user whose erasure this transaction registered (the
+  -- cascade from deleting their auth.users row). Tables without a user_id (the audit logs)
+  -- never qualify.
+  if tg_op = 'DELETE' and exists (
+    select 1 from private.user_erasures e
+    where e.user_id = (old_row ->> 'user_id')::uuid and e.xact_id = pg_current_xact_id()
+  ) then
+    return old;
+  end if;
+  -- The one update allowed with erasure: in a transaction that erases a user, a row of
+  -- someone else that referenced one of the erased user's sessions loses the reference as
+  -- the session goes (on delete set null), and nothing else about the row changes.
+  if tg_op = 'UPDATE'
+     and (old_row ->> 'session_id') is not null
+     and to_jsonb(new) = old_row || jsonb_build_object('session_id', null)
+     and exists (select 1 from private.erased_sessions e
+                 where e.session_id = (old_row ->> 'session_id')::uuid and e.xact_id = pg_current_xact_id()) then
+    return new;
+  end if;
+  if tg_op in ('UPDATE', 'DELETE') then
+    select r.* into retention from private.retention_xacts r
+    where r.xact_id = pg_current_xact_id() and r.table_name = tg_table_schema || '.' || tg_table_name;
+    -- The PHI access log's retention: a prefix up to the registered position, past the window,
+    -- about no one under a legal hold.
+    if tg_op = 'DELETE' and tg_table_schema = 'audit' and tg_table_name = 'phi_access_log' then
+      if retention.through_seq is not null
+         and (old_row ->> 'chain_seq')::bigint <= retention.through_seq
+         and (old_row ->> 'accessed_at')::timestamptz < retention.cutoff
+         and not exists (select 1 from public.legal_holds h
+                         where h.user_id = (old_row ->> 'subject_user_id')::uuid and h.released_at is null) then
+        return old;
+      end if;
+    -- Retention, in a transaction whose batch registered this table: a row older than the
+    -- cutoff and under no legal hold may be stripped exactly as the policy says (content
+    -- removed once, content_removed_at set, nothing else changed) or, for events, deleted.
+    elsif retention.table_name is not null
+       and (old_row ->> 'created_at')::timestamptz < retention.cutoff
+       and not private.legal_hold_applies((old_row ->> 'user_id')::uuid, (old_row ->> 'session_id')::uuid) then
+      if tg_op = 'DELETE' and retention.action = 'delete' and tg_table_name = 'interaction_events' then
+        return old;
+      end if;
+      if tg_op = 'UPDATE' and retention.action = 'strip' and old_row ->> 'content_removed_at' is null
+         and to_jsonb(new) = old_row || jsonb_build_object('content_removed_at', to_jsonb(retention.at)) || (case tg_table_name
+               when 'coach_interactions' then jsonb_build_object('content', '{"text": ""}'::jsonb, 'metadata', '{}'::jsonb)
+               when 'interaction_events' then jsonb_build_object('payload', '{}'::jsonb, 'category', null)
+             end) then
+        return new;
+      end if;
+    end if;
+  end if;
+  raise exception '% is append-only: rows cannot be updated or deleted', tg_table_schema || '.' || tg_table_name
+    using errcode = '42501',
+          hint = 'Rows leave only when their user is erased (their auth.users row deleted), and change only by retention.';
+end;
+$$;
+comment on function private.trigger_refuse_change() is
+  'Trigger function for append-only tables: refuses UPDATE, TRUNCATE and DELETE, except the deletion of an erased user''s rows in the transaction that erased them, retention''s strip (or delete) of rows past their window and under no legal hold in a transaction a retention batch registered, and the PHI access log''s prune (a prefix up to a checkpoint, past the window, about no one under a hold).';
+
+-- The prune -------------------------------------------------------------------------------
+
+create or replace function private.prune_phi_access_log(at timestamptz default now(), max_rows integer default 100000)
+returns jsonb
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+-- Security definer: deletes audit rows, which no API role may; run by private.run_retention
+-- (pg_cron as the owner, or the service role), which checks the caller.
+declare
+  policy public.retention_policies;
+  cutoff timestamptz;
+  anchor audit.phi_access_log_anchor;
+  last_seq bigint;
+  stop_seq bigint;
+  target audit.phi_access_checkpoints;
+  n integer;
+  more boolean;
+begin
+  if prune_phi_access_log.max_rows is null or prune_phi_access_log.max_rows < 1 then
+    raise exception 'max_rows must be at least 1' using errcode = '22023';
+  end if;
+  select p.* into policy from public.retention_policies p where p.data_kind = 'phi_access_log';
+  cutoff := prune_phi_access_log.at - policy.retain_for;
+  -- One prune at a time (the anchor's row lock). Holds placed from now on wait for this
+  -- transaction (as for the other kinds), and every hold committed before is seen below.
+  perform pg_advisory_xact_lock_shared(hashtextextended('legal-hold', 0));
+  select a.* into anchor from audit.phi_access_log_anchor a where a.singleton for update;
+  select max(l.chain_seq) into last_seq from audit.phi_access_log l;
+
+  -- The first position that must stay: the first row not yet past the window, the first row
+  -- about a person under a legal hold, and in any case the last row (the chain goes on from it).
+  select least(
+    last_seq,
+    (select min(l.chain_seq) from audit.phi_access_log l
+     where l.chain_seq > anchor.through_seq and l.accessed_at >= cutoff),
+    (select min(l.chain_seq) from audit.phi_access_log l
+     join public.legal_holds h on h.user_id = l.subject_user_id and h.released_at is null
+     where l.chain_seq > anchor.through_seq))
+  into stop_seq;
+
+  -- The new anchor: a recorded checkpoint before stop_seq whose hash is the row's there; the
+  -- furthest within max_rows of the current anchor, else the nearest beyond.
+  select c.* into target
+  from audit.phi_access_checkpoints c
+  join audit.phi_access_log l on l.chain_seq = c.chain_seq and l.row_hash = c.head_hash
+  where c.chain_seq > anchor.through_seq and c.chain_seq < stop_seq
+  order by (c.chain_seq - anchor.through_seq <= prune_phi_access_log.max_rows) desc,
+           case when c.chain_seq - anchor.through_seq <= prune_phi_access_log.max_rows then -c.chain_seq else c.chain_seq end,
+           c.id
+  limit 1;
+  if target.id is null then
+    return jsonb_build_object('rows', 0, 'through_seq', anchor.through_seq, 'cutoff', cutoff, 'done', true);
+  end if;
+
+  insert into private.retention_xacts (table_name, action, cutoff, at, through_seq)
+  values ('audit.phi_access_log', 'delete', cutoff, prune_phi_access_log.at, target.chain_seq)
+  on conflict (xact_id, table_name) do update
+    set action = excluded.action, cutoff = excluded.cutoff, at = excluded.at, through_seq = excluded.through_seq;
+  delete from audit.phi_access_log l where l.chain_seq > anchor.through_seq and l.chain_seq <= target.chain_seq;
+  get diagnostics n = row_count;
+  update audit.phi_access_log_anchor a
+  set through_seq = target.chain_seq, through_hash = target.head_hash, checkpoint_id = target.id, pruned_at = now()
+  where a.singleton;
+  more := exists (select 1 from audit.phi_access_checkpoints c
+                  where c.chain_seq > target.chain_seq and c.chain_seq < stop_seq);
+  return jsonb_build_object('rows', n, 'through_seq', target.chain_seq, 'checkpoint_id', target.id, 'cutoff', cutoff,
+                            'done', not more);
+end;
+$$;
+comment on function private.prune_phi_access_log(timestamptz, integer) is
+  'Retention of the PHI access log at `at`: deletes the rows up to a recorded checkpoint (the furthest within max_rows of the current anchor, else the nearest beyond), stopping before the first row not past the window, the first about a person under a legal hold, and the last row; that checkpoint''s (position, hash) becomes audit.phi_access_log_anchor. Returns {rows, through_seq, checkpoint_id, cutoff, done}. Called by private.run_retention.';
+revoke execute on function private.prune_phi_access_log(timestamptz, integer) from public, anon, authenticated, service_role;
+
+-- The verifier ----------------------------------------------------------------------------
+
+-- As in 20261124010000, starting from the anchor: the first row kept must be at the position
+-- after it and chain to its hash, and the anchor must be a recorded checkpoint.
+create or replace function audit.phi_access_log_breaks()
+returns table (chain_seq bigint, id bigint, problem text)
+language sql
+stable
+set search_path = ''
+as $$
+  with anchor as (
+    select coalesce((select a.through_seq from audit.phi_access_log_anchor a where a.singleton), 0) as seq,
+           coalesce((select a.through_hash from audit.phi_access_log_anchor a where a.singleton), repeat('0', 64)) as hash
+  ),
+  ordered as (
+    select l as r,
+           lag(l.row_hash) over w as expected_prev,
+           lag(l.chain_seq) over w as previous_seq
+    from audit.phi_access_log l
+    window w as (order by l.chain_seq)
+  ),
+  problems as (
+    select (o.r).chain_seq, (o.r).id, p.problem, p.ord
+    from ordered o
+    cross join anchor a
+    cross join lateral (values
+      (1, case when (o.r).chain_seq <> coalesce(o.previous_seq, a.seq) + 1
+               then format('chain positions %s to %s are missing', coalesce(o.previous_seq, a.seq) + 1, (o.r).chain_seq - 1) end),
+      (2, case when (o.r).prev_hash <> coalesce(o.expected_prev, a.hash)
+               then case when o.expected_prev is null and a.seq > 0
+                         then 'prev_hash is not the hash of the anchor the log was pruned to'
+                         else 'prev_hash is not the previous row''s row_hash' end end),
+      (3, case when (o.r).row_hash <> private._phi_access_row_hash((o.r).prev_hash, o.r)
+               then 'row_hash does not match the row''s fields' end)
+    ) p(ord, problem)
+    where p.problem is not null
+    union all
+    -- Rows removed from the end of the chain: the head knows a later position.
+    select h.last_seq, null::bigint,
+           format('chain positions %s to %s are missing at the end',
+                  coalesce((select max(l.chain_seq) from audit.phi_access_log l), (select a.seq from anchor a)) + 1, h.last_seq), 4
+    from audit.phi_access_chain_head h
+    where h.last_seq > coalesce((select max(l.chain_seq) from audit.phi_access_log l), (select a.seq from anchor a))
+    union all
+    -- A pruned prefix is anchored by a recorded checkpoint, or it is a deletion.
+    select a.seq, null::bigint,
+           format('the log starts after position %s, which no recorded checkpoint names with that hash', a.seq), 0
+    from anchor a
+    where a.seq > 0 and not exists (select 1 from audit.phi_access_checkpoints c where c.chain_seq = a.seq and c.head_hash = a.hash)
+  )
+  select p.chain_seq, p.id, p.problem from problems p order by p.chain_seq, p.ord
+$$;
+comment on function audit.phi_access_log_breaks() is $$
+Every break in the PHI access log's hash chain, in chain order, one row per problem: missing chain
+positions (deleted rows), a prev_hash that is not the previous row's row_hash (or, for the first row
+kept after retention, the anchor's hash), a row_hash that does not match the row's fields (an edited
+row), an anchor that no recorded checkpoint names. Empty when intact.
+Example: select * from audit.phi_access_log_breaks();
+$$;
+
+-- The job ---------------------------------------------------------------------------------
+
+-- As in 20261125050100, with the kind phi_access_log (delete only).
+create or replace function public.set_retention_policy(data_kind text, retain_for interval, action text, reason text)
+returns public.retention_policies
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+-- Security definer: no API role may write retention_policies; this checks its caller first.
+declare
+  before public.retention_policies;
+  after public.retention_policies;
+begin
+  if private.caller_role() not in ('service_role', 'postgres') then
+    raise exception 'Only the service role can set retention policies' using errcode = '42501';
+  end if;
+  if set_retention_policy.reason is null or char_length(trim(set_retention_policy.reason)) = 0 or char_length(set_retention_policy.reason) > 1000 then
+    raise exception 'reason is required: 1 to 1000 characters' using errcode = '22023';
+  end if;
+  select p.* into before from public.retention_policies p where p.data_kind = set_retention_policy.data_kind for update;
+  if before.data_kind is null then
+    raise exception 'data_kind must be one of interaction_content, interaction_events, stage_responses, phi_access_log'
+      using errcode = '22023';
+  end if;
+  if set_retention_policy.retain_for is null or set_retention_policy.retain_for < interval '1 day'
+     or set_retention_policy.retain_for > interval '100 years' then
+    raise exception 'retain_for must be between 1 day and 100 years' using errcode = '22023',
+      constraint = 'retention_policies_window_range';
+  end if;
+  if set_retention_policy.action is null or set_retention_policy.action not in ('strip', 'delete') then
+    raise exception 'action must be strip or delete' using errcode = '22023', constraint = 'retention_policies_action_known';
+  end if;
+  if set_retention_policy.data_kind = 'interaction_content' and set_retention_policy.action <> 'strip' then
+    raise exception 'Interactions are stripped, never deleted: their cost and metrics are history' using errcode = '22023',
+      constraint = 'retention_policies_interactions_strip_only';
+  end if;
+  if set_retention_policy.data_kind = 'phi_access_log' and set_retention_policy.action <> 'delete' then
+    raise exception 'The PHI access log is deleted as a prefix of its chain, never stripped' using errcode = '22023',
+      constraint = 'retention_policies_phi_access_log_delete_only';
+  end if;
+  update public.retention_policies p
+  set retain_for = set_retention_policy.retain_for, action = set_retention_policy.action, updated_at = now(),
+      updated_by = auth.uid(), updated_by_role = private.caller_role()
+  where p.data_kind = set_retention_policy.data_kind
+  returning * into after;
+  -- Another window or action changes what is due: every user is read again for this kind.
+  delete from private.retention_progress rp where rp.data_kind = after.data_kind;
+  perform private.log_privacy_operation('retention_policy_set', null, null, set_retention_policy.reason,
+    jsonb_build_object('data_kind', after.data_kind,
+                       'before', jsonb_build_object('retain_for', before.retain_for::text, 'action', before.action),
+                       'after', jsonb_build_object('retain_for', after.retain_for::text, 'action', after.action)));
+  return after;
+end;
+$$;
+comment on function public.set_retention_policy(text, interval, text, text) is
+  'Service role: sets one kind''s retention window (1 day to 100 years) and action (strip, or delete except for interaction_content; phi_access_log is delete only), with a reason; the next run reads every user again for that kind. Audited in audit.privacy_log with the policy before and after.';
+
+-- As in 20261125050100, except that it refuses phi_access_log (pruned as a prefix by
+-- private.prune_phi_access_log: per-user batches would not keep the chain) and names each
+-- kind it handles, so that no other kind falls through to the stage answers' branch.
+create or replace function private.apply_retention_batch(data_kind text, batch_size integer default 1000, at timestamptz default now())
+returns integer
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+-- Security definer: strips or deletes other users' rows, so only the service role (and the
+-- owner, for pg_cron) may run it, and the guard checks each row again.
+-- One batch: up to batch_size rows of one kind past their window (at - retain_for), user by
+-- user in id order from where the last batch stopped (private.retention_progress), skipping
+-- what a legal hold covers. Returns how many rows it stripped or deleted: fewer than
+-- batch_size means the kind is done up to its cutoff.
+declare
+  policy public.retention_policies;
+  cutoff timestamptz;
+  remaining integer := apply_retention_batch.batch_size;
+  done integer;
+  u record;
+begin
+  if private.caller_role() not in ('service_role', 'postgres') then
+    raise exception 'Only the service role can apply retention' using errcode = '42501';
+  end if;
+  if apply_retention_batch.batch_size is null or apply_retention_batch.batch_size not between 1 and 10000 then
+    raise exception 'batch_size must be between 1 and 10000' using errcode = '22023';
+  end if;
+  select p.* into policy from public.retention_policies p where p.data_kind = apply_retention_batch.data_kind;
+  if policy.data_kind is null or policy.data_kind = 'phi_access_log' then
+    raise exception 'data_kind must be one of interaction_content, interaction_events, stage_responses' using errcode = '22023',
+      hint = 'The PHI access log is pruned as a whole prefix by private.run_retention.';
+  end if;
+  cutoff := apply_retention_batch.at - policy.retain_for;
+  -- Holds placed from now on wait for this transaction to commit (place_legal_hold takes the
+  -- exclusive form of this lock), and every hold committed before is seen below: once a
+  -- placement returns, no retention already under way strips what it covers.
+  perform pg_advisory_xact_lock_shared(hashtextextended('legal-hold', 0));
+  insert into private.retention_xacts (table_name, action, cutoff, at)
+  values (policy.table_name, policy.action, cutoff, apply_retention_batch.at)
+  on conflict (xact_id, table_name) do update set action = excluded.action, cutoff = excluded.cutoff, at = excluded.at;
+
+  for u in
+    select p.id, coalesce(rp.done_before, '-infinity'::timestamptz) as done_before
+    from public.profiles p
+    left join private.retention_progress rp on rp.data_kind = policy.data_kind and rp.user_id = p.id
+    where coalesce(rp.done_before, '-infinity'::timestamptz) < cutoff
+      -- A user-wide hold keeps the whole user as is; their progress stays where it was.
+      and not exists (select 1 from public.legal_holds h where h.user_id = p.id and h.session_id is null and h.released_at is null)
+    order by p.id
+  loop
+    if policy.data_kind = 'interaction_content' then
+      with due as (
+        select i.id from public.coach_interactions i
+        where i.user_id = u.id and i.created_at >= u.done_before and i.created_at < cutoff and i.content_removed_at is null
+          and (i.session_id is null or not private.legal_hold_applies(u.id, i.session_id))
+        order by i.created_at
+        limit remaining
+      )
+      update public.coach_interactions c
+      set content = '{"text": ""}'::jsonb, metadata = '{}'::jsonb, content_removed_at = apply_retention_batch.at
+      from due where c.id = due.id and c.content_removed_at is null;
+    elsif policy.data_kind = 'interaction_events' and policy.action = 'strip' then
+      with due as (
+        select e.id from public.interaction_events e
+        where e.user_id = u.id and e.created_at >= u.done_before and e.created_at < cutoff and e.content_removed_at is null
+          -- An event's session is its own, else its interaction's (a rating of a message).
+          and not private.legal_hold_applies(u.id, coalesce(e.session_id,
+                (select i.session_id from public.coach_interactions i where i.id = e.interaction_id)))
+        order by e.created_at
+        limit remaining
+      )
+      update public.interaction_events e
+      set payload = '{}'::jsonb, category = null, content_removed_at = apply_retention_batch.at
+      from due where e.id = due.id and e.content_removed_at is null;
+    elsif policy.data_kind = 'interaction_events' then
+      with due as (
+        select e.id from public.interaction_events e
+        where e.user_id = u.id and e.created_at >= u.done_before and e.created_at < cutoff
+          -- An event's session is its own, else its interaction's (a rating of a message).
+          and not private.legal_hold_applies(u.id, coalesce(e.session_id,
+                (select i.session_id from public.coach_interactions i where i.id = e.interaction_id)))
+        order by e.created_at
+        limit remaining
+      )
+      delete from public.interaction_events e using due where e.id = due.id;
+    elsif policy.data_kind = 'stage_responses' and policy.action = 'strip' then
+      -- Stage responses: by their last change, session by session of the user.
+      with due as (
+        select r.id from public.stage_responses r
+        join public.coaching_sessions s on s.id = r.session_id
+        where s.user_id = u.id and r.updated_at < cutoff and r.content_removed_at is null
+          and not private.legal_hold_applies(u.id, s.id)
+        order by r.updated_at
+        limit remaining
+      )
+      update public.stage_responses r
+      set responses = '{}'::jsonb, content_removed_at = apply_retention_batch.at
+      from due where r.id = due.id and r.content_removed_at is null;
+    elsif policy.data_kind = 'stage_responses' then
+      with due as (
+        select r.id from public.stage_responses r
+        join public.coaching_sessions s on s.id = r.session_id
+        where s.user_id = u.id and r.updated_at < cutoff
+          and not private.legal_hold_applies(u.id, s.id)
+        order by r.updated_at
+        limit remaining
+      )
+      delete from public.stage_responses r using due where r.id = due.id;
+    end if;
+    get diagnostics done = row_count;
+    remaining := remaining - done;
+    if remaining = 0 then
+      -- The batch is full; this user may have more, so their progress stays where it was.
+      exit;
+    end if;
+    insert into private.retention_progress (data_kind, user_id, done_before)
+    values (policy.data_kind, u.id, cutoff)
+    on conflict on constraint retention_progress_pkey do update set done_before = excluded.done_before;
+  end loop;
+  return apply_retention_batch.batch_size - remaining;
+end;
+$$;
+comment on function private.apply_retention_batch(text, integer, timestamptz) is
+  'Service role, retention''s unit of work: strips or deletes up to batch_size (1..10000) rows of one kind (interaction_content, interaction_events, stage_responses) past their window at `at`, as its policy says, skipping what a legal hold covers; returns how many. Fewer than batch_size: the kind is done up to its cutoff. private.run_retention calls it in a loop.';
+revoke execute on function private.apply_retention_batch(text, integer, timestamptz) from public, anon, authenticated;
+grant execute on function private.apply_retention_batch(text, integer, timestamptz) to service_role;
+
+-- As in 20261125050100, with the PHI access log pruned once per run (at most
+-- batch_size * max_batches rows past the current anchor, unless the nearest checkpoint is further).
+create or replace function private.run_retention(batch_size integer default 1000, max_batches integer default 100, at timestamptz default now())
+returns jsonb
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+-- Security definer: the retention job (pg_cron, as the owner) and the service role run it;
+-- it checks its caller first. One transaction: pg_cron's background workers cannot commit
+-- inside a procedure ("invalid transaction termination", seen with this stack's pg_cron),
+-- so a run is bounded instead: at most max_batches batches of batch_size rows per kind; what
+-- is left goes to the next run, which starts where this one stopped. It locks only the rows
+-- it changes, which nothing else writes (they are past their window). Records each kind
+-- that changed rows in audit.privacy_log.
+declare
+  policy public.retention_policies;
+  n integer;
+  total integer;
+  batches integer;
+  pruned jsonb;
+  summary jsonb := '{}'::jsonb;
+begin
+  if private.caller_role() not in ('service_role', 'postgres') then
+    raise exception 'Only the service role can run retention' using errcode = '42501';
+  end if;
+  if run_retention.max_batches is null or run_retention.max_batches not between 1 and 10000 then
+    raise exception 'max_batches must be between 1 and 10000' using errcode = '22023';
+  end if;
+  if run_retention.batch_size is null or run_retention.batch_size not between 1 and 10000 then
+    raise exception 'batch_size must be between 1 and 10000' using errcode = '22023';
+  end if;
+  -- One run at a time: a second waits for the first to commit, then finds what is left.
+  perform pg_advisory_xact_lock(hashtextextended('retention-run', 0));
+  for policy in select p.* from public.retention_policies p order by p.data_kind loop
+    if policy.data_kind = 'phi_access_log' then
+      pruned := private.prune_phi_access_log(run_retention.at, run_retention.batch_size * run_retention.max_batches);
+      summary := summary || jsonb_build_object(policy.data_kind, jsonb_build_object(
+        'action', policy.action, 'rows', (pruned ->> 'rows')::integer, 'through_seq', (pruned ->> 'through_seq')::bigint,
+        'done', (pruned ->> 'done')::boolean));
+      if (pruned ->> 'rows')::integer > 0 then
+        perform private.log_privacy_operation('retention_applied', null, null, null, jsonb_build_object(
+          'data_kind', policy.data_kind, 'action', policy.action, 'retain_for', policy.retain_for::text,
+          'cutoff', pruned -> 'cutoff', 'rows', (pruned ->> 'rows')::integer, 'through_seq', (pruned ->> 'through_seq')::bigint,
+          'checkpoint_id', (pruned ->> 'checkpoint_id')::bigint, 'done', (pruned ->> 'done')::boolean));
+      end if;
+      continue;
+    end if;
+    total := 0;
+    batches := 0;
+    loop
+      n := private.apply_retention_batch(policy.data_kind, run_retention.batch_size, run_retention.at);
+      total := total + n;
+      batches := batches + 1;
+      exit when n < run_retention.batch_size or batches >= run_retention.max_batches;
+    end loop;
+    summary := summary || jsonb_build_object(policy.data_kind, jsonb_build_object(
+      'action', policy.action, 'rows', total, 'batches', batches, 'done', n < run_retention.batch_size));
+    if total > 0 then
+      perform private.log_privacy_operation('retention_applied', null, null, null, jsonb_build_object(
+        'data_kind', policy.data_kind, 'action', policy.action, 'retain_for', policy.retain_for::text,
+        'cutoff', run_retention.at - policy.retain_for, 'rows', total, 'batches', batches,
+        'done', n < run_retention.batch_size));
+    end if;
+  end loop;
+  -- This run's registrations, and any left by finished transactions (direct batch calls).
+  delete from private.retention_xacts
+  where xact_id = pg_current_xact_id() or coalesce(pg_xact_status(xact_id), 'committed') <> 'in progress';
+  return summary;
+end;
+$$;
+comment on function private.run_retention(integer, integer, timestamptz) is
+  'The retention job (pg_cron retention, hourly at minute 40): applies every policy at `at`, per kind at most max_batches batches of batch_size rows, in one transaction (the PHI access log: one prune up to a checkpoint); returns {kind: {action, rows, batches or through_seq, done}} and records each kind that changed rows in audit.privacy_log (retention_applied). done false: the next run goes on where this one stopped.';
