@@ -2,6 +2,7 @@
  * Privacy operations end to end (issue 16) with supabase-js: a new user's export compared
  * field by field with what they wrote; retention at a fixed clock for a held and an unheld
  * user, seen through their exports; erasure through the Auth admin API refused under a hold;
+ * media in the export through signed URLs;
  * erase_user through the Data API: nothing personal left to export, media deleted through the
  * Storage API, and the person's share of the rollups the same before and after, and after a
  * recompute, under a pseudonym.
@@ -174,6 +175,13 @@ describe("erase_user", () => {
     const put = await eve.me.storage.from("session-media").uploadToSignedUrl(path, token, new Blob([transcript], { type: "application/json" }), { contentType: "application/json" });
     expect(put.error).toBeNull();
     expect((await eve.me.functions.invoke("media/complete", { body: { media_id: started.data.media.id } })).error).toBeNull();
+
+    // Her export, before the erasure, links the transcript through a signed URL valid an hour.
+    const [media] = (await exportOf(eve.me)).media as { storage_path: string; download_url: string; download_expires_at: string }[];
+    expect(media.storage_path).toBe(path);
+    expect(media.download_url).toMatch(/\/storage\/v1\/object\/sign\/session-media\/u\/.+\?token=/);
+    expect(await (await fetch(media.download_url)).text()).toBe(transcript);
+    expect(Math.abs(Date.parse(media.download_expires_at) - Date.now() - 3_600_000)).toBeLessThan(60_000);
 
     // The rollup as pg_cron leaves it; what it adds up to.
     await sql`select * from analytics.refresh_interaction_metrics()`;

@@ -10,13 +10,19 @@
  * interactions never sits in the function's memory whole. The document ends with
  * `"complete": true`; a failure after the first byte aborts the stream, so a client that
  * did not get that field did not get the whole export.
+ *
+ * Each stored recording or transcript in `media` carries a signed download URL
+ * (`download_url`, valid EXPORT_URL_SECONDS, signed through the Storage API with the
+ * caller's token, so Storage's own policies decide) and `download_expires_at`; null when the
+ * object is not stored, is gone, or Storage did not answer.
  */
 import { z } from "zod";
 import { allowMethods, HttpError, respond } from "../_shared/http.ts";
-import { authenticate, type Claims } from "../_shared/auth.ts";
+import { authenticate, bearerToken, type Claims } from "../_shared/auth.ts";
 import { withUser } from "../_shared/db.ts";
 import { rateLimitFor } from "../_shared/rate_limit.ts";
 import { parseOrThrow, queryOf } from "../_shared/validate.ts";
+import { signedDownloadUrls, StorageCallError } from "../_shared/storage.ts";
 
 /** The document's sections, in the order public.export_user_data returns them. */
 export const SECTIONS = [
@@ -26,6 +32,9 @@ export const SECTIONS = [
 
 /** The version of the document's shape. */
 export const FORMAT = "coach-ledger-export/1";
+
+/** How long the media download URLs in an export stay valid: an hour to fetch them. */
+export const EXPORT_URL_SECONDS = 3600;
 
 /** Rows fetched from the cursor at a time. */
 const CURSOR_ROWS = 500;
@@ -60,7 +69,7 @@ export function handler(req: Request): Promise<Response> {
     const target = recorded.subject_user_id as string;
 
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-    stream(claims, target, recorded.export_id as string, ctx.traceId, writable.getWriter(), req.signal);
+    stream(claims, bearerToken(req)!, target, recorded.export_id as string, ctx.traceId, writable.getWriter(), req.signal);
     const day = new Date().toISOString().slice(0, 10);
     return new Response(readable, {
       status: 200,
@@ -76,6 +85,7 @@ export function handler(req: Request): Promise<Response> {
 /** Writes the document to the stream; on a failure, logs it and aborts the stream. */
 async function stream(
   claims: Claims,
+  token: string,
   target: string,
   exportId: string,
   traceId: string,
@@ -111,12 +121,14 @@ async function stream(
       for await (const rows of cursor) {
         if (signal.aborted) throw new Error("the client went away");
         let chunk = "";
-        for (const row of rows as unknown as { section: string; item: string }[]) {
+        const read = rows as unknown as { section: string; item: string }[];
+        const media = await withDownloadUrls(token, read.filter((r) => r.section === "media").map((r) => r.item));
+        for (const row of read) {
           const index = SECTIONS.indexOf(row.section as typeof SECTIONS[number]);
           if (index < at || index < 0) throw new Error(`export_user_data returned section ${row.section} out of order`);
           chunk += moveTo(index);
           if (items++ > 0) chunk += ",";
-          chunk += row.item;
+          chunk += row.section === "media" ? media.shift() : row.item;
         }
         await write(chunk);
       }
@@ -130,4 +142,30 @@ async function stream(
     }));
     await writer.abort(err).catch(() => {});
   }
+}
+
+/**
+ * The media items (JSON text, in order) with a signed download URL each: for stored objects,
+ * signed in one call per bucket as the caller; null for the rest, for objects Storage does
+ * not find, and when Storage does not answer (the export goes on without the URLs).
+ */
+async function withDownloadUrls(token: string, items: string[]): Promise<string[]> {
+  if (items.length === 0) return [];
+  const rows = items.map((i) => JSON.parse(i) as { bucket_id: string; storage_path: string; status: string } & Record<string, unknown>);
+  const urls = new Map<string, string | null>();
+  for (const [bucket, stored] of Map.groupBy(rows.filter((r) => r.status === "stored"), (r) => r.bucket_id)) {
+    try {
+      for (const [path, url] of await signedDownloadUrls(token, bucket, stored.map((r) => r.storage_path), EXPORT_URL_SECONDS)) {
+        urls.set(`${bucket}/${path}`, url);
+      }
+    } catch (err) {
+      if (!(err instanceof StorageCallError)) throw err;
+      console.error(JSON.stringify({ level: "warn", function: "export-my-data", msg: "media URLs not signed", error: err.message }));
+    }
+  }
+  const expiresAt = new Date(Date.now() + EXPORT_URL_SECONDS * 1000).toISOString();
+  return rows.map((r) => {
+    const url = urls.get(`${r.bucket_id}/${r.storage_path}`) ?? null;
+    return JSON.stringify({ ...r, download_url: url, download_expires_at: url ? expiresAt : null });
+  });
 }

@@ -1,6 +1,8 @@
 /** Runs against the test run's database (SUPABASE_DB_URL, SUPABASE_JWT_SECRET from npm test). */
 import assert from "node:assert/strict";
-import { handler, SECTIONS } from "./handler.ts";
+import { EXPORT_URL_SECONDS, handler, SECTIONS } from "./handler.ts";
+import { handler as media } from "../media/handler.ts";
+import { removeObjects } from "../_shared/storage.ts";
 import { closeDb } from "../_shared/db.ts";
 import { adminSql, ALICE, BOB, request, token, userToken, withDatabaseDown } from "../_shared/testing/fixtures.ts";
 
@@ -24,6 +26,7 @@ Deno.test({
     const alice = await userToken(ALICE);
     const service = await token({ role: "service_role" });
     let many = "";
+    let withMedia = "";
     try {
       await t.step("handler() streams the caller's whole export as one JSON document, every section in order", async () => {
         const before = await exportsOf(ALICE);
@@ -48,6 +51,44 @@ Deno.test({
         assert.equal(await exportsOf(ALICE), before + 1, "the export is recorded in the privacy log");
         const [logged] = await admin`select id::text, actor_id, actor_role from audit.privacy_log where id = ${doc.export_id}`;
         assert.deepEqual({ ...logged }, { id: doc.export_id, actor_id: ALICE, actor_role: "authenticated" });
+      });
+      await t.step("handler() links each stored recording or transcript through a signed URL that fetches its bytes", async () => {
+        // A user uploads a transcript through the media function, as an app does.
+        const [{ id }] = await admin`insert into auth.users (id, email) values (gen_random_uuid(), ${`export-media-${crypto.randomUUID()}@example.com`}) returning id`;
+        withMedia = id;
+        const [{ session }] = await admin`insert into public.coaching_sessions (user_id) values (${id}) returning id as session`;
+        const bearer = await userToken(id);
+        const text = JSON.stringify({ text: "What I said in the session." });
+        const started = await (await media(request("/media/upload-url", {
+          bearer, body: { session_id: session, kind: "transcript", filename: "t.json", content_type: "application/json", bytes: text.length },
+        }))).json();
+        const put = await fetch(started.upload.signed_url, { method: "PUT", headers: { "content-type": "application/json" }, body: text });
+        assert.equal(put.status, 200, await put.text());
+        assert.equal((await media(request("/media/complete", { bearer, body: { media_id: started.media.id } }))).status, 200);
+
+        const doc = await (await get(bearer)).json();
+        assert.equal(doc.complete, true);
+        assert.equal(doc.media.length, 1);
+        const [m] = doc.media;
+        assert.equal(m.storage_path, started.upload.path);
+        assert.match(m.download_url, /\/storage\/v1\/object\/sign\/session-media\/u\/.+\?token=/);
+        assert.ok(Math.abs(Date.parse(m.download_expires_at) - Date.now() - EXPORT_URL_SECONDS * 1000) < 60_000);
+        assert.equal(await (await fetch(m.download_url)).text(), text);
+      });
+      await t.step("handler() still sends the whole export when Storage does not answer, with null download URLs", async () => {
+        const url = Deno.env.get("SUPABASE_URL")!;
+        Deno.env.set("SUPABASE_URL", "http://127.0.0.1:9");
+        try {
+          const res = await get(service, `?user_id=${withMedia}`);
+          assert.equal(res.status, 200);
+          const doc = await res.json();
+          assert.equal(doc.complete, true);
+          assert.equal(doc.media.length, 1);
+          assert.equal(doc.media[0].download_url, null);
+          assert.equal(doc.media[0].download_expires_at, null);
+        } finally {
+          Deno.env.set("SUPABASE_URL", url);
+        }
       });
       await t.step("handler() reads past the cursor's pages: 1,234 interactions of one user arrive whole and in order", async () => {
         const email = `export-many-${crypto.randomUUID()}@example.com`;
@@ -130,6 +171,12 @@ Deno.test({
       // The many-interactions user goes (erased), so that the shared test database keeps the
       // row counts other suites expect (tests/e2e/table_access reads every table whole).
       if (many) await admin`delete from auth.users where id = ${many}`;
+      // So does the media user, their transcript first (through the Storage API, as always).
+      if (withMedia) {
+        const paths = (await admin`select name from storage.objects where name like ${`u/${withMedia}/%`}`).map((o) => o.name as string);
+        await removeObjects(service, "session-media", paths);
+        await admin`delete from auth.users where id = ${withMedia}`;
+      }
       await closeDb();
       await admin.end();
     }
