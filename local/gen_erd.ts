@@ -9,8 +9,9 @@
  * reference it. Every drawn table must be classified in CLASSIFICATION below (PHI or not,
  * and why): an unclassified table fails the generation, so a new table cannot reach the
  * diagram, or pass `npm test`, without someone deciding whether it holds PHI. Retention
- * comes from public.retention_policies when that table exists ("none" otherwise), and for
- * session media from public.media_retention_settings.
+ * comes from public.retention_policies when that table exists ("none" otherwise); session
+ * media have their rows there too (before, their windows were in
+ * public.media_retention_settings, which is read when retention_policies has none for them).
  *
  * The output is sorted and carries no timestamp, so the files change only when the schema
  * (or the classification) does. `npm test` regenerates both from its throwaway stack and
@@ -188,13 +189,17 @@ async function readSchema(url: string): Promise<Schema> {
 
     const exists = (await sql<{ yes: boolean }[]>`select to_regclass('public.retention_policies') is not null as yes`)[0].yes;
     const policies = exists
-      ? (await sql<{ data_kind: string; table_name: string; retain_for: string; action: string }[]>`
+      ? (await sql<{ data_kind: string; table_name: string; retain_for: string | null; action: string }[]>`
           select data_kind, table_name, retain_for::text as retain_for, action from public.retention_policies`)
-        .map((p) => ({ dataKind: p.data_kind, tableName: p.table_name, retainFor: p.retain_for, action: p.action }))
+        .map((p) => ({
+          dataKind: p.data_kind, tableName: p.table_name, retainFor: p.retain_for ?? "no window", action: p.retain_for === null ? "kept" : p.action,
+        }))
       : null;
-    // Session media keep their own windows (public.media_retention_settings, applied by the
-    // media-retention function): one policy per kind, "kept" when the kind has no window.
-    const media = (await sql<{ yes: boolean }[]>`select to_regclass('public.media_retention_settings') is not null as yes`)[0].yes
+    // Before session media had rows in retention_policies (migration 20261125080000), their
+    // windows were only in public.media_retention_settings: one policy per kind, "kept" when
+    // the kind has no window.
+    const mediaInPolicies = (policies ?? []).some((p) => p.tableName === "public.session_media");
+    const media = !mediaInPolicies && (await sql<{ yes: boolean }[]>`select to_regclass('public.media_retention_settings') is not null as yes`)[0].yes
       ? (await sql<{ kind: string; retain_days: number | null }[]>`select kind, retain_days from public.media_retention_settings`)
         .map((m) => ({
           dataKind: `media ${m.kind}`, tableName: "public.session_media",
@@ -335,7 +340,7 @@ function markdown(schema: Schema): string {
     "",
     schema.policies === null
       ? "`public.retention_policies` does not exist yet: no table has a retention policy."
-      : "Retention policies are the rows of `public.retention_policies` naming the table, and for `public.session_media` those of `public.media_retention_settings` (the `media-retention` function deletes a kind's files when its window ends).",
+      : "Retention policies are the rows of `public.retention_policies` naming the table (for `public.session_media`, the `media-retention` function deletes a kind's files when its window ends; \"kept\" when it has none).",
     "",
     "| Table | PHI | Retention (data kind: window, action) | What it holds |",
     "| --- | --- | --- | --- |",

@@ -5,7 +5,7 @@
 -- limits; session_media is read by its owner only and written by the service role, with
 -- expires_at from the retention window. The file makes its own users and sessions.
 begin;
-select plan(40);
+select plan(41);
 
 select tests.create_supabase_user('media-owner@example.com');
 select tests.create_supabase_user('media-stranger@example.com');
@@ -135,7 +135,9 @@ select is((select count(*)::int from public.session_media), 0, 'nor does a stran
 select is((select retain_days from public.media_retention_settings where kind = 'audio'), 30, 'Anyone signed in reads the retention window');
 select throws_ok($$ update public.media_retention_settings set retain_days = 3650 $$, '42501', null, 'but only the service role changes it');
 select tests.authenticate_as_service_role();
-select results_eq($$ update public.media_retention_settings set retain_days = 14 where kind = 'audio' returning retain_days $$, $$ values (14) $$, 'as it may');
+select is((select (public.set_retention_policy('media_audio', '14 days', 'delete', 'two weeks')).retain_for), interval '14 days',
+  'through its retention policy (pgTAP 61)');
+select results_eq($$ select retain_days from public.media_retention_settings where kind = 'audio' $$, $$ values (14) $$, 'as it may');
 
 select * from finish();
 rollback;

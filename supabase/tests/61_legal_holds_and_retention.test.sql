@@ -4,7 +4,7 @@
 -- idempotent, resumed after a hold is released), the append-only guard letting exactly
 -- retention's change through and nothing else, and the audit log itself, as each named role.
 begin;
-select plan(79);
+select plan(88);
 -- Hold the rollup lock for the whole file, as the rollup functions do before they touch the
 -- change log and the metrics: pg_cron's refresh (every 2 minutes) then waits for this file
 -- instead of deadlocking with it over rows this file changed.
@@ -210,7 +210,27 @@ select throws_ok($$ select public.set_retention_policy('interaction_content', '3
 select throws_ok($$ select public.set_retention_policy('interaction_events', '1 hour', 'delete', 'x') $$, '22023',
   'retain_for must be between 1 day and 100 years', 'A window under a day is refused');
 select throws_ok($$ select public.set_retention_policy('media', '30 days', 'delete', 'x') $$, '22023',
-  'data_kind must be one of interaction_content, interaction_events, stage_responses, phi_access_log', 'An unknown kind is refused');
+  'data_kind must be one of interaction_content, interaction_events, stage_responses, phi_access_log, media_audio, media_transcript',
+  'An unknown kind is refused');
+-- Session media: their windows are policies too, applied by the media-retention function.
+select throws_ok($$ select public.set_retention_policy('media_audio', '30 days', 'strip', 'x') $$, '22023',
+  'Media objects are deleted, never stripped', 'Media cannot be stripped');
+select throws_ok($$ select public.set_retention_policy('media_audio', '1 month', 'delete', 'x') $$, '22023',
+  'retain_for must be whole days between 1 and 3650 for media, or null to keep them', 'A media window is whole days');
+select throws_ok($$ select public.set_retention_policy('interaction_events', null, 'delete', 'x') $$, '22023',
+  'retain_for must be between 1 day and 100 years', 'Only media may be kept without a window');
+select is((select (public.set_retention_policy('media_audio', '14 days', 'delete', 'Counsel: two weeks of audio')).retain_for),
+  interval '14 days', 'The service role sets the audio window');
+select is((select (public.set_retention_policy('media_transcript', null, 'delete', 'Transcripts are kept')).retain_for), null,
+  'and keeps transcripts without one');
+select results_eq($$ select kind, retain_days from public.media_retention_settings order by kind $$,
+  $$ values ('audio'::text, 14), ('transcript', null::int) $$, 'The window the media triggers read follows the policy');
+select throws_ok($$ update public.media_retention_settings set retain_days = 3 where kind = 'audio' $$, '42501', null,
+  'and is not changed directly any more (the policy change is audited)');
+select throws_ok($$ select private.apply_retention_batch('media_audio', 1000, (select at from u61)) $$, '22023', null,
+  'Retention''s SQL batches do not touch media (the media-retention function deletes objects through the Storage API)');
+select is((select private.run_retention(at => (select at from u61)) ?| array['media_audio', 'media_transcript']), false,
+  'and the retention job leaves them to it');
 select throws_ok($$ select public.set_retention_policy('interaction_events', '30 days', 'shred', 'x') $$, '22023',
   'action must be strip or delete', 'An unknown action is refused');
 select throws_ok($$ select public.set_retention_policy('interaction_events', '30 days', 'delete', '') $$, '22023',
@@ -305,7 +325,7 @@ select is((select count(*)::int from private.retention_xacts), 0, 'and leaves no
 select tests.authenticate_as('ivy61@example.com');
 select throws_ok($$ select * from public.retention_policies $$, '42501', null, 'A user cannot read retention policies');
 select tests.authenticate_as_service_role();
-select is((select count(*)::int from public.retention_policies), 4, 'The service role reads them (the PHI access log''s is pgTAP 64''s)');
+select is((select count(*)::int from public.retention_policies), 6, 'The service role reads them (the PHI access log''s is pgTAP 64''s)');
 
 select tests.clear_authentication();
 select throws_ok($$ update audit.privacy_log set reason = 'edited' $$, '42501', null, 'The privacy log cannot be edited');

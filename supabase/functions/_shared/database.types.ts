@@ -1262,7 +1262,7 @@ export type Database = {
           "action": string;
           "data_kind": string;
           "description": string;
-          "retain_for": string;
+          "retain_for": string | null;
           "table_name": string;
           "updated_at": string;
           "updated_by": string | null;
@@ -1273,7 +1273,7 @@ export type Database = {
           "action": string;
           "data_kind": string;
           "description": string;
-          "retain_for": string;
+          "retain_for"?: string | null;
           "table_name": string;
           "updated_at"?: string;
           "updated_by"?: string | null;
@@ -1283,7 +1283,7 @@ export type Database = {
           "action"?: string;
           "data_kind"?: string;
           "description"?: string;
-          "retain_for"?: string;
+          "retain_for"?: string | null;
           "table_name"?: string;
           "updated_at"?: string;
           "updated_by"?: string | null;
@@ -2591,7 +2591,7 @@ export type Database = {
           "action": string;
           "data_kind": string;
           "description": string;
-          "retain_for": string;
+          "retain_for": string | null;
           "table_name": string;
           "updated_at": string;
           "updated_by": string | null;

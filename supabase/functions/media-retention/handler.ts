@@ -14,7 +14,7 @@
  * (public.record_session_media_expiry, which marks only rows whose objects are gone, so a
  * failed delete leaves them due for the next run). Rounds go on until nothing is due or the
  * run's time budget is spent. Transcripts are kept unless their window says otherwise
- * (public.media_retention_settings).
+ * (retention policies media_audio and media_transcript, which media_retention_settings follows).
  *
  * Idempotent: a second run finds nothing due; a row whose object is already gone is marked
  * expired (the delete finds nothing). Answers 200 {expired, rejected, erased, orphans, failed,

@@ -9,7 +9,14 @@
 -- check the rest from a signed starting point. A prefix stops before the first row that is
 -- not yet past the window, before the first row about a person under a legal hold, and
 -- before the last row. Each prune is recorded in audit.privacy_log (retention_applied).
--- Objects: retention_policies' kind and action checks and a row for phi_access_log; column
+-- Session media join the same table, so that every kind of personal data has its policy in
+-- one place: 'media_audio' (30 days) and 'media_transcript' (kept: retain_for null), delete
+-- only, applied as before by the media-retention function. set_retention_policy (audited) is
+-- now how their window changes; public.media_retention_settings, which the media triggers
+-- read and every signed-in user may read, follows it and is no longer written directly.
+-- Objects: retention_policies' kind and action checks, retain_for nullable for media, rows
+-- for phi_access_log, media_audio and media_transcript; the service role's UPDATE on
+-- public.media_retention_settings revoked; column
 -- private.retention_xacts.through_seq; table audit.phi_access_log_anchor; functions
 -- private.prune_phi_access_log (new), private.trigger_refuse_change,
 -- audit.phi_access_log_breaks, public.set_retention_policy, private.apply_retention_batch,
@@ -20,7 +27,8 @@
 
 alter table public.retention_policies drop constraint retention_policies_data_kind_known;
 alter table public.retention_policies add constraint retention_policies_data_kind_known
-  check (data_kind in ('interaction_content', 'interaction_events', 'stage_responses', 'phi_access_log'));
+  check (data_kind in ('interaction_content', 'interaction_events', 'stage_responses', 'phi_access_log', 'media_audio',
+                       'media_transcript'));
 -- The log is a chain: a row can only go as part of a prefix, never lose its content.
 alter table public.retention_policies add constraint retention_policies_phi_access_log_delete_only
   check (data_kind <> 'phi_access_log' or action = 'delete');
@@ -28,6 +36,33 @@ insert into public.retention_policies (data_kind, table_name, retain_for, action
   ('phi_access_log', 'audit.phi_access_log', interval '6 years', 'delete',
    'Who read whose data: rows past the window are deleted as a prefix of the hash chain, up to a signed checkpoint, which becomes the chain''s anchor.')
 on conflict (data_kind) do nothing;
+
+-- Session media: a window in whole days (1 to 3650, as media_retention_settings allows) or
+-- none (kept); their objects are deleted, never stripped.
+alter table public.retention_policies alter column retain_for drop not null;
+alter table public.retention_policies add constraint retention_policies_window_required
+  check (retain_for is not null or data_kind in ('media_audio', 'media_transcript'));
+alter table public.retention_policies add constraint retention_policies_media_window
+  check (data_kind not in ('media_audio', 'media_transcript')
+         or retain_for is null
+         or (retain_for = make_interval(days => extract(day from retain_for)::integer) and retain_for <= interval '3650 days'));
+alter table public.retention_policies add constraint retention_policies_media_delete_only
+  check (data_kind not in ('media_audio', 'media_transcript') or action = 'delete');
+comment on column public.retention_policies.retain_for is
+  'How long the data is kept (from created_at; stage responses from updated_at; media from upload); null only for media: kept.';
+insert into public.retention_policies (data_kind, table_name, retain_for, action, description)
+select 'media_' || m.kind, 'public.session_media', case when m.retain_days is null then null else make_interval(days => m.retain_days) end,
+       'delete',
+       case m.kind when 'audio' then 'Session recordings: the object is deleted through the Storage API by the media-retention function; its row stays, marked expired.'
+                   else 'Session transcripts: as recordings; kept while the window is empty.' end
+from public.media_retention_settings m
+on conflict (data_kind) do nothing;
+-- One way to change a window: set_retention_policy, audited. The media triggers keep reading
+-- media_retention_settings, which follows it.
+revoke update on public.media_retention_settings from service_role;
+drop policy "Media retention settings are changed by the service role" on public.media_retention_settings;
+comment on table public.media_retention_settings is
+  'The privacy window of session media per kind, as the media triggers read it: retain_days after upload (null: kept). Audio 30 days, transcripts kept. Follows public.retention_policies (media_audio, media_transcript), which the service role changes with set_retention_policy; readable by everyone signed in.';
 
 -- The anchor ------------------------------------------------------------------------------
 
@@ -267,7 +302,8 @@ $$;
 
 -- The job ---------------------------------------------------------------------------------
 
--- As in 20261125050100, with the kind phi_access_log (delete only).
+-- As in 20261125050100, with the kind phi_access_log (delete only) and the media kinds (delete
+-- only, whole days or kept), whose window media_retention_settings then follows.
 create or replace function public.set_retention_policy(data_kind text, retain_for interval, action text, reason text)
 returns public.retention_policies
 language plpgsql
@@ -288,10 +324,22 @@ begin
   end if;
   select p.* into before from public.retention_policies p where p.data_kind = set_retention_policy.data_kind for update;
   if before.data_kind is null then
-    raise exception 'data_kind must be one of interaction_content, interaction_events, stage_responses, phi_access_log'
+    raise exception 'data_kind must be one of interaction_content, interaction_events, stage_responses, phi_access_log, media_audio, media_transcript'
       using errcode = '22023';
   end if;
-  if set_retention_policy.retain_for is null or set_retention_policy.retain_for < interval '1 day'
+  if set_retention_policy.data_kind in ('media_audio', 'media_transcript') then
+    -- Media: whole days, 1 to 3650, or null to keep them.
+    if set_retention_policy.retain_for is not null
+       and (set_retention_policy.retain_for <> make_interval(days => extract(day from set_retention_policy.retain_for)::integer)
+            or set_retention_policy.retain_for < interval '1 day' or set_retention_policy.retain_for > interval '3650 days') then
+      raise exception 'retain_for must be whole days between 1 and 3650 for media, or null to keep them' using errcode = '22023',
+        constraint = 'retention_policies_media_window';
+    end if;
+    if set_retention_policy.action is distinct from 'delete' then
+      raise exception 'Media objects are deleted, never stripped' using errcode = '22023',
+        constraint = 'retention_policies_media_delete_only';
+    end if;
+  elsif set_retention_policy.retain_for is null or set_retention_policy.retain_for < interval '1 day'
      or set_retention_policy.retain_for > interval '100 years' then
     raise exception 'retain_for must be between 1 day and 100 years' using errcode = '22023',
       constraint = 'retention_policies_window_range';
@@ -314,6 +362,10 @@ begin
   returning * into after;
   -- Another window or action changes what is due: every user is read again for this kind.
   delete from private.retention_progress rp where rp.data_kind = after.data_kind;
+  -- Media: the window the media triggers read follows (for uploads from now on, as before).
+  update public.media_retention_settings m
+  set retain_days = extract(day from after.retain_for)::integer
+  where 'media_' || m.kind = after.data_kind;
   perform private.log_privacy_operation('retention_policy_set', null, null, set_retention_policy.reason,
     jsonb_build_object('data_kind', after.data_kind,
                        'before', jsonb_build_object('retain_for', before.retain_for::text, 'action', before.action),
@@ -322,7 +374,7 @@ begin
 end;
 $$;
 comment on function public.set_retention_policy(text, interval, text, text) is
-  'Service role: sets one kind''s retention window (1 day to 100 years) and action (strip, or delete except for interaction_content; phi_access_log is delete only), with a reason; the next run reads every user again for that kind. Audited in audit.privacy_log with the policy before and after.';
+  'Service role: sets one kind''s retention window (1 day to 100 years; media: whole days up to 3650, or null to keep) and action (strip, or delete except for interaction_content; phi_access_log and media are delete only), with a reason; the next run reads every user again for that kind. Audited in audit.privacy_log with the policy before and after.';
 
 -- As in 20261125050100, except that it refuses phi_access_log (pruned as a prefix by
 -- private.prune_phi_access_log: per-user batches would not keep the chain) and names each
@@ -354,9 +406,9 @@ begin
     raise exception 'batch_size must be between 1 and 10000' using errcode = '22023';
   end if;
   select p.* into policy from public.retention_policies p where p.data_kind = apply_retention_batch.data_kind;
-  if policy.data_kind is null or policy.data_kind = 'phi_access_log' then
+  if policy.data_kind is null or policy.data_kind in ('phi_access_log', 'media_audio', 'media_transcript') then
     raise exception 'data_kind must be one of interaction_content, interaction_events, stage_responses' using errcode = '22023',
-      hint = 'The PHI access log is pruned as a whole prefix by private.run_retention.';
+      hint = 'The PHI access log is pruned as a whole prefix by private.run_retention; media by the media-retention function.';
   end if;
   cutoff := apply_retention_batch.at - policy.retain_for;
   -- Holds placed from now on wait for this transaction to commit (place_legal_hold takes the
@@ -488,7 +540,10 @@ begin
   end if;
   -- One run at a time: a second waits for the first to commit, then finds what is left.
   perform pg_advisory_xact_lock(hashtextextended('retention-run', 0));
-  for policy in select p.* from public.retention_policies p order by p.data_kind loop
+  -- Media are applied by the media-retention function (it deletes objects through the
+  -- Storage API, which SQL cannot call).
+  for policy in select p.* from public.retention_policies p where p.data_kind not in ('media_audio', 'media_transcript')
+                order by p.data_kind loop
     if policy.data_kind = 'phi_access_log' then
       pruned := private.prune_phi_access_log(run_retention.at, run_retention.batch_size * run_retention.max_batches);
       summary := summary || jsonb_build_object(policy.data_kind, jsonb_build_object(
@@ -526,4 +581,4 @@ begin
 end;
 $$;
 comment on function private.run_retention(integer, integer, timestamptz) is
-  'The retention job (pg_cron retention, hourly at minute 40): applies every policy at `at`, per kind at most max_batches batches of batch_size rows, in one transaction (the PHI access log: one prune up to a checkpoint); returns {kind: {action, rows, batches or through_seq, done}} and records each kind that changed rows in audit.privacy_log (retention_applied). done false: the next run goes on where this one stopped.';
+  'The retention job (pg_cron retention, hourly at minute 40): applies every policy but the media ones (the media-retention function''s) at `at`, per kind at most max_batches batches of batch_size rows, in one transaction (the PHI access log: one prune up to a checkpoint); returns {kind: {action, rows, batches or through_seq, done}} and records each kind that changed rows in audit.privacy_log (retention_applied). done false: the next run goes on where this one stopped.';
