@@ -14,6 +14,7 @@
 -- only, applied as before by the media-retention function. set_retention_policy (audited) is
 -- now how their window changes; public.media_retention_settings, which the media triggers
 -- read and every signed-in user may read, follows it and is no longer written directly.
+-- Retention of stage answers now empties the session's AI summary too (written from them).
 -- Objects: retention_policies' kind and action checks, retain_for nullable for media, rows
 -- for phi_access_log, media_audio and media_transcript; the service role's UPDATE on
 -- public.media_retention_settings revoked; column
@@ -377,8 +378,10 @@ comment on function public.set_retention_policy(text, interval, text, text) is
   'Service role: sets one kind''s retention window (1 day to 100 years; media: whole days up to 3650, or null to keep) and action (strip, or delete except for interaction_content; phi_access_log and media are delete only), with a reason; the next run reads every user again for that kind. Audited in audit.privacy_log with the policy before and after.';
 
 -- As in 20261125050100, except that it refuses phi_access_log (pruned as a prefix by
--- private.prune_phi_access_log: per-user batches would not keep the chain) and names each
--- kind it handles, so that no other kind falls through to the stage answers' branch.
+-- private.prune_phi_access_log: per-user batches would not keep the chain) and the media
+-- kinds, names each kind it handles, so that no other kind falls through to the stage
+-- answers' branch, and empties a session's AI summary (summary '', summary_data {}) when
+-- its stage answers are stripped or deleted: it was written from them.
 create or replace function private.apply_retention_batch(data_kind text, batch_size integer default 1000, at timestamptz default now())
 returns integer
 language plpgsql
@@ -439,6 +442,7 @@ begin
       update public.coach_interactions c
       set content = '{"text": ""}'::jsonb, metadata = '{}'::jsonb, content_removed_at = apply_retention_batch.at
       from due where c.id = due.id and c.content_removed_at is null;
+      get diagnostics done = row_count;
     elsif policy.data_kind = 'interaction_events' and policy.action = 'strip' then
       with due as (
         select e.id from public.interaction_events e
@@ -452,6 +456,7 @@ begin
       update public.interaction_events e
       set payload = '{}'::jsonb, category = null, content_removed_at = apply_retention_batch.at
       from due where e.id = due.id and e.content_removed_at is null;
+      get diagnostics done = row_count;
     elsif policy.data_kind = 'interaction_events' then
       with due as (
         select e.id from public.interaction_events e
@@ -463,6 +468,7 @@ begin
         limit remaining
       )
       delete from public.interaction_events e using due where e.id = due.id;
+      get diagnostics done = row_count;
     elsif policy.data_kind = 'stage_responses' and policy.action = 'strip' then
       -- Stage responses: by their last change, session by session of the user.
       with due as (
@@ -473,9 +479,20 @@ begin
         order by r.updated_at
         limit remaining
       )
-      update public.stage_responses r
-      set responses = '{}'::jsonb, content_removed_at = apply_retention_batch.at
-      from due where r.id = due.id and r.content_removed_at is null;
+      ,
+      stripped as (
+        update public.stage_responses r
+        set responses = '{}'::jsonb, content_removed_at = apply_retention_batch.at
+        from due where r.id = due.id and r.content_removed_at is null
+        returning r.session_id
+      ),
+      -- The session's AI summary was written from these answers: it goes with them (emptied,
+      -- so that its model and time stay).
+      summaries as (
+        update public.coaching_sessions s set summary = '', summary_data = '{}'::jsonb
+        where s.id in (select st.session_id from stripped st) and s.summary <> ''
+      )
+      select count(*) into done from stripped;
     elsif policy.data_kind = 'stage_responses' then
       with due as (
         select r.id from public.stage_responses r
@@ -484,10 +501,17 @@ begin
           and not private.legal_hold_applies(u.id, s.id)
         order by r.updated_at
         limit remaining
+      ),
+      deleted as (
+        delete from public.stage_responses r using due where r.id = due.id
+        returning r.session_id
+      ),
+      summaries as (
+        update public.coaching_sessions s set summary = '', summary_data = '{}'::jsonb
+        where s.id in (select d.session_id from deleted d) and s.summary <> ''
       )
-      delete from public.stage_responses r using due where r.id = due.id;
+      select count(*) into done from deleted;
     end if;
-    get diagnostics done = row_count;
     remaining := remaining - done;
     if remaining = 0 then
       -- The batch is full; this user may have more, so their progress stays where it was.

@@ -4,7 +4,7 @@
 -- idempotent, resumed after a hold is released), the append-only guard letting exactly
 -- retention's change through and nothing else, and the audit log itself, as each named role.
 begin;
-select plan(88);
+select plan(89);
 -- Hold the rollup lock for the whole file, as the rollup functions do before they touch the
 -- change log and the metrics: pg_cron's refresh (every 2 minutes) then waits for this file
 -- instead of deadlocking with it over rows this file changed.
@@ -46,6 +46,10 @@ values ((select ivy from u61), null, 'rating', 'helpful', 4, '{"note": "Ivy''s o
 insert into public.interaction_events (user_id, interaction_id, kind, score, payload, actor_role, created_at)
 values ((select jo from u61), (select id from public.coach_interactions where request_id = 'j-held'), 'rating', 2,
         '{"note": "Jo rates the held message"}', 'postgres', '2020-06-02 11:00:00+00');
+-- Both sessions have an AI summary, written from their answers.
+update public.coaching_sessions
+set summary = 'Private summary', summary_data = '{"themes": ["sleep"]}', summary_model = 'house-model', summary_generated_at = '2020-06-01 13:00:00+00'
+where id in ((select ivy_session from u61), (select jo_held_session from u61));
 insert into public.stage_responses (session_id, stage_number, responses, created_at, updated_at)
 values ((select ivy_session from u61), 1, '{"feeling": "tired"}', '2020-06-01 11:00:00+00', '2020-06-01 11:00:00+00'),
        ((select jo_held_session from u61), 1, '{"feeling": "fine"}', '2020-06-01 12:00:00+00', '2020-06-01 12:00:00+00');
@@ -180,6 +184,12 @@ select results_eq(
      where r.session_id in ((select ivy_session from u61), (select jo_held_session from u61)) order by r.created_at $$,
   $$ values ((select ivy_session from u61), '{}'::jsonb, true), ((select jo_held_session from u61), '{"feeling": "fine"}'::jsonb, false) $$,
   'Ivy''s old answer is empty; the held session''s stays');
+select results_eq(
+  $$ select id, summary, summary_data, summary_model from public.coaching_sessions
+     where id in ((select ivy_session from u61), (select jo_held_session from u61)) order by id = (select jo_held_session from u61) $$,
+  $$ values ((select ivy_session from u61), '', '{}'::jsonb, 'house-model'),
+            ((select jo_held_session from u61), 'Private summary', '{"themes": ["sleep"]}'::jsonb, 'house-model') $$,
+  'The AI summary written from Ivy''s answers is emptied with them (its model stays); the held session''s stays');
 
 -- The guard: in this transaction retention registered coach_interactions (cutoff 2021-01-01),
 -- and still nothing but retention's exact change of an old, unheld row gets through.
