@@ -6,7 +6,7 @@
 -- erased whom, when and why, and a retry gets the same answer. Deleting the auth.users row
 -- directly (Auth's deleteUser) takes the same path and leaves a tombstone without a reason.
 begin;
-select plan(50);
+select plan(51);
 -- Hold the rollup lock for the whole file (see 60): pg_cron's refresh waits for this file.
 select pg_advisory_xact_lock(hashtextextended('analytics.aggregate_interaction_metrics', 0));
 
@@ -82,6 +82,14 @@ select tests.authenticate_as_role('coach_ingest');
 select throws_ok($$ select public.erase_user((select eric from u63), 'gone') $$, '42501', null, 'nor can an ingest token');
 select tests.authenticate_as_role('coach_analyst');
 select throws_ok($$ select public.erase_user((select eric from u63), 'gone') $$, '42501', null, 'nor can an analyst');
+
+select tests.clear_authentication();
+select ok(not exists (
+  select 1 from unnest(array['private.apply_interaction_metrics_changes(integer, uuid)', 'private.user_has_rows_in_hour(uuid, timestamptz)',
+                             'private.media_key_of_erased_user(text)', 'private.trigger_deidentify_erased_profile()']::regprocedure[]) f
+  cross join unnest(array['authenticated', 'service_role', 'coach_ingest', 'coach_analyst']) r
+  where has_function_privilege(r, f, 'execute')),
+  'No API role runs the erasure''s internal functions (the service role goes through erase_user)');
 
 -- Refusals change nothing ---------------------------------------------------------------
 
