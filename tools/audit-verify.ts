@@ -11,14 +11,16 @@
  * audit-checkpoint function's /jwks URL (public: no token needed); with several keys (after a
  * rotation) each checkpoint is verified with the key its kid names. --db-url defaults to $DB_URL, else the local stack.
  * A log that retention pruned starts after a checkpoint's position: that checkpoint must be
- * in the file (it is printed as the anchor); without it, the missing prefix is a break.
+ * in the file (it is printed as the anchor), and signed at least --min-retention-days ago
+ * (default 2190, six years: the shortest window the database allows); otherwise the missing
+ * prefix is a break.
  */
 import { readFileSync } from "node:fs";
 import postgres from "postgres";
 import type { JWK } from "jose";
 import { CHAIN_ROWS_SQL, type ChainRow, verifyChain } from "../supabase/functions/_shared/audit_chain.ts";
 
-const usage = "Usage: npm run audit:verify -- --checkpoints <file> --public-key <file|url> [--db-url <url>]";
+const usage = "Usage: npm run audit:verify -- --checkpoints <file> --public-key <file|url> [--db-url <url>] [--min-retention-days N]";
 
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
@@ -96,7 +98,13 @@ export async function main(args: string[], print: (line: string) => void = conso
     { max: 1, onnotice: () => {} });
   try {
     const rows = await sql.unsafe<ChainRow[]>(CHAIN_ROWS_SQL);
-    const result = await verifyChain(rows, checkpoints, keys);
+    const days = flag(args, "--min-retention-days");
+    const minRetentionDays = days === undefined ? undefined : Number(days);
+    if (minRetentionDays !== undefined && !(Number.isInteger(minRetentionDays) && minRetentionDays >= 0)) {
+      print("--min-retention-days must be a whole number of days");
+      return 2;
+    }
+    const result = await verifyChain(rows, checkpoints, keys, { minRetentionDays });
     for (const line of report(result, checkpoints.length)) print(line);
     return result.findings.length === 0 ? 0 : 1;
   } finally {

@@ -1,24 +1,27 @@
 -- Purpose: retention of the PHI access log (issue 16), without losing its verifiability.
 -- The log is a hash chain anchored by signed checkpoints (audit-checkpoint). A policy
--- ('phi_access_log', delete only; six years by default, the retention HIPAA sets for
--- compliance documentation, 45 CFR 164.316(b)(2)) lets the hourly retention job delete a
+-- ('phi_access_log', delete only; six years, the retention HIPAA sets for compliance
+-- documentation, 45 CFR 164.316(b)(2), and no shorter) lets the hourly retention job delete a
 -- prefix of the chain, and only through a recorded checkpoint: the rows up to and including
 -- a checkpoint's position go, and (position, hash) of that checkpoint becomes the log's
 -- anchor (audit.phi_access_log_anchor). The first row kept chains to it, so the in-database
 -- verifier and npm run audit:verify (which holds the exported checkpoints and the public key)
 -- check the rest from a signed starting point. A prefix stops before the first row that is
--- not yet past the window, before the first row about a person under a legal hold, and
--- before the last row. Each prune is recorded in audit.privacy_log (retention_applied).
+-- not yet past the window, before the first row read by or about a person under a legal
+-- hold, and before the last row, and never takes a row that no longer verifies. Each prune is recorded in audit.privacy_log (retention_applied).
 -- Session media join the same table, so that every kind of personal data has its policy in
 -- one place: 'media_audio' (30 days) and 'media_transcript' (kept: retain_for null), delete
 -- only, applied as before by the media-retention function. set_retention_policy (audited) is
 -- now how their window changes; public.media_retention_settings, which the media triggers
--- read and every signed-in user may read, follows it and is no longer written directly.
--- Retention of stage answers now empties the session's AI summary too (written from them).
+-- read and every signed-in user may read, follows it and is no longer written directly, and
+-- a new window applies to the files already stored (their expires_at from their upload).
+-- Retention of stage answers now empties the session's AI summary too (written from them),
+-- and the check on a completed stage's answers lets stripped ones be empty.
 -- Objects: retention_policies' kind and action checks, retain_for nullable for media, rows
 -- for phi_access_log, media_audio and media_transcript; the service role's UPDATE on
--- public.media_retention_settings revoked; column
--- private.retention_xacts.through_seq; table audit.phi_access_log_anchor; functions
+-- public.media_retention_settings revoked; constraint stage_responses_valid; column
+-- private.retention_xacts.through_seq; table audit.phi_access_log_anchor; indexes on
+-- audit.phi_access_log (subject_user_id, chain_seq) and (actor_id, chain_seq); functions
 -- private.prune_phi_access_log (new), private.trigger_refuse_change,
 -- audit.phi_access_log_breaks, public.set_retention_policy, private.apply_retention_batch,
 -- private.run_retention (bodies).
@@ -30,9 +33,16 @@ alter table public.retention_policies drop constraint retention_policies_data_ki
 alter table public.retention_policies add constraint retention_policies_data_kind_known
   check (data_kind in ('interaction_content', 'interaction_events', 'stage_responses', 'phi_access_log', 'media_audio',
                        'media_transcript'));
--- The log is a chain: a row can only go as part of a prefix, never lose its content.
+-- The log is a chain: a row can only go as part of a prefix, never lose its content. Six
+-- years at least: the log is the record of who read whose data, and no API caller may
+-- shorten it (only a migration could).
 alter table public.retention_policies add constraint retention_policies_phi_access_log_delete_only
   check (data_kind <> 'phi_access_log' or action = 'delete');
+alter table public.retention_policies add constraint retention_policies_phi_access_log_minimum
+  check (data_kind <> 'phi_access_log' or retain_for >= interval '6 years');
+-- Who read whose data, by person: the prune's legal-hold stop, the export's data_access.
+create index phi_access_log_subject_user_id_chain_seq_idx on audit.phi_access_log (subject_user_id, chain_seq);
+create index phi_access_log_actor_id_chain_seq_idx on audit.phi_access_log (actor_id, chain_seq) where actor_id is not null;
 insert into public.retention_policies (data_kind, table_name, retain_for, action, description) values
   ('phi_access_log', 'audit.phi_access_log', interval '6 years', 'delete',
    'Who read whose data: rows past the window are deleted as a prefix of the hash chain, up to a signed checkpoint, which becomes the chain''s anchor.')
@@ -64,6 +74,16 @@ revoke update on public.media_retention_settings from service_role;
 drop policy "Media retention settings are changed by the service role" on public.media_retention_settings;
 comment on table public.media_retention_settings is
   'The privacy window of session media per kind, as the media triggers read it: retain_days after upload (null: kept). Audio 30 days, transcripts kept. Follows public.retention_policies (media_audio, media_transcript), which the service role changes with set_retention_policy; readable by everyone signed in.';
+
+-- Stage answers emptied by retention ------------------------------------------------------
+
+-- A completed stage's answers must be valid for their stage; once retention has emptied them
+-- (content_removed_at set) they are {} and that is all (without this, stripping a completed
+-- stage failed the check, and with it the whole retention run).
+alter table public.stage_responses drop constraint stage_responses_valid;
+alter table public.stage_responses add constraint stage_responses_valid check (
+  completed_at is null or content_removed_at is not null
+  or cardinality(private.stage_response_errors(stage_number::integer, responses)) = 0);
 
 -- The anchor ------------------------------------------------------------------------------
 
@@ -97,7 +117,7 @@ comment on column private.retention_xacts.through_seq is
 
 -- As in 20261125050100, with one more delete let through: a prefix of the PHI access log
 -- in the transaction that prunes it, up to the position it registered, past the window, and
--- about no one under a legal hold.
+-- read by and about no one under a legal hold.
 create or replace function private.trigger_refuse_change()
 returns trigger
 language plpgsql
@@ -136,7 +156,8 @@ begin
          and (old_row ->> 'chain_seq')::bigint <= retention.through_seq
          and (old_row ->> 'accessed_at')::timestamptz < retention.cutoff
          and not exists (select 1 from public.legal_holds h
-                         where h.user_id = (old_row ->> 'subject_user_id')::uuid and h.released_at is null) then
+                         where h.user_id in ((old_row ->> 'subject_user_id')::uuid, (old_row ->> 'actor_id')::uuid)
+                           and h.released_at is null) then
         return old;
       end if;
     -- Retention, in a transaction whose batch registered this table: a row older than the
@@ -163,7 +184,7 @@ begin
 end;
 $$;
 comment on function private.trigger_refuse_change() is
-  'Trigger function for append-only tables: refuses UPDATE, TRUNCATE and DELETE, except the deletion of an erased user''s rows in the transaction that erased them, retention''s strip (or delete) of rows past their window and under no legal hold in a transaction a retention batch registered, and the PHI access log''s prune (a prefix up to a checkpoint, past the window, about no one under a hold).';
+  'Trigger function for append-only tables: refuses UPDATE, TRUNCATE and DELETE, except the deletion of an erased user''s rows in the transaction that erased them, retention''s strip (or delete) of rows past their window and under no legal hold in a transaction a retention batch registered, and the PHI access log''s prune (a prefix up to a checkpoint, past the window, read by and about no one under a hold).';
 
 -- The prune -------------------------------------------------------------------------------
 
@@ -178,19 +199,21 @@ as $$
 -- (pg_cron as the owner, or the service role), which checks the caller.
 declare
   policy public.retention_policies;
+  -- Never a clock ahead of now: the window counts back from the present, whoever asks.
+  clock timestamptz := least(prune_phi_access_log.at, now());
   cutoff timestamptz;
   anchor audit.phi_access_log_anchor;
   last_seq bigint;
   stop_seq bigint;
   target audit.phi_access_checkpoints;
+  broken_at bigint;
   n integer;
-  more boolean;
 begin
   if prune_phi_access_log.max_rows is null or prune_phi_access_log.max_rows < 1 then
     raise exception 'max_rows must be at least 1' using errcode = '22023';
   end if;
   select p.* into policy from public.retention_policies p where p.data_kind = 'phi_access_log';
-  cutoff := prune_phi_access_log.at - policy.retain_for;
+  cutoff := clock - policy.retain_for;
   -- One prune at a time (the anchor's row lock). Holds placed from now on wait for this
   -- transaction (as for the other kinds), and every hold committed before is seen below.
   perform pg_advisory_xact_lock_shared(hashtextextended('legal-hold', 0));
@@ -198,32 +221,56 @@ begin
   select max(l.chain_seq) into last_seq from audit.phi_access_log l;
 
   -- The first position that must stay: the first row not yet past the window, the first row
-  -- about a person under a legal hold, and in any case the last row (the chain goes on from it).
+  -- read by or about a person under a legal hold (the first, per held person, through the
+  -- indexes on subject and actor), and in any case the last row (the chain goes on from it).
   select least(
     last_seq,
     (select min(l.chain_seq) from audit.phi_access_log l
      where l.chain_seq > anchor.through_seq and l.accessed_at >= cutoff),
-    (select min(l.chain_seq) from audit.phi_access_log l
-     join public.legal_holds h on h.user_id = l.subject_user_id and h.released_at is null
-     where l.chain_seq > anchor.through_seq))
+    (select min(f.seq) from (select distinct h.user_id from public.legal_holds h where h.released_at is null) h
+     cross join lateral (
+       select min(x.seq) as seq from (
+         (select l.chain_seq as seq from audit.phi_access_log l
+          where l.subject_user_id = h.user_id and l.chain_seq > anchor.through_seq order by l.chain_seq limit 1)
+         union all
+         (select l.chain_seq from audit.phi_access_log l
+          where l.actor_id = h.user_id and l.chain_seq > anchor.through_seq order by l.chain_seq limit 1)) x) f))
   into stop_seq;
 
   -- The new anchor: a recorded checkpoint before stop_seq whose hash is the row's there; the
-  -- furthest within max_rows of the current anchor, else the nearest beyond.
+  -- furthest within max_rows of the current anchor, else the nearest within ten times that
+  -- (a log whose checkpoints are further apart waits: the run says it is not done).
   select c.* into target
   from audit.phi_access_checkpoints c
   join audit.phi_access_log l on l.chain_seq = c.chain_seq and l.row_hash = c.head_hash
   where c.chain_seq > anchor.through_seq and c.chain_seq < stop_seq
+    and c.chain_seq - anchor.through_seq <= 10 * prune_phi_access_log.max_rows::bigint
   order by (c.chain_seq - anchor.through_seq <= prune_phi_access_log.max_rows) desc,
            case when c.chain_seq - anchor.through_seq <= prune_phi_access_log.max_rows then -c.chain_seq else c.chain_seq end,
            c.id
   limit 1;
   if target.id is null then
-    return jsonb_build_object('rows', 0, 'through_seq', anchor.through_seq, 'cutoff', cutoff, 'done', true);
+    return jsonb_build_object('rows', 0, 'through_seq', anchor.through_seq, 'cutoff', cutoff,
+                              'done', coalesce(stop_seq, 0) <= anchor.through_seq + 1);
+  end if;
+
+  -- Nothing broken goes: the rows to delete must still chain from the anchor and hash to their
+  -- fields. A break stops retention here, so that the evidence stays for the verifiers.
+  select min(b.chain_seq) into broken_at
+  from (select l.chain_seq, l.prev_hash, l.row_hash, private._phi_access_row_hash(l.prev_hash, l) as own,
+               coalesce(lag(l.row_hash) over (order by l.chain_seq), anchor.through_hash) as expected_prev,
+               coalesce(lag(l.chain_seq) over (order by l.chain_seq), anchor.through_seq) as previous_seq
+        from audit.phi_access_log l
+        where l.chain_seq > anchor.through_seq and l.chain_seq <= target.chain_seq) b
+  where b.own <> b.row_hash or b.prev_hash <> b.expected_prev or b.chain_seq <> b.previous_seq + 1;
+  if broken_at is not null then
+    raise warning 'The PHI access log is broken at position %: retention leaves it as it is', broken_at;
+    return jsonb_build_object('rows', 0, 'through_seq', anchor.through_seq, 'cutoff', cutoff, 'done', false,
+                              'broken_at', broken_at);
   end if;
 
   insert into private.retention_xacts (table_name, action, cutoff, at, through_seq)
-  values ('audit.phi_access_log', 'delete', cutoff, prune_phi_access_log.at, target.chain_seq)
+  values ('audit.phi_access_log', 'delete', cutoff, clock, target.chain_seq)
   on conflict (xact_id, table_name) do update
     set action = excluded.action, cutoff = excluded.cutoff, at = excluded.at, through_seq = excluded.through_seq;
   delete from audit.phi_access_log l where l.chain_seq > anchor.through_seq and l.chain_seq <= target.chain_seq;
@@ -231,14 +278,12 @@ begin
   update audit.phi_access_log_anchor a
   set through_seq = target.chain_seq, through_hash = target.head_hash, checkpoint_id = target.id, pruned_at = now()
   where a.singleton;
-  more := exists (select 1 from audit.phi_access_checkpoints c
-                  where c.chain_seq > target.chain_seq and c.chain_seq < stop_seq);
   return jsonb_build_object('rows', n, 'through_seq', target.chain_seq, 'checkpoint_id', target.id, 'cutoff', cutoff,
-                            'done', not more);
+                            'done', stop_seq <= target.chain_seq + 1);
 end;
 $$;
 comment on function private.prune_phi_access_log(timestamptz, integer) is
-  'Retention of the PHI access log at `at`: deletes the rows up to a recorded checkpoint (the furthest within max_rows of the current anchor, else the nearest beyond), stopping before the first row not past the window, the first about a person under a legal hold, and the last row; that checkpoint''s (position, hash) becomes audit.phi_access_log_anchor. Returns {rows, through_seq, checkpoint_id, cutoff, done}. Called by private.run_retention.';
+  'Retention of the PHI access log at `at` (never later than now): deletes the rows up to a recorded checkpoint whose hash is the row''s there (the furthest within max_rows of the current anchor, else the nearest within ten times that), stopping before the first row not past the window, the first read by or about a person under a legal hold, and the last row, and never deleting a row that no longer verifies (broken_at); that checkpoint''s (position, hash) becomes audit.phi_access_log_anchor. Returns {rows, through_seq, checkpoint_id, cutoff, done, broken_at?}; done is false while rows past the window remain before the stop. Called by private.run_retention.';
 revoke execute on function private.prune_phi_access_log(timestamptz, integer) from public, anon, authenticated, service_role;
 
 -- The verifier ----------------------------------------------------------------------------
@@ -356,6 +401,10 @@ begin
     raise exception 'The PHI access log is deleted as a prefix of its chain, never stripped' using errcode = '22023',
       constraint = 'retention_policies_phi_access_log_delete_only';
   end if;
+  if set_retention_policy.data_kind = 'phi_access_log' and set_retention_policy.retain_for < interval '6 years' then
+    raise exception 'The PHI access log is kept at least 6 years' using errcode = '22023',
+      constraint = 'retention_policies_phi_access_log_minimum';
+  end if;
   update public.retention_policies p
   set retain_for = set_retention_policy.retain_for, action = set_retention_policy.action, updated_at = now(),
       updated_by = auth.uid(), updated_by_role = private.caller_role()
@@ -363,10 +412,16 @@ begin
   returning * into after;
   -- Another window or action changes what is due: every user is read again for this kind.
   delete from private.retention_progress rp where rp.data_kind = after.data_kind;
-  -- Media: the window the media triggers read follows (for uploads from now on, as before).
+  -- Media: the window the media triggers read follows, and so do the files already there
+  -- (pending or stored): their expiry counts from their upload under the new window, none
+  -- when the kind is now kept. The media-retention function deletes what is then due.
   update public.media_retention_settings m
   set retain_days = extract(day from after.retain_for)::integer
   where 'media_' || m.kind = after.data_kind;
+  update public.session_media m
+  set expires_at = m.created_at + after.retain_for
+  where 'media_' || m.kind = after.data_kind and m.status in ('pending', 'stored')
+    and m.expires_at is distinct from m.created_at + after.retain_for;
   perform private.log_privacy_operation('retention_policy_set', null, null, set_retention_policy.reason,
     jsonb_build_object('data_kind', after.data_kind,
                        'before', jsonb_build_object('retain_for', before.retain_for::text, 'action', before.action),
@@ -375,7 +430,7 @@ begin
 end;
 $$;
 comment on function public.set_retention_policy(text, interval, text, text) is
-  'Service role: sets one kind''s retention window (1 day to 100 years; media: whole days up to 3650, or null to keep) and action (strip, or delete except for interaction_content; phi_access_log and media are delete only), with a reason; the next run reads every user again for that kind. Audited in audit.privacy_log with the policy before and after.';
+  'Service role: sets one kind''s retention window (1 day to 100 years; phi_access_log at least 6 years; media: whole days up to 3650, or null to keep) and action (strip, or delete except for interaction_content; phi_access_log and media are delete only), with a reason; the next run reads every user again for that kind, and a media window applies to the files already stored. Audited in audit.privacy_log with the policy before and after.';
 
 -- As in 20261125050100, except that it refuses phi_access_log (pruned as a prefix by
 -- private.prune_phi_access_log: per-user batches would not keep the chain) and the media
@@ -542,9 +597,10 @@ as $$
 -- it checks its caller first. One transaction: pg_cron's background workers cannot commit
 -- inside a procedure ("invalid transaction termination", seen with this stack's pg_cron),
 -- so a run is bounded instead: at most max_batches batches of batch_size rows per kind; what
--- is left goes to the next run, which starts where this one stopped. It locks only the rows
--- it changes, which nothing else writes (they are past their window). Records each kind
--- that changed rows in audit.privacy_log.
+-- is left goes to the next run, which starts where this one stopped. It locks the rows it
+-- changes, which nothing else writes (they are past their window), and the sessions whose AI
+-- summaries it empties, until it commits. Records each kind that changed rows in
+-- audit.privacy_log.
 declare
   policy public.retention_policies;
   n integer;

@@ -5,7 +5,7 @@
 -- limits; session_media is read by its owner only and written by the service role, with
 -- expires_at from the retention window. The file makes its own users and sessions.
 begin;
-select plan(41);
+select plan(43);
 
 select tests.create_supabase_user('media-owner@example.com');
 select tests.create_supabase_user('media-stranger@example.com');
@@ -138,6 +138,17 @@ select tests.authenticate_as_service_role();
 select is((select (public.set_retention_policy('media_audio', '14 days', 'delete', 'two weeks')).retain_for), interval '14 days',
   'through its retention policy (pgTAP 61)');
 select results_eq($$ select retain_days from public.media_retention_settings where kind = 'audio' $$, $$ values (14) $$, 'as it may');
+select tests.clear_authentication();
+select results_eq($$ select kind, expires_at from public.session_media where session_id = '53a00000-5e55-4000-8000-000000000001' order by kind $$,
+  $$ values ('audio'::text, '2026-12-08 00:00+00'::timestamptz), ('transcript', null) $$,
+  'A new window applies to the recordings already there: 14 days after their upload');
+select tests.authenticate_as_service_role();
+select public.set_retention_policy('media_audio', null, 'delete', 'keep audio');
+select public.set_retention_policy('media_transcript', '7 days', 'delete', 'a week of transcripts');
+select tests.clear_authentication();
+select results_eq($$ select kind, expires_at from public.session_media where session_id = '53a00000-5e55-4000-8000-000000000001' order by kind $$,
+  $$ values ('audio'::text, null::timestamptz), ('transcript', '2026-12-01 00:00+00') $$,
+  'Keeping a kind keeps what is there; a window for a kept kind reaches its files too');
 
 select * from finish();
 rollback;

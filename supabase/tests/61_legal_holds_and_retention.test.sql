@@ -50,9 +50,11 @@ values ((select jo from u61), (select id from public.coach_interactions where re
 update public.coaching_sessions
 set summary = 'Private summary', summary_data = '{"themes": ["sleep"]}', summary_model = 'house-model', summary_generated_at = '2020-06-01 13:00:00+00'
 where id in ((select ivy_session from u61), (select jo_held_session from u61));
-insert into public.stage_responses (session_id, stage_number, responses, created_at, updated_at)
-values ((select ivy_session from u61), 1, '{"feeling": "tired"}', '2020-06-01 11:00:00+00', '2020-06-01 11:00:00+00'),
-       ((select jo_held_session from u61), 1, '{"feeling": "fine"}', '2020-06-01 12:00:00+00', '2020-06-01 12:00:00+00');
+-- Ivy's first stage was completed (its answers valid then); Jo's held one was not.
+insert into public.stage_responses (session_id, stage_number, responses, completed_at, created_at, updated_at)
+values ((select ivy_session from u61), 1, '{"presence_level": 6, "emotional_state": "tired", "readiness_score": 7, "previous_actions": []}',
+        '2020-06-01 11:00:00+00', '2020-06-01 11:00:00+00', '2020-06-01 11:00:00+00'),
+       ((select jo_held_session from u61), 1, '{"feeling": "fine"}', null, '2020-06-01 12:00:00+00', '2020-06-01 12:00:00+00');
 
 -- Placing a legal hold -------------------------------------------------------------------
 
@@ -183,7 +185,7 @@ select results_eq(
   $$ select r.session_id, r.responses, r.content_removed_at is not null from public.stage_responses r
      where r.session_id in ((select ivy_session from u61), (select jo_held_session from u61)) order by r.created_at $$,
   $$ values ((select ivy_session from u61), '{}'::jsonb, true), ((select jo_held_session from u61), '{"feeling": "fine"}'::jsonb, false) $$,
-  'Ivy''s old answer is empty; the held session''s stays');
+  'Ivy''s old answers are empty, though the stage was completed (the stage check lets a stripped stage be empty); the held session''s stay');
 select results_eq(
   $$ select id, summary, summary_data, summary_model from public.coaching_sessions
      where id in ((select ivy_session from u61), (select jo_held_session from u61)) order by id = (select jo_held_session from u61) $$,

@@ -143,51 +143,61 @@ describe("PHI access log checkpoints", async () => {
 describe("PHI access log retention", async () => {
   const key = await signingKey(JSON.stringify(await generateSigningJwk("retention-key")));
 
-  it("prunes through a recorded checkpoint, which audit:verify's check takes as the anchor; without it the missing prefix is a break", async () => {
-    // Reads, then a checkpoint of the head, signed and recorded as audit-checkpoint does.
-    for (let i = 0; i < 3; i++) {
-      await sql.begin(async (tx) => {
-        await tx`select set_config('role', 'service_role', true), set_config('request.jwt.claims', '{"role":"service_role"}', true)`;
-        await tx`select count(*) from public.get_interaction_history(user_id => ${ALICE}::uuid, page_size => 1, purpose => 'retention test')`;
-      });
-    }
-    const [head] = await sql`select chain_seq::int as seq, row_hash as hash from audit.phi_access_log order by chain_seq desc limit 1`;
-    const jws = await signCheckpoint({ seq: head.seq, hash: head.hash, iat: Math.floor(Date.now() / 1000), iss: "test" }, key.key, key.kid);
+  it("prunes through a recorded checkpoint, which audit:verify's check takes as the anchor; without it, or with a recent one, the missing prefix is a break", async () => {
     let pruned: Record<string, unknown> | undefined;
     let sqlBreaks: unknown;
     let rows: ChainRow[] = [];
+    let jws = "";
+    let recentJws = "";
     await sql.begin(async (tx) => {
-      await tx`insert into audit.phi_access_checkpoints (chain_seq, head_hash, signed_at, key_id, jws)
-               values (${head.seq}, ${head.hash}, now(), ${key.kid}, ${jws})`;
-      // One read after it, so the checkpoint's row is not the last (the last row always stays).
-      await tx`select audit.record_phi_access(${ALICE}::uuid, 'coach_interactions', 1, 'after the checkpoint')`;
-      // Holds (the seed's on Bob) would stop the prefix at his first row: lifted in this transaction only.
+      // A log of its own for this transaction (rolled back): three reads in 2018, past the
+      // six-year window, then one now. Other files' reads wait on the chain head meanwhile.
+      await tx`alter table audit.phi_access_log disable trigger phi_access_log_refuse_update_delete`;
+      await tx`delete from audit.phi_access_log`;
+      await tx`alter table audit.phi_access_log enable trigger phi_access_log_refuse_update_delete`;
+      await tx`update audit.phi_access_chain_head set last_seq = 0, last_hash = repeat('0', 64)`;
+      await tx`update audit.phi_access_log_anchor set through_seq = 0, through_hash = repeat('0', 64), checkpoint_id = null, pruned_at = null`;
       await tx`update public.legal_holds set released_at = now(), released_by_role = 'postgres', release_reason = 'test' where released_at is null`;
-      // Seven years from now every row is past the six-year window; max_rows makes this checkpoint the furthest in reach.
-      const [anchor] = await tx`select through_seq::int as seq from audit.phi_access_log_anchor`;
-      [pruned] = await tx`select private.prune_phi_access_log(now() + interval '7 years', ${head.seq - anchor.seq}) as r`.then((r) => r.map((x) => x.r));
+      for (const day of ["2018-01-01", "2018-01-02", "2018-01-03"]) {
+        await tx`insert into audit.phi_access_log (accessed_at, actor_role, subject_user_id, resource, row_count, purpose)
+                 values (${day}::timestamptz, 'service_role', ${ALICE}::uuid, 'coach_interactions', 1, 'retention test')`;
+      }
+      // The checkpoint audit-checkpoint signed back then, of position 2, exported and recorded.
+      const [head] = await tx`select chain_seq::int as seq, row_hash as hash from audit.phi_access_log where chain_seq = 2`;
+      jws = await signCheckpoint({ seq: head.seq, hash: head.hash, iat: Date.parse("2018-01-02T11:00:00Z") / 1000, iss: "test" }, key.key, key.kid);
+      recentJws = await signCheckpoint({ seq: head.seq, hash: head.hash, iat: Math.floor(Date.now() / 1000), iss: "test" }, key.key, key.kid);
+      await tx`insert into audit.phi_access_checkpoints (chain_seq, head_hash, signed_at, key_id, jws)
+               values (${head.seq}, ${head.hash}, '2018-01-02T11:00:00Z', ${key.kid}, ${jws})`;
+      await tx`select audit.record_phi_access(${ALICE}::uuid, 'coach_interactions', 1, 'now')`;
+      [pruned] = (await tx`select private.prune_phi_access_log() as r`).map((x) => x.r);
       [sqlBreaks] = (await tx`select breaks from audit.verify_phi_access_log()`).map((r) => Number(r.breaks));
       rows = await readAs(tx);
       throw new Rollback();
     }).catch((err) => { if (!(err instanceof Rollback)) throw err; });
-    expect(pruned).toMatchObject({ through_seq: head.seq, done: true });
+    // Row 3 is past the window too, but no checkpoint follows it yet: not done.
+    expect(pruned).toMatchObject({ rows: 2, through_seq: 2, done: false });
     expect(sqlBreaks).toBe(0);
-    expect(Number(rows[0].chain_seq)).toBe(head.seq + 1);
+    expect(rows.map((r) => Number(r.chain_seq))).toEqual([3, 4]);
 
     const result = await verifyChain(rows, [jws], key.publicJwk);
     expect(result.findings).toEqual([]);
-    expect(result.anchor).toMatchObject({ seq: head.seq, hash: head.hash });
+    expect(result.anchor).toMatchObject({ seq: 2, iat: Date.parse("2018-01-02T11:00:00Z") / 1000 });
     expect(report(result, 1)).toEqual([
-      expect.stringMatching(/^Read \d+ rows of audit\.phi_access_log and 1 checkpoints/),
-      expect.stringMatching(new RegExp(`^The log starts after position ${head.seq}: retention deleted the rows up to it, through the checkpoint signed `)),
+      "Read 2 rows of audit.phi_access_log and 1 checkpoints (the last at position 2, signed 2018-01-02T11:00:00.000Z).",
+      "The log starts after position 2: retention deleted the rows up to it, through the checkpoint signed 2018-01-02T11:00:00.000Z, which the first row kept chains to.",
       "OK: every row's hash recomputes, and the chain matches every checkpoint.",
     ]);
     // Without the checkpoint in the verifier's file, the pruned prefix is a deletion.
     const bare = await verifyChain(rows, [], key.publicJwk);
     expect(bare.findings.map((f) => f.problem)).toEqual([
-      `chain positions 1 to ${head.seq} are missing, and no signed checkpoint of position ${head.seq} has the hash the first row kept chains to`,
+      "chain positions 1 to 2 are missing, and no signed checkpoint of position 2 has the hash the first row kept chains to",
     ]);
     expect(report(bare, 0).at(-1)).toBe("1 problem(s) found.");
+    // A checkpoint of the same position signed today anchors a deletion before its time.
+    const early = await verifyChain(rows, [recentJws], key.publicJwk);
+    expect(early.findings.map((f) => f.problem)).toEqual([
+      expect.stringMatching(/^the log starts after position 2, through a checkpoint signed .*, less than 2190 days ago: rows still within the retention window were deleted$/),
+    ]);
   });
 });
 

@@ -7,6 +7,9 @@
  */
 import { CompactSign, compactVerify, createLocalJWKSet, exportJWK, importJWK, type JWK } from "jose";
 
+/** The shortest retention of the PHI access log the database allows (six years), in days. */
+export const DEFAULT_MIN_RETENTION_DAYS = 2190;
+
 /** Hash of no predecessor: the first row's prev_hash. */
 export const GENESIS = "0".repeat(64);
 
@@ -135,9 +138,16 @@ export interface Finding {
  * (private.prune_phi_access_log): when the first row is not at position 1, a signed
  * checkpoint must name the position before it with the hash the row chains to. That
  * checkpoint is the anchor, returned; checkpoints of positions before it cannot be checked
- * against rows any more, and are not. A prefix missing without such a checkpoint is a break.
+ * against rows any more, and are not. A prefix missing without such a checkpoint is a break,
+ * and so is an anchor signed less than the retention window ago (minRetentionDays, six years
+ * by default, the shortest window the database allows): the rows it ended were written
+ * about when it was signed, so they were deleted before their time.
  */
-export async function verifyChain(rows: Iterable<ChainRow>, checkpoints: string[], publicKeys: JWK | JWK[]): Promise<{
+export async function verifyChain(rows: Iterable<ChainRow>, checkpoints: string[], publicKeys: JWK | JWK[], options: {
+  minRetentionDays?: number;
+  /** Milliseconds since the epoch (tests). */
+  now?: number;
+} = {}): Promise<{
   rows: number;
   checkpoints: Checkpoint[];
   anchor: Checkpoint | null;
@@ -175,6 +185,11 @@ export async function verifyChain(rows: Iterable<ChainRow>, checkpoints: string[
     recomputed.set(seq, own);
     prev = r.row_hash;
     expectedSeq = seq + 1;
+  }
+  const minRetentionDays = options.minRetentionDays ?? DEFAULT_MIN_RETENTION_DAYS;
+  if (anchor !== null && anchor.iat * 1000 > (options.now ?? Date.now()) - minRetentionDays * 86_400_000) {
+    findings.push({ seq: anchor.seq, problem: `the log starts after position ${anchor.seq}, through a checkpoint signed ` +
+      `${new Date(anchor.iat * 1000).toISOString()}, less than ${minRetentionDays} days ago: rows still within the retention window were deleted` });
   }
   for (const c of verified) {
     // Positions up to the anchor were deleted by retention (the anchor itself matched above).

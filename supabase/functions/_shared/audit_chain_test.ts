@@ -140,4 +140,14 @@ Deno.test("verifyChain() accepts a prefix deleted by retention only through a si
   ]);
   // An intact log from position 1 has no anchor.
   assert.equal((await verifyChain(chain, [anchor], key.publicJwk)).anchor, null);
+  // An anchor signed less than the retention window ago means rows went before their time.
+  const recent = await sign(3, Math.floor(Date.now() / 1000) - 86_400);
+  result = await verifyChain(kept, [recent], key.publicJwk);
+  assert.equal(result.anchor?.seq, 3);
+  assert.deepEqual(result.findings.map((f) => f.problem), [
+    `the log starts after position 3, through a checkpoint signed ${new Date((Math.floor(Date.now() / 1000) - 86_400) * 1000).toISOString()}, ` +
+    "less than 2190 days ago: rows still within the retention window were deleted",
+  ]);
+  assert.deepEqual((await verifyChain(kept, [recent], key.publicJwk, { minRetentionDays: 0 })).findings, [],
+    "a deployment that keeps the log less long says so");
 });

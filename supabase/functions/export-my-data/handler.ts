@@ -12,9 +12,11 @@
  * did not get that field did not get the whole export.
  *
  * Each stored recording or transcript in `media` carries a signed download URL
- * (`download_url`, valid EXPORT_URL_SECONDS, signed through the Storage API with the
- * caller's token, so Storage's own policies decide) and `download_expires_at`; null when the
- * object is not stored, is gone, or Storage did not answer.
+ * (`download_url`, valid EXPORT_URL_SECONDS, signed through the Storage API with the service
+ * role key: private.export_user_data has already limited the rows to this person, and a
+ * caller's token may expire while a long export streams) and `download_expires_at`; both null
+ * when there is none, with `download_error` saying why ("not stored", "object not found",
+ * "storage unavailable").
  */
 import { z } from "zod";
 import { allowMethods, HttpError, respond } from "../_shared/http.ts";
@@ -23,6 +25,7 @@ import { withUser } from "../_shared/db.ts";
 import { rateLimitFor } from "../_shared/rate_limit.ts";
 import { parseOrThrow, queryOf } from "../_shared/validate.ts";
 import { signedDownloadUrls, StorageCallError } from "../_shared/storage.ts";
+import { optionalEnv } from "../_shared/env.ts";
 
 /** The document's sections, in the order public.export_user_data returns them. */
 export const SECTIONS = [
@@ -122,7 +125,7 @@ async function stream(
         if (signal.aborted) throw new Error("the client went away");
         let chunk = "";
         const read = rows as unknown as { section: string; item: string }[];
-        const media = await withDownloadUrls(token, read.filter((r) => r.section === "media").map((r) => r.item));
+        const media = await withDownloadUrls(optionalEnv("SUPABASE_SERVICE_ROLE_KEY") ?? token, read.filter((r) => r.section === "media").map((r) => r.item));
         for (const row of read) {
           const index = SECTIONS.indexOf(row.section as typeof SECTIONS[number]);
           if (index < at || index < 0) throw new Error(`export_user_data returned section ${row.section} out of order`);
@@ -146,13 +149,14 @@ async function stream(
 
 /**
  * The media items (JSON text, in order) with a signed download URL each: for stored objects,
- * signed in one call per bucket as the caller; null for the rest, for objects Storage does
- * not find, and when Storage does not answer (the export goes on without the URLs).
+ * signed in one call per bucket; for the rest, and when Storage does not find an object or
+ * does not answer, null with the reason in download_error (the export goes on).
  */
 async function withDownloadUrls(token: string, items: string[]): Promise<string[]> {
   if (items.length === 0) return [];
   const rows = items.map((i) => JSON.parse(i) as { bucket_id: string; storage_path: string; status: string } & Record<string, unknown>);
   const urls = new Map<string, string | null>();
+  const unavailable = new Set<string>();
   for (const [bucket, stored] of Map.groupBy(rows.filter((r) => r.status === "stored"), (r) => r.bucket_id)) {
     try {
       for (const [path, url] of await signedDownloadUrls(token, bucket, stored.map((r) => r.storage_path), EXPORT_URL_SECONDS)) {
@@ -160,12 +164,17 @@ async function withDownloadUrls(token: string, items: string[]): Promise<string[
       }
     } catch (err) {
       if (!(err instanceof StorageCallError)) throw err;
+      unavailable.add(bucket);
       console.error(JSON.stringify({ level: "warn", function: "export-my-data", msg: "media URLs not signed", error: err.message }));
     }
   }
   const expiresAt = new Date(Date.now() + EXPORT_URL_SECONDS * 1000).toISOString();
   return rows.map((r) => {
     const url = urls.get(`${r.bucket_id}/${r.storage_path}`) ?? null;
-    return JSON.stringify({ ...r, download_url: url, download_expires_at: url ? expiresAt : null });
+    const error = url ? null
+      : r.status !== "stored" ? "not stored"
+      : unavailable.has(r.bucket_id) ? "storage unavailable"
+      : "object not found";
+    return JSON.stringify({ ...r, download_url: url, download_expires_at: url ? expiresAt : null, download_error: error });
   });
 }

@@ -74,6 +74,10 @@ Deno.test({
         assert.match(m.download_url, /\/storage\/v1\/object\/sign\/session-media\/u\/.+\?token=/);
         assert.ok(Math.abs(Date.parse(m.download_expires_at) - Date.now() - EXPORT_URL_SECONDS * 1000) < 60_000);
         assert.equal(await (await fetch(m.download_url)).text(), text);
+        assert.equal(m.download_error, null);
+        // Signed with the service role key, so a user token that expires mid-export is no matter.
+        const expired = await token({ sub: id, role: "authenticated", exp: Math.floor(Date.now() / 1000) - 10 });
+        assert.equal((await media(request(`/media?session_id=${session}`, { bearer: expired }))).status, 401, "that token is expired");
       });
       await t.step("handler() still sends the whole export when Storage does not answer, with null download URLs", async () => {
         const url = Deno.env.get("SUPABASE_URL")!;
@@ -84,11 +88,20 @@ Deno.test({
           const doc = await res.json();
           assert.equal(doc.complete, true);
           assert.equal(doc.media.length, 1);
-          assert.equal(doc.media[0].download_url, null);
-          assert.equal(doc.media[0].download_expires_at, null);
+          assert.deepEqual([doc.media[0].download_url, doc.media[0].download_expires_at, doc.media[0].download_error],
+            [null, null, "storage unavailable"]);
         } finally {
           Deno.env.set("SUPABASE_URL", url);
         }
+      });
+      await t.step("handler() says why a recording has no URL: not stored, or the object is gone", async () => {
+        const [{ path }] = await admin`select storage_path as path from public.session_media where user_id = ${withMedia}`;
+        await removeObjects(service, "session-media", [path]);
+        const doc = await (await get(service, `?user_id=${withMedia}`)).json();
+        assert.deepEqual([doc.media[0].download_url, doc.media[0].download_error], [null, "object not found"]);
+        await admin`update public.session_media set status = 'expired', deleted_at = now() where user_id = ${withMedia}`;
+        const again = await (await get(service, `?user_id=${withMedia}`)).json();
+        assert.deepEqual([again.media[0].download_url, again.media[0].download_error], [null, "not stored"]);
       });
       await t.step("handler() reads past the cursor's pages: 1,234 interactions of one user arrive whole and in order", async () => {
         const email = `export-many-${crypto.randomUUID()}@example.com`;

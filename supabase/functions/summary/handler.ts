@@ -57,6 +57,8 @@ interface Stage {
   stage_name: string;
   responses: Record<string, unknown>;
   completed_at: string | null;
+  /** Set when retention emptied the answers (issue 16). */
+  content_removed_at?: string | null;
 }
 interface Session {
   id: string;
@@ -156,6 +158,11 @@ export function handler(req: Request): Promise<Response> {
     if (!s) throw new HttpError(404, "Not Found", "No coaching session with this id is visible to you.");
     if (!s.stages.some((st) => st.stage_number === 5 && st.completed_at)) {
       throw new HttpError(409, "Conflict", "The summary is generated once stage 5 (check out) is complete.");
+    }
+    // Retention emptied the answers (and the summary written from them): nothing is left to
+    // summarise, and a new summary of empty answers would be a paid call for nothing.
+    if ((body.refresh || !s.summary) && s.stages.some((st) => st.content_removed_at)) {
+      throw new HttpError(410, "Gone", "The session's answers were removed by retention; its summary cannot be generated again.");
     }
     const spender = claims.role === "service_role" || s.user_id === claims.sub;
     if (!spender && (body.refresh || !s.summary)) {

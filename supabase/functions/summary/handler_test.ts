@@ -350,6 +350,22 @@ Deno.test({
         assert.deepEqual((await summaryCalls(id)).map((c) => c.status), ["ok"]);
       });
 
+      await t.step("handler() answers 410 once retention emptied the answers, and calls no model", async () => {
+        offline();
+        const id = await completedSession();
+        assert.equal((await post({ session_id: id })).status, 200);
+        // What private.apply_retention_batch does past the window: answers and summary emptied.
+        await admin`update public.stage_responses set responses = '{}', content_removed_at = now() where session_id = ${id}`;
+        await admin`update public.coaching_sessions set summary = '', summary_data = '{}' where id = ${id}`;
+        const before = (await summaryCalls(id)).length;
+        for (const body of [{ session_id: id }, { session_id: id, refresh: true }]) {
+          const res = await post(body);
+          assert.equal(res.status, 410);
+          assert.match((await res.json()).detail, /removed by retention/);
+        }
+        assert.equal((await summaryCalls(id)).length, before, "no model call was made or logged");
+      });
+
       await t.step("handler() answers 404 for a session the caller cannot see and 409 before stage 5", async () => {
         offline();
         const id = await completedSession();
