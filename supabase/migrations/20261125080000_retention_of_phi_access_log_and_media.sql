@@ -435,8 +435,9 @@ comment on function public.set_retention_policy(text, interval, text, text) is
 -- As in 20261125050100, except that it refuses phi_access_log (pruned as a prefix by
 -- private.prune_phi_access_log: per-user batches would not keep the chain) and the media
 -- kinds, names each kind it handles, so that no other kind falls through to the stage
--- answers' branch, and empties a session's AI summary (summary '', summary_data {}) when
--- its stage answers are stripped or deleted: it was written from them.
+-- answers' branch, empties a session's AI summary (summary '', summary_data {}) when its
+-- stage answers are stripped or deleted (it was written from them), and takes a clock in the
+-- future as now.
 create or replace function private.apply_retention_batch(data_kind text, batch_size integer default 1000, at timestamptz default now())
 returns integer
 language plpgsql
@@ -451,6 +452,8 @@ as $$
 -- what a legal hold covers. Returns how many rows it stripped or deleted: fewer than
 -- batch_size means the kind is done up to its cutoff.
 declare
+  -- Never a clock ahead of now: a window cannot be skipped by asking for a later time.
+  clock timestamptz := least(apply_retention_batch.at, now());
   policy public.retention_policies;
   cutoff timestamptz;
   remaining integer := apply_retention_batch.batch_size;
@@ -468,13 +471,13 @@ begin
     raise exception 'data_kind must be one of interaction_content, interaction_events, stage_responses' using errcode = '22023',
       hint = 'The PHI access log is pruned as a whole prefix by private.run_retention; media by the media-retention function.';
   end if;
-  cutoff := apply_retention_batch.at - policy.retain_for;
+  cutoff := clock - policy.retain_for;
   -- Holds placed from now on wait for this transaction to commit (place_legal_hold takes the
   -- exclusive form of this lock), and every hold committed before is seen below: once a
   -- placement returns, no retention already under way strips what it covers.
   perform pg_advisory_xact_lock_shared(hashtextextended('legal-hold', 0));
   insert into private.retention_xacts (table_name, action, cutoff, at)
-  values (policy.table_name, policy.action, cutoff, apply_retention_batch.at)
+  values (policy.table_name, policy.action, cutoff, clock)
   on conflict (xact_id, table_name) do update set action = excluded.action, cutoff = excluded.cutoff, at = excluded.at;
 
   for u in
@@ -495,7 +498,7 @@ begin
         limit remaining
       )
       update public.coach_interactions c
-      set content = '{"text": ""}'::jsonb, metadata = '{}'::jsonb, content_removed_at = apply_retention_batch.at
+      set content = '{"text": ""}'::jsonb, metadata = '{}'::jsonb, content_removed_at = clock
       from due where c.id = due.id and c.content_removed_at is null;
       get diagnostics done = row_count;
     elsif policy.data_kind = 'interaction_events' and policy.action = 'strip' then
@@ -509,7 +512,7 @@ begin
         limit remaining
       )
       update public.interaction_events e
-      set payload = '{}'::jsonb, category = null, content_removed_at = apply_retention_batch.at
+      set payload = '{}'::jsonb, category = null, content_removed_at = clock
       from due where e.id = due.id and e.content_removed_at is null;
       get diagnostics done = row_count;
     elsif policy.data_kind = 'interaction_events' then
@@ -537,7 +540,7 @@ begin
       ,
       stripped as (
         update public.stage_responses r
-        set responses = '{}'::jsonb, content_removed_at = apply_retention_batch.at
+        set responses = '{}'::jsonb, content_removed_at = clock
         from due where r.id = due.id and r.content_removed_at is null
         returning r.session_id
       ),
@@ -650,7 +653,7 @@ begin
     if total > 0 then
       perform private.log_privacy_operation('retention_applied', null, null, null, jsonb_build_object(
         'data_kind', policy.data_kind, 'action', policy.action, 'retain_for', policy.retain_for::text,
-        'cutoff', run_retention.at - policy.retain_for, 'rows', total, 'batches', batches,
+        'cutoff', least(run_retention.at, now()) - policy.retain_for, 'rows', total, 'batches', batches,
         'done', n < run_retention.batch_size));
     end if;
   end loop;
