@@ -4,7 +4,7 @@
 -- idempotent, resumed after a hold is released), the append-only guard letting exactly
 -- retention's change through and nothing else, and the audit log itself, as each named role.
 begin;
-select plan(90);
+select plan(92);
 -- Hold the rollup lock for the whole file, as the rollup functions do before they touch the
 -- change log and the metrics: pg_cron's refresh (every 2 minutes) then waits for this file
 -- instead of deadlocking with it over rows this file changed.
@@ -345,6 +345,20 @@ select throws_ok($$ delete from audit.privacy_log $$, '42501', null, 'nor emptie
 select lives_ok($$ delete from auth.users where id = (select hank from u61) $$, 'With the hold released, Hank can be erased');
 select is((select count(*)::int from audit.privacy_log where subject_user_id = (select hank from u61) and operation <> 'user_erased'), 4,
   'and the log of his holds stays after his erasure');
+
+-- Under a delete policy, stage answers go, and the summary written from them is emptied too.
+insert into public.coaching_sessions (id, user_id, summary, summary_data, summary_model, summary_generated_at)
+values ('61000000-5e55-4000-8000-000000000003', (select ivy from u61), 'Second summary', '{"themes": ["work"]}', 'house-model', '2020-07-01');
+insert into public.stage_responses (session_id, stage_number, responses, created_at, updated_at)
+values ('61000000-5e55-4000-8000-000000000003', 1, '{"feeling": "busy"}', '2020-07-01', '2020-07-01'),
+       ('61000000-5e55-4000-8000-000000000003', 2, '{"goal": "less overtime"}', '2020-07-01', '2020-07-01');
+select tests.authenticate_as_service_role();
+select public.set_retention_policy('stage_responses', '730 days', 'delete', 'Stage answers are deleted after two years');
+select is(private.apply_retention_batch('stage_responses', 1000, (select at from u61)), 2, 'Both old answers of the session are deleted');
+select tests.clear_authentication();
+select results_eq($$ select summary, summary_data, (select count(*)::int from public.stage_responses where session_id = s.id)
+                     from public.coaching_sessions s where s.id = '61000000-5e55-4000-8000-000000000003' $$,
+  $$ values ('', '{}'::jsonb, 0) $$, 'and the summary written from them is emptied');
 
 -- A clock in the future counts as now: no window is skipped by asking for a later time.
 select tests.authenticate_as_service_role();
