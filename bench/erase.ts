@@ -55,11 +55,11 @@ async function main(): Promise<void> {
     await sql`select * from analytics.refresh_interaction_metrics(36500)`;
     await rows(N - 999, N);
     await sql`vacuum analyze`;
-    const totals = () => sql`
+    const totals = async (q: postgres.Sql | postgres.TransactionSql) => ({ ...(await q`
       select (select sum(messages) from analytics.coach_usage_daily)::text as messages,
              (select sum(satisfaction_count) from analytics.coach_usage_daily)::text as ratings,
              (select sum(calls) from analytics.coach_model_usage_hourly)::text as llm_calls,
-             (select sum(cost_usd) from analytics.coach_model_usage_hourly)::text as cost_usd`.then((r) => ({ ...r[0] }));
+             (select sum(cost_usd) from analytics.coach_model_usage_hourly)::text as cost_usd`)[0] });
     const [{ pending }] = await sql`select count(*)::int as pending from private.interaction_metrics_changes`;
 
     // 1. The ceiling: the same rows deleted plainly, rolled back.
@@ -80,11 +80,7 @@ async function main(): Promise<void> {
     let before: Record<string, unknown> = {};
     await sql.begin(async (tx) => {
       await tx`select * from analytics.refresh_interaction_metrics(36500)`;
-      before = { ...(await tx`
-        select (select sum(messages) from analytics.coach_usage_daily)::text as messages,
-               (select sum(satisfaction_count) from analytics.coach_usage_daily)::text as ratings,
-               (select sum(calls) from analytics.coach_model_usage_hourly)::text as llm_calls,
-               (select sum(cost_usd) from analytics.coach_model_usage_hourly)::text as cost_usd`)[0] };
+      before = await totals(tx);
       throw new Rollback();
     }).catch((err) => { if (!(err instanceof Rollback)) throw err; });
 
@@ -98,7 +94,7 @@ async function main(): Promise<void> {
     const answer = await res.json() as { removed: { interactions: number; events: number }; metrics_kept: { hourly_rows: number; daily_rows: number } };
     const eraseMs = performance.now() - t1;
     if (res.status !== 200) throw new Error(`erase_user answered ${res.status}: ${JSON.stringify(answer)}`);
-    const after = await totals();
+    const after = await totals(sql);
 
     console.log("| path | time |\n| --- | --- |");
     console.log(`| ceiling: plain DELETE of the same interactions, events and metric rows (no triggers), rolled back | ${ceilingMs.toFixed(0)} ms |`);
