@@ -6,7 +6,7 @@
 -- erased whom, when and why, and a retry gets the same answer. Deleting the auth.users row
 -- directly (Auth's deleteUser) takes the same path and leaves a tombstone without a reason.
 begin;
-select plan(51);
+select plan(53);
 -- Hold the rollup lock for the whole file (see 60): pg_cron's refresh waits for this file.
 select pg_advisory_xact_lock(hashtextextended('analytics.aggregate_interaction_metrics', 0));
 
@@ -262,6 +262,20 @@ select results_eq(
 select results_eq($$ select * from pg_temp.totals_now $$, $$ select * from totals_dora $$, 'Her share of the totals stays too');
 select is((select count(*)::int from pg_temp.rows_naming((select dora from u63)) where n > 0 and tbl <> 'private.user_erasures'), 0,
   'and nothing else names her');
+
+-- An account with no profile (nothing of theirs was stored): the erasure is on record all the same.
+select tests.create_supabase_user('nopro63@example.com');
+alter table public.profiles disable trigger profiles_retain_deidentified_metrics;
+delete from public.profiles where id = tests.get_user_id('nopro63@example.com');
+alter table public.profiles enable trigger profiles_retain_deidentified_metrics;
+create temporary table nopro63 as select tests.get_user_id('nopro63@example.com') as id;
+grant select on nopro63 to service_role;
+select tests.authenticate_as_service_role();
+select is((select public.erase_user((select id from nopro63), 'Request 63b') -> 'removed'), '{}'::jsonb,
+  'Erasing an account without a profile removes nothing of theirs');
+select tests.clear_authentication();
+select results_eq($$ select reason, details ->> 'via' from audit.privacy_log where operation = 'user_erased' and subject_user_id = (select id from nopro63) $$,
+  $$ values ('Request 63b'::text, 'erase_user'::text) $$, 'and leaves its tombstone, with the reason');
 
 -- What erasure cleared outside foreign keys.
 select ok(not exists (select 1 from private.rate_limit_counters where subject = 'user:' || (select eric from u63))

@@ -248,3 +248,46 @@ describe("erase_user", () => {
     expect(again.data).toEqual({ ...result, replayed: true });
   });
 });
+
+describe("erase_user and the jobs beside it", () => {
+  /** erase_user as the service role over SQL, giving up on a lock after 300 ms; the error code, or null. */
+  async function eraseWithin300ms(userId: string): Promise<string | null> {
+    try {
+      await sql.begin(async (tx) => {
+        await tx`select set_config('role', 'service_role', true), set_config('lock_timeout', '300ms', true)`;
+        await tx`select public.erase_user(${userId}::uuid, 'Lock test (e2e)')`;
+        throw new Rollback();
+      });
+    } catch (err) {
+      if (err instanceof Rollback) return null;
+      return (err as { code?: string }).code ?? String(err);
+    }
+    return null;
+  }
+
+  it("waits for a retention run under way, and for a legal hold being placed (each lock held by another session)", async () => {
+    const { id } = await newUser("Lou Locks");
+    for (const lock of ["pg_advisory_xact_lock(hashtextextended('retention-run', 0))", "pg_advisory_xact_lock(hashtextextended('legal-hold', 0))"]) {
+      const holder = postgres(stack().env.DB_URL, { max: 1, onnotice: () => {} });
+      let release!: () => void;
+      const released = new Promise<void>((r) => { release = r; });
+      let held!: () => void;
+      const isHeld = new Promise<void>((r) => { held = r; });
+      const holding = holder.begin(async (tx) => {
+        await tx.unsafe(`select ${lock}`);
+        held();
+        await released;
+      });
+      await isHeld;
+      expect(await eraseWithin300ms(id), lock).toBe("55P03");
+      release();
+      await holding;
+      await holder.end();
+    }
+    // With both free, the same call goes through (rolled back here).
+    expect(await eraseWithin300ms(id)).toBeNull();
+    expect(await sql`select 1 from auth.users where id = ${id}`).toHaveLength(1);
+  });
+});
+
+class Rollback extends Error {}
